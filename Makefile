@@ -1,0 +1,55 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+PYTEST_FLAGS ?=
+
+.PHONY: install run test test-pg lint chromium postgres bench bench-quick chaos chaos-quick clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	@$(BIN)/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location\|BuildBackendWarning\|!!\|\*\*\*\|Please be careful\|name as your package\|editable_wheel\|with strategy" || true
+	@$(BIN)/python -c "import django, rq, django_rq, playwright" 
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Start everything: Redis-compatible server, web console, 2 workers, scheduler, monitor.
+run: install
+	DEBUG=$${DEBUG:-1} $(BIN)/python -m console.devstack
+
+## Debian's Chromium for the browser tests (no browser download: none works here).
+chromium:
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy .
+
+## Every check: ruff, mypy, pytest with coverage (fails under 85 %), on SQLite.
+test: install chromium lint
+	DEBUG=1 CI_BROWSER_REQUIRED=1 $(BIN)/pytest --cov --cov-report=term $(PYTEST_FLAGS)
+
+## The same suite on PostgreSQL (what production uses).
+test-pg: install chromium postgres
+	DEBUG=1 TEST_POSTGRES=1 CI_BROWSER_REQUIRED=1 DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} \
+	  $(BIN)/pytest -p no:cacheprovider $(PYTEST_FLAGS)
+
+## Make sure a PostgreSQL server answers (install and start Debian's if not).
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || bash scripts/ensure-postgres.sh
+
+bench: install
+	DEBUG=1 $(BIN)/python -m bench.run
+
+bench-quick: install
+	DEBUG=1 $(BIN)/python -m bench.run --quick
+
+clean:
+	rm -rf $(VENV) var .coverage* .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,239 @@
+"""Settings, read from the environment only (12-factor).
+
+Every variable is documented in README.md. Development defaults are safe; a
+production deployment (DEBUG off) must provide its secrets or refuses to start.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+#: The dev stack writes the URL of the Redis server it started here, so that
+#: management commands run from a second terminal find it with no set-up.
+REDIS_URL_FILE = VAR_DIR / "redis" / "url"
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name}: expected a boolean (1/0, true/false), got {raw!r}")
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: expected an integer, got {raw!r}") from None
+
+
+DEBUG = env_bool("DEBUG", False)
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY: must be set when DEBUG is off (generate one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`)"
+        )
+    SECRET_KEY = "dev-insecure-" + "x" * 50
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
+if not DEBUG and not ALLOWED_HOSTS:
+    ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+#: Bearer token that grants access to /metrics (a staff session also does).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
+
+def _database() -> dict:
+    default_sqlite = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+    url = os.environ.get("DATABASE_URL") or default_sqlite
+    try:
+        config = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))
+    except Exception as exc:  # dj_database_url raises several types
+        raise ImproperlyConfigured(f"DATABASE_URL: cannot parse {url!r} ({exc})") from None
+    if not config.get("ENGINE"):
+        raise ImproperlyConfigured(f"DATABASE_URL: unknown database scheme in {url!r}")
+    if config["ENGINE"].endswith("sqlite3"):
+        # WAL lets the web read while workers and the recorder write; NORMAL
+        # sync keeps commits durable across crashes of the process (not of
+        # the host), which is SQLite's own recommendation for WAL.
+        config["OPTIONS"] = {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+        Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    config.setdefault("TEST", {})
+    return config
+
+
+DATABASES = {"default": _database()}
+
+
+def _redis_url() -> str:
+    url = os.environ.get("REDIS_URL", "")
+    if not url and REDIS_URL_FILE.exists():
+        url = REDIS_URL_FILE.read_text().strip()
+    url = url or "redis://127.0.0.1:6379/0"
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis", "rediss", "unix"}:
+        raise ImproperlyConfigured(
+            f"REDIS_URL: expected redis://, rediss:// or unix://, got {parts.scheme!r}"
+        )
+    return url
+
+
+REDIS_URL = _redis_url()
+
+#: The queues this deployment serves. Each has three priority lanes in Redis.
+JOB_QUEUES = env_list("JOB_QUEUES", "default,mail,reports")
+if "default" not in JOB_QUEUES:
+    JOB_QUEUES.insert(0, "default")
+
+#: Where the @task registry looks for task modules (dotted paths, imported at
+#: start-up: a job never imports a path that came from Redis).
+JOB_TASK_MODULES = env_list("JOB_TASK_MODULES", "jobs.tasks.demo")
+
+REDIS_SOCKET_TIMEOUT = 5
+
+RQ_QUEUES = {
+    f"{name}{suffix}": {
+        "URL": REDIS_URL,
+        "DEFAULT_TIMEOUT": 180,
+        "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+        "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+        "HEALTH_CHECK_INTERVAL": 10,
+    }
+    for name in JOB_QUEUES
+    for suffix in (":high", "", ":low")
+}
+RQ = {
+    "WORKER_CLASS": "jobs.workers.ConsoleWorker",
+    "JOB_CLASS": "jobs.queueing.ConsoleJob",
+    "SERIALIZER": "rq.serializers.JSONSerializer",
+    "COMMIT_MODE": "auto",
+}
+RQ_SHOW_ADMIN_LINK = False
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "template_partials",
+    "django_rq",
+    "django_prometheus",
+    "jobs",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "console.urls"
+WSGI_APPLICATION = "console.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+# Security: strict by default when DEBUG is off; TLS termination is usually a
+# proxy's job, so HTTPS redirects are opt-in (see README, "check --deploy").
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
+)
+
+PROCESS_NAME = os.environ.get("PROCESS_NAME", "")
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "console.logs.JsonFormatter"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
+    "loggers": {
+        "rq": {"level": "WARNING" if not DEBUG else "INFO"},
+        "rq.worker": {"level": "WARNING"},
+        "django.db.backends": {"level": "INFO"},
+    },
+}

@@ -1,0 +1,59 @@
+"""Turn configuration mistakes into one clear line instead of a traceback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+def redacted(url: str) -> str:
+    """The URL with its password replaced, safe to print and log."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def explain_redis_error(exc: Exception) -> str:
+    from django.conf import settings
+
+    url = redacted(settings.REDIS_URL)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    lowered = text.lower()
+    if "password" in lowered or "auth" in lowered or "wrongpass" in lowered:
+        return f"REDIS_URL: authentication failed for {url} ({text})"
+    return f"REDIS_URL: cannot reach the Redis server at {url} ({text})"
+
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def run_or_explain(argv: list[str], runner: Callable[[list[str]], None] | None = None) -> None:
+    import redis
+    from django.conf import settings
+
+    try:
+        settings.INSTALLED_APPS  # noqa: B018 - forces the settings to load here
+    except ImproperlyConfigured as exc:
+        fail(str(exc))
+    if runner is None:
+        from django.core.management import execute_from_command_line
+
+        runner = execute_from_command_line
+    try:
+        runner(argv)
+    except ImproperlyConfigured as exc:
+        fail(str(exc))
+    except (redis.exceptions.AuthenticationError, redis.exceptions.ResponseError) as exc:
+        if "auth" not in str(exc).lower() and "pass" not in str(exc).lower():
+            raise
+        fail(explain_redis_error(exc))
+    except redis.exceptions.ConnectionError as exc:
+        fail(explain_redis_error(exc))

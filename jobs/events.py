@@ -1,0 +1,53 @@
+"""The job event stream: what workers and the enqueue path tell the recorder.
+
+Entries are flat string maps (Redis stream fields): kind, job, at (epoch
+seconds) and data (a JSON object with the kind's details). Workers append them
+inside the pipelines RQ already sends, so recording costs no extra round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+STREAM = "console:events"
+GROUP = "recorder"
+
+
+@dataclass(frozen=True)
+class Event:
+    stream_id: str
+    kind: str
+    job_id: str
+    at: float
+    data: dict[str, Any]
+
+
+def fields(kind: str, job_id: str, at: float | None = None, **data: Any) -> dict[str, str]:
+    return {
+        "kind": kind,
+        "job": job_id,
+        "at": repr(time.time() if at is None else at),
+        "data": json.dumps(data, default=str),
+    }
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def parse(stream_id: bytes | str, raw: dict[Any, Any]) -> Event:
+    entry = {_text(k): _text(v) for k, v in raw.items()}
+    try:
+        data = json.loads(entry.get("data", "{}"))
+    except ValueError:
+        data = {"unparsable": entry.get("data", "")}
+    return Event(
+        stream_id=_text(stream_id),
+        kind=entry.get("kind", ""),
+        job_id=entry.get("job", ""),
+        at=float(entry.get("at", "0") or 0),
+        data=data if isinstance(data, dict) else {},
+    )

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+
+from jobs import registry
+from jobs.models import Priority
+
+
+class SubmitForm(forms.Form):
+    """Parses the console's submission form; job_submit does the validating."""
+
+    task = forms.ChoiceField()
+    payload = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false",
+                                     "class": "mono"}),
+        initial="{}", required=False,
+        help_text="A JSON object, checked against the task's schema.")
+    queue = forms.ChoiceField(required=False)
+    priority = forms.ChoiceField(choices=[("", "Task default"), *Priority.choices],
+                                 required=False)
+    delay = forms.FloatField(required=False, min_value=0, label="Delay (seconds)")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["task"].choices = [
+            (t.name, f"{t.name} — {t.description}" if t.description else t.name)
+            for t in registry.all_tasks()]
+        self.fields["queue"].choices = [("", "Task default")] + [
+            (q, q) for q in settings.JOB_QUEUES]
+
+    def add_service_errors(self, errors: dict[str, list[str]]) -> None:
+        for key, messages in errors.items():
+            field_name, _, detail = key.partition(".")
+            target = field_name if field_name in self.fields else None
+            for message in messages:
+                self.add_error(target, f"{detail}: {message}" if detail else message)

@@ -1,0 +1,177 @@
+"""`python manage.py jobs ...`: the command-line front door.
+
+Thin: parse, call one service or selector, print. Errors exit non-zero with
+one line. `--json` output is documented in README.md and stays stable.
+"""
+
+from __future__ import annotations
+
+import json
+from argparse import ArgumentParser
+from typing import Any
+
+import redis
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from jobs import selectors, services
+from jobs.models import JobRecord, Origin
+from jobs.services.reconcile import reconcile
+
+
+def _ids_or_error(ids: list[str]) -> list[str]:
+    found = set(JobRecord.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise CommandError(f"no such job: {', '.join(missing)}")
+    return ids
+
+
+class Command(BaseCommand):
+    help = "Submit, inspect and steer background jobs."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True,
+                                    parser_class=ArgumentParser)
+        submit = sub.add_parser("submit", help="submit a registered task")
+        submit.add_argument("task")
+        submit.add_argument("--payload", default="{}", help="JSON object")
+        submit.add_argument("--queue")
+        submit.add_argument("--priority", choices=["high", "normal", "low"])
+        when = submit.add_mutually_exclusive_group()
+        when.add_argument("--delay", type=float, help="seconds from now")
+        when.add_argument("--at", dest="run_at", help="ISO 8601 time with zone")
+        submit.add_argument("--depends-on", nargs="+", default=[], metavar="ID")
+        submit.add_argument("--allow-failure", action="store_true")
+        submit.add_argument("--idempotency-key")
+
+        status = sub.add_parser("status", help="one job's state")
+        status.add_argument("id")
+        status.add_argument("--json", action="store_true")
+
+        listing = sub.add_parser("list", help="search job history")
+        for name in ("status", "queue", "task", "payload", "error", "since", "until"):
+            listing.add_argument(f"--{name}")
+        listing.add_argument("--limit", type=int, default=50)
+        listing.add_argument("--json", action="store_true")
+
+        retry = sub.add_parser("retry", help="retry dead or canceled jobs")
+        retry.add_argument("ids", nargs="*")
+        retry.add_argument("--dead", action="store_true", help="every dead job")
+        retry.add_argument("--queue")
+        retry.add_argument("--task")
+        retry.add_argument("--since")
+        retry.add_argument("--reason", default="")
+
+        cancel = sub.add_parser("cancel", help="cancel jobs that have not started")
+        cancel.add_argument("ids", nargs="+")
+        cancel.add_argument("--reason", default="")
+
+        for verb in ("pause", "resume"):
+            queue = sub.add_parser(verb, help=f"{verb} a queue")
+            queue.add_argument("queue")
+            queue.add_argument("--reason", default="", required=verb == "pause")
+
+        rec = sub.add_parser("reconcile", help="compare the database with Redis")
+        rec.add_argument("--dry-run", action="store_true", help="report, repair nothing")
+        rec.add_argument("--json", action="store_true")
+
+        sub.add_parser("monitor", help="run the monitor process (recorder, outbox)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = options["action"]
+        try:
+            getattr(self, f"do_{action}")(options)
+        except services.InvalidInput as exc:
+            raise CommandError(str(exc)) from None
+        except redis.exceptions.ConnectionError as exc:
+            raise CommandError(f"REDIS_URL: cannot reach Redis ({exc})") from None
+
+    def emit(self, data: Any) -> None:
+        self.stdout.write(json.dumps(data, indent=2, default=str))
+
+    def do_submit(self, options: dict[str, Any]) -> None:
+        run_at = None
+        if options["run_at"]:
+            run_at = selectors.parse_when(options["run_at"])
+            if run_at is None:
+                raise CommandError(f"--at: {options['run_at']!r} is not an ISO 8601 time")
+        record = services.job_submit(
+            task=options["task"], payload=options["payload"], queue=options["queue"],
+            priority=options["priority"], delay=options["delay"], run_at=run_at,
+            depends_on=options["depends_on"], allow_failure=options["allow_failure"],
+            idempotency_key=options["idempotency_key"], origin=Origin.CLI)
+        self.stdout.write(record.pk)
+
+    def do_status(self, options: dict[str, Any]) -> None:
+        record = JobRecord.objects.filter(pk=options["id"]).first()
+        if record is None:
+            raise CommandError(f"no such job: {options['id']}")
+        data = selectors.job_json(record)
+        if options["json"]:
+            self.emit(data)
+            return
+        for key, value in data.items():
+            if value not in (None, "", {}):
+                self.stdout.write(f"{key:>16}  {value}")
+
+    def do_list(self, options: dict[str, Any]) -> None:
+        job_filter = selectors.JobFilter.from_mapping(options)
+        if job_filter.problems:
+            raise CommandError("; ".join(job_filter.problems))
+        rows = list(selectors.job_search(job_filter)[: max(1, options["limit"])])
+        if options["json"]:
+            self.emit([selectors.job_json(r) for r in rows])
+            return
+        for r in rows:
+            self.stdout.write(f"{r.pk}  {r.status:<9}  {r.queue:<10}  {r.task:<20}  "
+                              f"{r.attempts}/{r.max_attempts}  {r.submitted_at:%Y-%m-%d %H:%M:%S}")
+
+    def do_retry(self, options: dict[str, Any]) -> None:
+        if options["dead"]:
+            job_filter = selectors.JobFilter.from_mapping(
+                {**options, "status": JobRecord.Status.DEAD})
+            if job_filter.problems:
+                raise CommandError("; ".join(job_filter.problems))
+            ids = iter(list(selectors.job_search(job_filter)
+                            .values_list("pk", flat=True)[:services.BULK_CAP]))
+            target = "dead jobs " + json.dumps(job_filter.as_query())
+        elif options["ids"]:
+            ids = iter(_ids_or_error(options["ids"]))
+            target = "jobs " + " ".join(options["ids"])[:200]
+        else:
+            raise CommandError("give job ids or --dead")
+        result = services.jobs_retry(ids=ids, actor=None, origin=Origin.CLI,
+                                     reason=options["reason"], target=target)
+        self.stdout.write(result.summary("Retried"))
+
+    def do_cancel(self, options: dict[str, Any]) -> None:
+        result = services.jobs_cancel(
+            ids=_ids_or_error(options["ids"]), actor=None, origin=Origin.CLI,
+            reason=options["reason"], target="jobs " + " ".join(options["ids"])[:200])
+        self.stdout.write(result.summary("Canceled"))
+
+    def do_pause(self, options: dict[str, Any]) -> None:
+        services.queue_pause(name=options["queue"], actor=None, reason=options["reason"],
+                             origin=Origin.CLI)
+        self.stdout.write(f"Paused queue {options['queue']}.")
+
+    def do_resume(self, options: dict[str, Any]) -> None:
+        services.queue_resume(name=options["queue"], actor=None,
+                              reason=options["reason"], origin=Origin.CLI)
+        self.stdout.write(f"Resumed queue {options['queue']}.")
+
+    def do_reconcile(self, options: dict[str, Any]) -> None:
+        differences = reconcile(repair=not options["dry_run"])
+        if options["json"]:
+            self.emit([d.__dict__ for d in differences])
+            return
+        verb = "found" if options["dry_run"] else "repaired"
+        for d in differences:
+            self.stdout.write(f"{d.job_id}  database={d.database}  redis={d.redis}  "
+                              f"-> {d.repair}")
+        self.stdout.write(f"{len(differences)} difference(s) {verb}.")
+
+    def do_monitor(self, options: dict[str, Any]) -> None:
+        from jobs.monitor import Monitor
+
+        Monitor().run()

@@ -1,0 +1,214 @@
+"""Durable history and control state. No I/O beyond the ORM lives here."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Priority(models.TextChoices):
+    HIGH = "high", "High"
+    NORMAL = "normal", "Normal"
+    LOW = "low", "Low"
+
+
+class Origin(models.TextChoices):
+    WEB = "web", "Web console"
+    ADMIN = "admin", "Django admin"
+    API = "api", "JSON API"
+    CLI = "cli", "Command line"
+    SCHEDULE = "schedule", "Schedule"
+    CODE = "code", "Application code"
+
+
+class JobRecord(models.Model):
+    """One job for its whole life; its primary key is the RQ job id."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"  # written, not yet in Redis (outbox)
+        QUEUED = "queued", "Queued"
+        SCHEDULED = "scheduled", "Scheduled"
+        DEFERRED = "deferred", "Deferred"  # waiting on dependencies
+        STARTED = "started", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        RETRYING = "retrying", "Retrying"  # failed, next attempt scheduled
+        DEAD = "dead", "Dead"  # attempts exhausted
+        CANCELED = "canceled", "Canceled"
+
+    ACTIVE_STATUSES = (
+        Status.PENDING, Status.QUEUED, Status.SCHEDULED, Status.DEFERRED,
+        Status.STARTED, Status.RETRYING,
+    )
+    FINAL_STATUSES = (Status.SUCCEEDED, Status.DEAD, Status.CANCELED)
+
+    id = models.CharField(primary_key=True, max_length=64)
+    task = models.CharField(max_length=200, db_index=True)
+    queue = models.CharField(max_length=64)
+    priority = models.CharField(max_length=8, choices=Priority.choices,
+                                default=Priority.NORMAL)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices,
+                              default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=1)
+    retry_policy = models.JSONField(default=dict, blank=True)
+    timeout = models.PositiveIntegerField(default=180)
+    origin = models.CharField(max_length=16, choices=Origin.choices,
+                              default=Origin.CODE)
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                     on_delete=models.SET_NULL, related_name="+")
+    submitted_at = models.DateTimeField(db_index=True)
+    run_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    worker_name = models.CharField(max_length=200, blank=True)
+    worker_pid = models.PositiveIntegerField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error_type = models.CharField(max_length=200, blank=True)
+    last_error = models.TextField(blank=True)
+    #: Groups failures by task, exception type and normalised message.
+    error_fingerprint = models.CharField(max_length=40, blank=True, db_index=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True,
+                                       unique=True)
+    parents = models.ManyToManyField("self", through="JobDependency",
+                                     symmetrical=False, related_name="children")
+
+    class Meta:
+        ordering = ["-submitted_at"]
+        indexes = [
+            models.Index(fields=["status", "-submitted_at"]),
+            models.Index(fields=["queue", "status"]),
+            models.Index(fields=["task", "status"]),
+        ]
+        permissions = [("operate", "Can act on jobs, queues and schedules")]
+
+    def __str__(self) -> str:
+        return f"{self.task} [{self.id}]"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL_STATUSES
+
+
+class JobDependency(models.Model):
+    child = models.ForeignKey(JobRecord, on_delete=models.CASCADE, related_name="+")
+    parent = models.ForeignKey(JobRecord, on_delete=models.CASCADE, related_name="+")
+    allow_failure = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["child", "parent"], name="unique_dependency")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.child_id} after {self.parent_id}"
+
+
+class Attempt(models.Model):
+    """One execution of a job by a worker."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        LOST = "lost", "Worker lost"
+
+    job = models.ForeignKey(JobRecord, on_delete=models.CASCADE, related_name="attempt_set")
+    number = models.PositiveIntegerField()
+    worker_name = models.CharField(max_length=200, blank=True)
+    hostname = models.CharField(max_length=200, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration = models.FloatField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices,
+                               default=Outcome.RUNNING)
+    exc_type = models.CharField(max_length=200, blank=True)
+    exc_message = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "number"], name="unique_attempt")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} attempt {self.number}"
+
+
+class JobEvent(models.Model):
+    """The timeline of a job: what happened, when, and who did it."""
+
+    class Kind(models.TextChoices):
+        ENQUEUED = "enqueued", "Enqueued"
+        SCHEDULED = "scheduled", "Scheduled"
+        DEFERRED = "deferred", "Waiting on dependencies"
+        BLOCKED = "blocked", "Blocked by a failed dependency"
+        STARTED = "started", "Started"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        RETRY_SCHEDULED = "retry_scheduled", "Retry scheduled"
+        DEAD = "dead", "Dead-lettered"
+        LOST = "lost", "Worker lost"
+        RECOVERED = "recovered", "Recovered after a crash"
+        RETRIED = "retried", "Retried by an operator"
+        CANCELED = "canceled", "Canceled"
+        RECONCILED = "reconciled", "Repaired by reconcile"
+
+    job = models.ForeignKey(JobRecord, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    at = models.DateTimeField()
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                              on_delete=models.SET_NULL, related_name="+")
+    message = models.TextField(blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    #: The Redis stream entry this came from: replays of a batch are no-ops.
+    stream_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["job", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} {self.kind}"
+
+
+class QueueState(models.Model):
+    """Operator-controlled state of a queue (the source of truth for pause)."""
+
+    name = models.CharField(primary_key=True, max_length=64)
+    paused = models.BooleanField(default=False)
+    paused_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                  on_delete=models.SET_NULL, related_name="+")
+    paused_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({'paused' if self.paused else 'running'})"
+
+
+class OperatorAction(models.Model):
+    """The audit log: every action an operator takes, from any front door."""
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                              on_delete=models.SET_NULL, related_name="+")
+    actor_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    target = models.CharField(max_length=300, blank=True)
+    count = models.PositiveIntegerField(default=0)
+    reason = models.CharField(max_length=500, blank=True)
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.CODE)
+    detail = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name or 'system'} {self.action} {self.target}"

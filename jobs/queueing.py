@@ -1,0 +1,297 @@
+"""The RQ adapter: the only module (with workers.py) that knows RQ.
+
+Each logical queue has three priority lanes in Redis: `NAME:high`, `NAME` and
+`NAME:low`. Workers serve every high lane before any normal lane before any low
+lane, so within a queue high work always runs first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from django.conf import settings
+from rq import get_current_job
+from rq.exceptions import DeserializationError
+from rq.job import Dependency, Job, JobStatus
+from rq.queue import Queue
+from rq.registry import ScheduledJobRegistry
+from rq.serializers import JSONSerializer
+
+from jobs import events
+
+RUNNER = "jobs.runner.run"
+PRIORITY_SUFFIX = {"high": ":high", "normal": "", "low": ":low"}
+PROGRESS_TTL = 7 * 24 * 3600
+PROGRESS_LOG_LINES = 200
+RESULT_TTL = 3600
+FAILURE_TTL = 30 * 24 * 3600
+#: A pipeline flushes after this many jobs: bounds client memory and the
+#: time Redis spends on one request.
+PIPELINE_CHUNK = 1000
+
+_connections: dict[tuple[int, str], redis.Redis] = {}
+
+
+def connection() -> redis.Redis:
+    """A Redis client for this process (clients are not shared across fork)."""
+    key = (os.getpid(), settings.REDIS_URL)
+    client = _connections.get(key)
+    if client is None:
+        client = redis.Redis.from_url(
+            settings.REDIS_URL,
+            socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+            socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
+            health_check_interval=10,
+        )
+        _connections[key] = client
+    return client
+
+
+def ping() -> bool:
+    try:
+        return bool(connection().ping())
+    except redis.exceptions.RedisError:
+        return False
+
+
+class ConsoleJob(Job):
+    """An RQ job that only ever runs the task runner, with JSON payloads."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["serializer"] = JSONSerializer
+        super().__init__(*args, **kwargs)
+
+    @property
+    def func(self) -> Any:
+        if self.func_name != RUNNER:
+            raise DeserializationError(
+                f"refusing to run {self.func_name!r}: only registered tasks run"
+            )
+        return super().func
+
+    def prepare_for_execution(self, worker_name: str, pipeline: Any) -> None:
+        """Count the attempt and announce it, in the pipeline RQ sends anyway."""
+        super().prepare_for_execution(worker_name, pipeline)
+        attempt = int(self.meta.get("attempt", 0) or 0) + 1
+        self.meta["attempt"] = attempt
+        pipeline.hset(self.key, "meta", self.serializer.dumps(self.meta))
+        started = self.started_at.timestamp() if self.started_at else time.time()
+        pipeline.xadd(events.STREAM, events.fields(
+            "started", self.id, at=started, attempt=attempt, worker=worker_name,
+            host=socket.gethostname(), pid=os.getpid()))
+
+
+def lane(queue: str, priority: str) -> str:
+    return f"{queue}{PRIORITY_SUFFIX[priority]}"
+
+
+def lanes(queue: str) -> list[str]:
+    return [lane(queue, p) for p in ("high", "normal", "low")]
+
+
+def logical_queue(lane_name: str) -> str:
+    for suffix in (":high", ":low"):
+        if lane_name.endswith(suffix):
+            return lane_name[: -len(suffix)]
+    return lane_name
+
+
+def rq_queue(name: str, client: redis.Redis | None = None) -> Queue:
+    return Queue(name, connection=client or connection(), job_class=ConsoleJob,
+                 serializer=JSONSerializer)
+
+
+@dataclass
+class EnqueueSpec:
+    id: str
+    task: str
+    payload: dict[str, Any]
+    queue: str
+    priority: str
+    timeout: int
+    policy: dict[str, Any]
+    run_at: datetime | None = None
+    depends_on: list[str] = field(default_factory=list)
+    allow_failure: bool = False
+    #: Attempts made before this run (an operator retry continues numbering).
+    attempt_offset: int = 0
+    #: Replace whatever Redis still holds under this id (a retried dead job).
+    replace: bool = False
+
+
+def _job(spec: EnqueueSpec, queue: Queue) -> Job:
+    depends_on = (
+        Dependency(jobs=spec.depends_on, allow_failure=spec.allow_failure)
+        if spec.depends_on else None
+    )
+    return queue.create_job(
+        RUNNER,
+        kwargs={"task": spec.task, "payload": spec.payload},
+        job_id=spec.id,
+        timeout=spec.timeout,
+        result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
+        description=spec.task,
+        depends_on=depends_on,
+        meta={"task": spec.task, "attempt": spec.attempt_offset,
+              "attempt_offset": spec.attempt_offset, "policy": spec.policy},
+    )
+
+
+def whole_second_after(moment: float) -> float:
+    """RQ's scheduled registry stores whole seconds, truncating: a job due at
+    12.6 s would run at 12 s. Rounding up keeps "not before" true."""
+    return float(math.ceil(moment))
+
+
+def _put(spec: EnqueueSpec, pipe: Any) -> None:
+    queue = rq_queue(lane(spec.queue, spec.priority))
+    if spec.replace:
+        _forget(spec.id, pipe)
+    job = _job(spec, queue)
+    if spec.run_at is not None:
+        due = datetime.fromtimestamp(whole_second_after(spec.run_at.timestamp()), UTC)
+        queue.schedule_job(job, due, pipeline=pipe)
+        pipe.xadd(events.STREAM, events.fields(
+            "scheduled", spec.id, run_at=spec.run_at.isoformat()))
+        return
+    queue.enqueue_job(job, pipeline=pipe)
+    kind = "deferred" if job.get_status(refresh=False) == JobStatus.DEFERRED else "enqueued"
+    pipe.xadd(events.STREAM, events.fields(kind, spec.id))
+
+
+def enqueue(specs: list[EnqueueSpec]) -> None:
+    """Put jobs into Redis with their "enqueued" events, in few round trips.
+
+    Jobs with dependencies go one by one: RQ watches their parents' keys so a
+    parent finishing meanwhile cannot strand the child.
+    """
+    client = connection()
+    plain = [s for s in specs if not s.depends_on]
+    for start in range(0, len(plain), PIPELINE_CHUNK):
+        with client.pipeline() as pipe:
+            for spec in plain[start:start + PIPELINE_CHUNK]:
+                _put(spec, pipe)
+            pipe.execute()
+    for spec in specs:
+        if spec.depends_on:
+            with client.pipeline() as pipe:
+                _put(spec, pipe)
+                pipe.execute()
+
+
+def _forget(job_id: str, pipe: Any) -> None:
+    """Drop a job's old state (queues, registries, hash) but keep the list of
+    jobs that depend on it, so they still run once it succeeds."""
+    try:
+        job = ConsoleJob.fetch(job_id, connection=connection())
+    except Exception:  # missing or unreadable: nothing to forget
+        return
+    job._remove_from_registries(pipeline=pipe, remove_from_queue=True)
+    pipe.delete(job.key)
+
+
+def statuses(job_ids: Iterable[str]) -> dict[str, str | None]:
+    """RQ's status of each job, None where Redis has no such job."""
+    ids = list(job_ids)
+    with connection().pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.hget(Job.key_for(job_id), "status")
+        values = pipe.execute()
+    return {job_id: (v.decode() if v else None)
+            for job_id, v in zip(ids, values, strict=True)}
+
+
+def cancel(job_ids: Iterable[str]) -> set[str]:
+    """Cancel jobs that are waiting in Redis; returns the ids it canceled."""
+    done: set[str] = set()
+    for job_id in job_ids:
+        try:
+            job = ConsoleJob.fetch(job_id, connection=connection())
+        except Exception:  # noqa: BLE001 - gone from Redis: nothing to stop
+            done.add(job_id)
+            continue
+        if job.get_status() in (JobStatus.STARTED, JobStatus.FINISHED):
+            continue
+        if job.get_status() != JobStatus.CANCELED:
+            job.cancel()
+        done.add(job_id)
+    return done
+
+
+def existing(job_ids: Iterable[str]) -> set[str]:
+    """The ids among `job_ids` that have a job hash in Redis."""
+    ids = list(job_ids)
+    if not ids:
+        return set()
+    with connection().pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.exists(Job.key_for(job_id))
+        flags = pipe.execute()
+    return {job_id for job_id, flag in zip(ids, flags, strict=True) if flag}
+
+
+def current_job_identity() -> tuple[str, int]:
+    job = get_current_job()
+    if job is None:
+        return "", 1
+    return job.id, int(job.meta.get("attempt", 1) or 1)
+
+
+def _progress_key(job_id: str) -> str:
+    return f"console:progress:{job_id}"
+
+
+def store_progress(job_id: str, percent: float | None, message: str | None) -> None:
+    key = _progress_key(job_id)
+    now = time.time()
+    with connection().pipeline(transaction=False) as pipe:
+        if percent is not None:
+            pipe.hset(key, mapping={"percent": f"{percent:.2f}", "at": repr(now)})
+        if message is not None:
+            pipe.rpush(f"{key}:log", json.dumps({"at": now, "msg": message[:2000]}))
+            pipe.ltrim(f"{key}:log", -PROGRESS_LOG_LINES, -1)
+            pipe.expire(f"{key}:log", PROGRESS_TTL)
+        pipe.expire(key, PROGRESS_TTL)
+        pipe.execute()
+
+
+def read_progress(job_id: str) -> tuple[float | None, list[dict[str, Any]]]:
+    key = _progress_key(job_id)
+    with connection().pipeline(transaction=False) as pipe:
+        pipe.hget(key, "percent")
+        pipe.lrange(f"{key}:log", 0, -1)
+        percent, lines = pipe.execute()
+    return (float(percent) if percent else None,
+            [json.loads(line) for line in lines])
+
+
+def scheduled_ids(queue: str) -> list[str]:
+    ids: list[str] = []
+    for name in lanes(queue):
+        ids.extend(ScheduledJobRegistry(name, connection=connection()).get_job_ids())
+    return ids
+
+
+PAUSED_KEY = "console:paused"
+
+
+def set_paused(queue: str, paused: bool) -> None:
+    client = connection()
+    if paused:
+        client.sadd(PAUSED_KEY, queue)
+    else:
+        client.srem(PAUSED_KEY, queue)
+
+
+def paused_queues() -> set[str]:
+    return {q.decode() for q in connection().smembers(PAUSED_KEY)}

@@ -1,0 +1,294 @@
+"""The recorder: turns the worker event stream into durable job history.
+
+It reads the stream through a consumer group, applies a batch in one database
+transaction and only then acknowledges it. A batch that fails (database down)
+stays pending and is applied again later; every write is an idempotent upsert
+keyed by the stream entry or the (job, attempt) pair, so a replay changes
+nothing. Several monitors may run: the group shares the entries between them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from django.db import transaction
+
+from jobs import events, queueing
+from jobs.models import Attempt, JobDependency, JobEvent, JobRecord
+
+log = logging.getLogger("jobs.recorder")
+Status = JobRecord.Status
+Kind = JobEvent.Kind
+
+BATCH = 500
+#: Entries a crashed recorder left unacknowledged are taken over after this.
+CLAIM_IDLE_MS = 30_000
+
+_NUMBERS = re.compile(r"\b(0x)?[0-9a-fA-F]*\d[0-9a-fA-F]*\b")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def fingerprint(task: str, exc_type: str, message: str) -> str:
+    """Same task, same exception type, same message up to ids and numbers."""
+    normal = _NUMBERS.sub("N", _QUOTED.sub("'…'", message.strip().split("\n")[0]))
+    return hashlib.sha1(f"{task}|{exc_type}|{normal[:200]}".encode()).hexdigest()
+
+
+def _dt(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC) if epoch else None
+
+
+@dataclass
+class Batch:
+    """What one batch of events changes, gathered before one write."""
+
+    records: dict[str, JobRecord]
+    started: dict[tuple[str, int], Attempt] = field(default_factory=dict)
+    finished: dict[tuple[str, int], Attempt] = field(default_factory=dict)
+    events: list[JobEvent] = field(default_factory=list)
+    dirty: set[str] = field(default_factory=set)
+    dead: list[str] = field(default_factory=list)
+
+    def add_event(self, record: JobRecord, event: events.Event, kind: str,
+                  message: str = "", suffix: str = "", **detail: Any) -> None:
+        self.events.append(JobEvent(
+            job_id=record.pk, kind=kind, at=_dt(event.at), message=message,
+            detail=detail, stream_id=f"{event.stream_id}{suffix}"))
+
+    def attempt(self, record: JobRecord, event: events.Event,
+                into: dict[tuple[str, int], Attempt]) -> Attempt:
+        number = int(event.data.get("attempt") or 1)
+        key = (record.pk, number)
+        found = into.get(key) or Attempt(job_id=record.pk, number=number)
+        into[key] = found
+        found.worker_name = event.data.get("worker") or found.worker_name
+        found.hostname = event.data.get("host") or found.hostname
+        found.started_at = _dt(event.data.get("started")) or found.started_at
+        return found
+
+
+def on_enqueued(batch: Batch, record: JobRecord, event: events.Event) -> None:
+    if record.status in (Status.PENDING, Status.SCHEDULED, Status.DEFERRED,
+                         Status.RETRYING, Status.QUEUED):
+        record.status = Status.QUEUED
+        record.enqueued_at = _dt(event.at)
+    batch.add_event(record, event, Kind.ENQUEUED)
+
+
+def on_scheduled(batch: Batch, record: JobRecord, event: events.Event) -> None:
+    if record.status == Status.PENDING:
+        record.status = Status.SCHEDULED
+    batch.add_event(record, event, Kind.SCHEDULED, f"runs at {event.data.get('run_at')}")
+
+
+def on_deferred(batch: Batch, record: JobRecord, event: events.Event) -> None:
+    if record.status == Status.PENDING:
+        record.status = Status.DEFERRED
+    batch.add_event(record, event, Kind.DEFERRED)
+
+
+def on_started(batch: Batch, record: JobRecord, event: events.Event) -> None:
+    attempt = batch.attempt(record, event, batch.started)
+    attempt.pid = event.data.get("pid")
+    attempt.started_at = _dt(event.at)
+    if not record.is_final:
+        record.status = Status.STARTED
+    record.started_at = _dt(event.at)
+    record.attempts = max(record.attempts, attempt.number)
+    record.worker_name = attempt.worker_name
+    record.worker_pid = attempt.pid
+    record.next_attempt_at = None
+    batch.add_event(record, event, Kind.STARTED,
+                    f"attempt {attempt.number} on {attempt.worker_name}",
+                    attempt=attempt.number, worker=attempt.worker_name, pid=attempt.pid)
+
+
+def on_succeeded(batch: Batch, record: JobRecord, event: events.Event) -> None:
+    attempt = _finish(batch, record, event, Attempt.Outcome.SUCCEEDED)
+    record.status = Status.SUCCEEDED
+    record.result = event.data.get("result")
+    batch.add_event(record, event, Kind.SUCCEEDED,
+                    f"attempt {attempt.number} succeeded", attempt=attempt.number,
+                    duration=attempt.duration)
+
+
+def on_failed(batch: Batch, record: JobRecord, event: events.Event) -> None:
+    lost = event.kind == "lost"
+    outcome = Attempt.Outcome.LOST if lost else Attempt.Outcome.FAILED
+    attempt = _finish(batch, record, event, outcome)
+    attempt.exc_type = str(event.data.get("exc_type") or "")[:200]
+    attempt.exc_message = str(event.data.get("message") or "")
+    attempt.traceback = str(event.data.get("traceback") or "")
+    record.error_type = attempt.exc_type
+    record.last_error = attempt.exc_message
+    record.error_fingerprint = fingerprint(record.task, attempt.exc_type,
+                                           attempt.exc_message)
+    batch.add_event(record, event, Kind.LOST if lost else Kind.FAILED,
+                    f"{attempt.exc_type}: {attempt.exc_message}"[:1000],
+                    attempt=attempt.number, worker=attempt.worker_name)
+    retry_at = _dt(event.data.get("retry_at"))
+    if retry_at is not None:
+        record.status = Status.RETRYING
+        record.next_attempt_at = retry_at
+        record.finished_at = None
+        kind = Kind.RECOVERED if lost else Kind.RETRY_SCHEDULED
+        batch.add_event(record, event, kind, f"attempt {attempt.number + 1} at "
+                        f"{retry_at.isoformat(timespec='milliseconds')}", suffix="r",
+                        next_attempt=attempt.number + 1, at=retry_at.isoformat(),
+                        delay=event.data.get("delay"))
+    else:
+        record.status = Status.DEAD
+        record.next_attempt_at = None
+        batch.add_event(record, event, Kind.DEAD,
+                        f"gave up after {attempt.number} of {record.max_attempts} "
+                        "attempts", suffix="d")
+        batch.dead.append(record.pk)
+
+
+def _finish(batch: Batch, record: JobRecord, event: events.Event,
+            outcome: str) -> Attempt:
+    attempt = batch.attempt(record, event, batch.finished)
+    attempt.finished_at = _dt(event.at)
+    attempt.duration = event.data.get("duration")
+    attempt.outcome = outcome
+    record.attempts = max(record.attempts, attempt.number)
+    record.finished_at = _dt(event.at)
+    record.worker_name = attempt.worker_name
+    record.worker_pid = None
+    return attempt
+
+
+HANDLERS: dict[str, Callable[[Batch, JobRecord, events.Event], None]] = {
+    "enqueued": on_enqueued,
+    "scheduled": on_scheduled,
+    "deferred": on_deferred,
+    "started": on_started,
+    "succeeded": on_succeeded,
+    "failed": on_failed,
+    "lost": on_failed,
+}
+
+RECORD_FIELDS = [
+    "status", "attempts", "enqueued_at", "started_at", "finished_at",
+    "next_attempt_at", "worker_name", "worker_pid", "result", "error_type",
+    "last_error", "error_fingerprint",
+]
+STARTED_FIELDS = ["worker_name", "hostname", "pid", "started_at"]
+FINISHED_FIELDS = ["worker_name", "hostname", "started_at", "finished_at", "duration",
+                   "outcome", "exc_type", "exc_message", "traceback"]
+
+
+@transaction.atomic
+def apply(entries: list[events.Event]) -> int:
+    """Write a batch of events to the database; safe to call again with it."""
+    records = JobRecord.objects.in_bulk({e.job_id for e in entries})
+    batch = Batch(records=records)
+    for event in entries:
+        record = records.get(event.job_id)
+        handler = HANDLERS.get(event.kind)
+        if record is None or handler is None:
+            continue  # a job from outside the console, or purged history
+        handler(batch, record, event)
+        batch.dirty.add(record.pk)
+    _block_children_of_dead(batch)
+    JobRecord.objects.bulk_update([records[pk] for pk in batch.dirty], RECORD_FIELDS,
+                                  batch_size=BATCH)
+    for attempts, fields in ((batch.started, STARTED_FIELDS),
+                             (batch.finished, FINISHED_FIELDS)):
+        if attempts:
+            Attempt.objects.bulk_create(
+                attempts.values(), update_conflicts=True,
+                unique_fields=["job", "number"], update_fields=fields)
+    JobEvent.objects.bulk_create(batch.events, ignore_conflicts=True)
+    return len(batch.dirty)
+
+
+def _block_children_of_dead(batch: Batch) -> None:
+    """A child that may not run after a failed parent says why it waits."""
+    if not batch.dead:
+        return
+    links = JobDependency.objects.filter(
+        parent_id__in=batch.dead, allow_failure=False,
+        child__status__in=[Status.DEFERRED, Status.PENDING],
+    ).values_list("child_id", "parent_id")
+    now = datetime.now(UTC)
+    for child_id, parent_id in links:
+        reason = f"waiting on dependency {parent_id}, which is dead"
+        if child_id in batch.records:  # written with the rest of the batch
+            batch.records[child_id].last_error = reason
+            batch.dirty.add(child_id)
+        else:
+            JobRecord.objects.filter(pk=child_id).update(last_error=reason)
+        batch.events.append(JobEvent(
+            job_id=child_id, kind=Kind.BLOCKED, at=now, message=reason,
+            detail={"parent": parent_id}, stream_id=f"blocked:{child_id}:{parent_id}"))
+
+
+class Recorder:
+    """Reads the stream as one consumer of the recorder group."""
+
+    def __init__(self, consumer: str | None = None) -> None:
+        self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
+        self._group_ready = False
+
+    def _client(self) -> redis.Redis:
+        client = queueing.connection()
+        if not self._group_ready:
+            try:
+                client.xgroup_create(events.STREAM, events.GROUP, id="0", mkstream=True)
+            except redis.exceptions.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            self._group_ready = True
+        return client
+
+    def drain(self, block_ms: int | None = None, count: int = BATCH) -> int:
+        """Apply one batch: our unacknowledged entries first, then new ones."""
+        client = self._client()
+        entries = self._read(client, "0", count, None)
+        if not entries:
+            entries = self._read(client, ">", count, block_ms)
+        if not entries:
+            return 0
+        apply(entries)
+        ids = [e.stream_id for e in entries]
+        with client.pipeline() as pipe:
+            pipe.xack(events.STREAM, events.GROUP, *ids)
+            pipe.xdel(events.STREAM, *ids)
+            pipe.execute()
+        return len(entries)
+
+    def _read(self, client: redis.Redis, start: str, count: int,
+              block_ms: int | None) -> list[events.Event]:
+        reply = client.xreadgroup(events.GROUP, self.consumer, {events.STREAM: start},
+                                  count=count, block=block_ms)
+        entries: list[events.Event] = []
+        for _stream, rows in reply or []:
+            entries.extend(events.parse(sid, data) for sid, data in rows if data)
+        return entries
+
+    def claim_abandoned(self) -> int:
+        """Take over entries a dead recorder read but never acknowledged."""
+        client = self._client()
+        reply = client.xautoclaim(events.STREAM, events.GROUP, self.consumer,
+                                  min_idle_time=CLAIM_IDLE_MS, count=BATCH)
+        return len(reply[1]) if reply and len(reply) > 1 else 0
+
+    def drain_all(self) -> int:
+        total = 0
+        while True:
+            applied = self.drain()
+            if not applied:
+                return total
+            total += applied
+
+    def backlog(self) -> int:
+        return int(self._client().xlen(events.STREAM))

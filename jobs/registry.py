@@ -1,0 +1,131 @@
+"""The task registry: stable names mapped to functions, schemas and policies.
+
+Only registered tasks can run. A job in Redis names its task; the worker looks
+the name up here and never imports a path that came from Redis.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class UnknownTask(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with a cap and jitter.
+
+    The delay before attempt n+1 is drawn from [(1 - jitter) * c, c] where
+    c = min(cap, base * factor ** (n - 1)). jitter=1.0 is "full jitter" (the
+    default, best at spreading a thundering herd); 0.5 is "equal jitter",
+    whose delays never shrink from one attempt to the next.
+    """
+
+    max_attempts: int = 3
+    base: float = 1.0
+    factor: float = 2.0
+    cap: float = 300.0
+    jitter: float = 1.0
+    no_retry: tuple[str, ...] = ()
+
+    def ceiling(self, attempt: int) -> float:
+        return float(min(self.cap, self.base * self.factor ** max(0, attempt - 1)))
+
+    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        ceiling = self.ceiling(attempt)
+        return ceiling * (1.0 - self.jitter * rand())
+
+    def allows_retry(self, attempt: int, exc_names: list[str]) -> bool:
+        if attempt >= self.max_attempts:
+            return False
+        return not any(name in self.no_retry for name in exc_names)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["no_retry"] = list(self.no_retry)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RetryPolicy:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if "no_retry" in known:
+            known["no_retry"] = tuple(known["no_retry"])
+        return cls(**known)
+
+    def merged(self, override: dict[str, Any] | None) -> RetryPolicy:
+        if not override:
+            return self
+        allowed = {"max_attempts", "base", "factor", "cap", "jitter"}
+        return replace(self, **{k: v for k, v in override.items() if k in allowed})
+
+
+@dataclass(frozen=True)
+class TaskDef:
+    name: str
+    func: Callable[[Any], Any]
+    schema: type[BaseModel]
+    queue: str = "default"
+    priority: str = "normal"
+    timeout: int = 180
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    memory_limit_mb: int | None = None
+    description: str = ""
+
+    def validate(self, payload: Any) -> BaseModel:
+        """Raises pydantic.ValidationError on a payload that breaks the schema."""
+        return self.schema.model_validate(payload)
+
+
+_TASKS: dict[str, TaskDef] = {}
+
+
+def task(
+    name: str,
+    *,
+    schema: type[BaseModel],
+    queue: str = "default",
+    priority: str = "normal",
+    timeout: int = 180,
+    retry: RetryPolicy | None = None,
+    memory_limit_mb: int | None = None,
+) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
+    """Register a function as a task. It receives the validated payload model."""
+
+    def register(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        existing = _TASKS.get(name)
+        if existing is not None and existing.func.__qualname__ != func.__qualname__:
+            raise ValueError(f"task name {name!r} is already registered")
+        _TASKS[name] = TaskDef(
+            name=name, func=func, schema=schema, queue=queue, priority=priority,
+            timeout=timeout, retry=retry or RetryPolicy(),
+            memory_limit_mb=memory_limit_mb,
+            description=(func.__doc__ or "").strip().split("\n")[0],
+        )
+        return func
+
+    return register
+
+
+def get(name: str) -> TaskDef:
+    try:
+        return _TASKS[name]
+    except KeyError:
+        raise UnknownTask(f"unknown task {name!r}") from None
+
+
+def all_tasks() -> list[TaskDef]:
+    return sorted(_TASKS.values(), key=lambda t: t.name)
+
+
+def load(modules: list[str]) -> None:
+    """Import the task modules named in settings (JOB_TASK_MODULES)."""
+    for module in modules:
+        importlib.import_module(module)

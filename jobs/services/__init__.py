@@ -1,0 +1,27 @@
+"""Writes. Every front door (console, admin, CLI, API, schedules) calls these."""
+
+from jobs.services.control import (
+    BULK_CAP,
+    BulkResult,
+    audit,
+    job_cancel,
+    job_retry,
+    jobs_cancel,
+    jobs_retry,
+    queue_pause,
+    queue_resume,
+)
+from jobs.services.submit import (
+    InvalidInput,
+    InvalidSubmission,
+    SubmitRequest,
+    job_submit,
+    job_submit_many,
+    outbox_relay,
+)
+
+__all__ = [
+    "BULK_CAP",    "BulkResult", "InvalidInput", "InvalidSubmission", "SubmitRequest", "audit",
+    "job_cancel", "job_retry", "job_submit", "job_submit_many", "jobs_cancel",
+    "jobs_retry", "outbox_relay", "queue_pause", "queue_resume",
+]

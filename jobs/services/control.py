@@ -1,0 +1,209 @@
+"""Operator actions on jobs and queues: retry, cancel, pause, resume.
+
+Every action leaves one OperatorAction row (who, what, how many, why) whichever
+front door it came through, and one timeline event per job it touched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from jobs import queueing
+from jobs.models import JobDependency, JobEvent, JobRecord, OperatorAction, Origin, QueueState
+from jobs.services.submit import InvalidInput, enqueue_records, spec_for
+
+log = logging.getLogger("jobs.services")
+Status = JobRecord.Status
+
+#: Bulk actions work through ids in chunks of this size: one SELECT, one
+#: UPDATE and one Redis pipeline per chunk keeps memory flat at any volume.
+CHUNK = 500
+#: The most jobs one bulk action touches (shown to the operator): a runaway
+#: filter cannot rewrite the whole history in one request.
+BULK_CAP = 100_000
+RETRYABLE = (Status.DEAD, Status.CANCELED)
+CANCELABLE = (Status.PENDING, Status.QUEUED, Status.SCHEDULED, Status.DEFERRED,
+              Status.RETRYING)
+
+
+@dataclass
+class BulkResult:
+    done: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def add_skipped(self, reason: str, count: int = 1) -> None:
+        if count:
+            self.skipped[reason] += count
+
+    def summary(self, verb: str) -> str:
+        text = f"{verb} {self.done} job{'s' if self.done != 1 else ''}"
+        if self.skipped:
+            reasons = ", ".join(f"{n} {why}" for why, n in self.skipped.items())
+            text += f"; {sum(self.skipped.values())} skipped: {reasons}"
+        return text
+
+
+def _user(actor: Any) -> Any:
+    return actor if getattr(actor, "is_authenticated", False) else None
+
+
+def audit(*, actor: Any, action: str, target: str, count: int, reason: str = "",
+          origin: str = Origin.CODE, **detail: Any) -> OperatorAction:
+    user = _user(actor)
+    entry = OperatorAction.objects.create(
+        actor=user, actor_name=user.get_username() if user else "system",
+        action=action, target=target[:300], count=count, reason=reason[:500],
+        origin=origin, detail=detail, at=timezone.now())
+    log.info("operator action", extra={
+        "action": action, "target": target, "count": count, "actor": entry.actor_name,
+        "origin": origin, "reason": reason})
+    return entry
+
+
+def _chunks(ids: Iterable[str]) -> Iterable[list[str]]:
+    chunk: list[str] = []
+    for n, job_id in enumerate(ids):
+        if n >= BULK_CAP:
+            break
+        chunk.append(job_id)
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _timeline(records: list[JobRecord], kind: str, actor: Any, message: str) -> None:
+    now = timezone.now()
+    JobEvent.objects.bulk_create([
+        JobEvent(job=r, kind=kind, at=now, actor=_user(actor), message=message)
+        for r in records])
+
+
+def _retry_chunk(ids: list[str], actor: Any, reason: str, result: BulkResult) -> None:
+    records = list(JobRecord.objects.select_for_update().filter(pk__in=ids))
+    ready = [r for r in records if r.status in RETRYABLE]
+    for status, count in Counter(r.status for r in records
+                                 if r.status not in RETRYABLE).items():
+        result.add_skipped(f"already {Status(status).label.lower()}", count)
+    result.add_skipped("not found", len(ids) - len(records))
+    if not ready:
+        return
+    JobRecord.objects.filter(pk__in=[r.pk for r in ready]).update(
+        status=Status.PENDING, finished_at=None, next_attempt_at=None)
+    _timeline(ready, JobEvent.Kind.RETRIED, actor, reason or "retried by an operator")
+    parents: dict[str, list[tuple[str, bool]]] = {}
+    for child, parent, allow in JobDependency.objects.filter(
+            child_id__in=[r.pk for r in ready]).values_list(
+            "child_id", "parent_id", "allow_failure"):
+        parents.setdefault(child, []).append((parent, allow))
+    specs = []
+    for record in ready:
+        links = parents.get(record.pk, [])
+        spec = spec_for(record, [p for p, _ in links], any(a for _, a in links))
+        spec.run_at = None
+        spec.replace = True
+        spec.attempt_offset = record.attempts
+        specs.append(spec)
+    transaction.on_commit(lambda: enqueue_records(specs))
+    result.done += len(ready)
+
+
+def jobs_retry(*, ids: Iterable[str], actor: Any, origin: str = Origin.CODE,
+               reason: str = "", target: str = "") -> BulkResult:
+    """Run dead or canceled jobs again, with a fresh set of attempts."""
+    result = BulkResult()
+    with transaction.atomic():
+        for chunk in _chunks(ids):
+            _retry_chunk(chunk, actor, reason, result)
+        audit(actor=actor, action="retry", target=target or "jobs", count=result.done,
+              reason=reason, origin=origin, skipped=dict(result.skipped))
+    return result
+
+
+def _cancel_chunk(ids: list[str], actor: Any, reason: str, result: BulkResult) -> None:
+    records = list(JobRecord.objects.select_for_update().filter(pk__in=ids))
+    candidates = [r for r in records if r.status in CANCELABLE]
+    for status, count in Counter(r.status for r in records
+                                 if r.status not in CANCELABLE).items():
+        result.add_skipped(f"already {Status(status).label.lower()}", count)
+    result.add_skipped("not found", len(ids) - len(records))
+    if not candidates:
+        return
+    stopped = queueing.cancel(r.pk for r in candidates)
+    canceled = [r for r in candidates if r.pk in stopped]
+    result.add_skipped("already running", len(candidates) - len(canceled))
+    JobRecord.objects.filter(pk__in=[r.pk for r in canceled]).update(
+        status=Status.CANCELED, finished_at=timezone.now(), next_attempt_at=None)
+    _timeline(canceled, JobEvent.Kind.CANCELED, actor, reason or "canceled by an operator")
+    result.done += len(canceled)
+
+
+def jobs_cancel(*, ids: Iterable[str], actor: Any, origin: str = Origin.CODE,
+                reason: str = "", target: str = "") -> BulkResult:
+    """Cancel jobs that have not started; running jobs are skipped."""
+    result = BulkResult()
+    with transaction.atomic():
+        for chunk in _chunks(ids):
+            _cancel_chunk(chunk, actor, reason, result)
+        audit(actor=actor, action="cancel", target=target or "jobs", count=result.done,
+              reason=reason, origin=origin, skipped=dict(result.skipped))
+    return result
+
+
+def job_retry(*, record: JobRecord, actor: Any, origin: str = Origin.CODE,
+              reason: str = "") -> BulkResult:
+    return jobs_retry(ids=[record.pk], actor=actor, origin=origin, reason=reason,
+                      target=f"job {record.pk}")
+
+
+def job_cancel(*, record: JobRecord, actor: Any, origin: str = Origin.CODE,
+               reason: str = "") -> BulkResult:
+    return jobs_cancel(ids=[record.pk], actor=actor, origin=origin, reason=reason,
+                       target=f"job {record.pk}")
+
+
+def _known_queue(name: str) -> None:
+    if name not in settings.JOB_QUEUES:
+        raise InvalidInput.one(
+            "queue", f"unknown queue {name!r} (known: {', '.join(settings.JOB_QUEUES)})")
+
+
+@transaction.atomic
+def queue_pause(*, name: str, actor: Any, reason: str = "",
+                origin: str = Origin.CODE) -> QueueState:
+    _known_queue(name)
+    state, _ = QueueState.objects.select_for_update().get_or_create(name=name)
+    state.paused = True
+    state.paused_by = _user(actor)
+    state.paused_at = timezone.now()
+    state.reason = reason[:500]
+    state.save()
+    transaction.on_commit(lambda: queueing.set_paused(name, True))
+    audit(actor=actor, action="pause", target=f"queue {name}", count=1, reason=reason,
+          origin=origin)
+    return state
+
+
+@transaction.atomic
+def queue_resume(*, name: str, actor: Any, reason: str = "",
+                 origin: str = Origin.CODE) -> QueueState:
+    _known_queue(name)
+    state, _ = QueueState.objects.select_for_update().get_or_create(name=name)
+    state.paused = False
+    state.paused_by = None
+    state.paused_at = None
+    state.reason = ""
+    state.save()
+    transaction.on_commit(lambda: queueing.set_paused(name, False))
+    audit(actor=actor, action="resume", target=f"queue {name}", count=1, reason=reason,
+          origin=origin)
+    return state

@@ -1,0 +1,288 @@
+"""Submission: the one path by which every front door creates jobs.
+
+The job record is written first (status `pending`) and put into Redis only
+after the surrounding transaction commits: a transactional outbox. If Redis is
+unreachable the record stays `pending` and the monitor's outbox relay enqueues
+it once Redis answers again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from pydantic import ValidationError as SchemaError
+
+from jobs import queueing, registry
+from jobs.models import JobDependency, JobEvent, JobRecord, Origin, Priority
+
+log = logging.getLogger("jobs.services")
+
+MAX_PAYLOAD_BYTES = 1_000_000
+MAX_DELAY_SECONDS = 366 * 24 * 3600
+#: One bulk submission is capped: memory for the records and one Redis
+#: pipeline per thousand jobs.
+MAX_BULK = 50_000
+
+
+class InvalidInput(ValueError):
+    """Bad input, with the offending field(s): {"payload.text": ["Field required"]}."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {', '.join(v)}" for k, v in errors.items()))
+
+    @classmethod
+    def one(cls, field_name: str, message: str) -> InvalidInput:
+        return cls({field_name: [message]})
+
+
+InvalidSubmission = InvalidInput
+
+
+@dataclass
+class SubmitRequest:
+    task: str
+    payload: Any = None
+    queue: str | None = None
+    priority: str | None = None
+    delay: float | None = None
+    run_at: datetime | None = None
+    depends_on: Sequence[str] = field(default_factory=tuple)
+    allow_failure: bool = False
+    idempotency_key: str | None = None
+    retry: dict[str, Any] | None = None
+
+
+def _payload(raw: Any) -> dict[str, Any]:
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, str | bytes):
+        if len(raw) > MAX_PAYLOAD_BYTES:
+            raise InvalidSubmission.one("payload", "larger than 1 MB")
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidSubmission.one("payload", f"not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise InvalidSubmission.one("payload", "must be a JSON object")
+    return raw
+
+
+def _schema_errors(exc: SchemaError) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        errors.setdefault(f"payload.{where}" if where else "payload", []).append(
+            error["msg"])
+    return errors
+
+
+def _when(request: SubmitRequest, now: datetime) -> datetime | None:
+    if request.delay is not None and request.run_at is not None:
+        raise InvalidSubmission.one("delay", "give a delay or a run-at time, not both")
+    if request.delay is not None:
+        try:
+            delay = float(request.delay)
+        except (TypeError, ValueError):
+            raise InvalidSubmission.one("delay", "must be a number of seconds") from None
+        if not 0 <= delay <= MAX_DELAY_SECONDS:
+            raise InvalidSubmission.one("delay", "must be between 0 and one year")
+        return now + timedelta(seconds=delay) if delay > 0 else None
+    if request.run_at is not None:
+        if not isinstance(request.run_at, datetime):
+            raise InvalidSubmission.one("run_at", "must be a date and time")
+        run_at = request.run_at
+        if timezone.is_naive(run_at):
+            raise InvalidSubmission.one("run_at", "needs a time zone (e.g. +00:00)")
+        return run_at if run_at > now else None
+    return None
+
+
+@dataclass
+class _Valid:
+    record: JobRecord
+    depends_on: list[str]
+    allow_failure: bool
+
+
+def _validate(request: SubmitRequest, now: datetime) -> _Valid:
+    try:
+        task = registry.get(str(request.task))
+    except registry.UnknownTask as exc:
+        raise InvalidSubmission.one("task", str(exc)) from None
+    payload = _payload(request.payload)
+    if len(json.dumps(payload)) > MAX_PAYLOAD_BYTES:
+        raise InvalidSubmission.one("payload", "larger than 1 MB")
+    try:
+        model = task.validate(payload)
+    except SchemaError as exc:
+        raise InvalidSubmission(_schema_errors(exc)) from None
+    queue = request.queue or task.queue
+    if queue not in settings.JOB_QUEUES:
+        raise InvalidSubmission.one(
+            "queue", f"unknown queue {queue!r} (known: {', '.join(settings.JOB_QUEUES)})")
+    priority = request.priority or task.priority
+    if priority not in Priority.values:
+        raise InvalidSubmission.one(
+            "priority", f"unknown priority {priority!r} (high, normal or low)")
+    try:
+        policy = task.retry.merged(request.retry)
+    except TypeError:
+        raise InvalidSubmission.one("retry", "unknown retry option") from None
+    if policy.max_attempts < 1 or policy.base < 0 or policy.cap < 0:
+        raise InvalidSubmission.one("retry", "attempts must be >= 1, delays >= 0")
+    key = request.idempotency_key or None
+    if key is not None and len(key) > 200:
+        raise InvalidSubmission.one("idempotency_key", "at most 200 characters")
+    record = JobRecord(
+        id=uuid.uuid4().hex, task=task.name, queue=queue, priority=priority,
+        payload=model.model_dump(mode="json"), status=JobRecord.Status.PENDING,
+        max_attempts=policy.max_attempts, retry_policy=policy.as_dict(),
+        timeout=task.timeout, submitted_at=now, run_at=_when(request, now),
+        idempotency_key=key,
+    )
+    return _Valid(record, [str(d) for d in request.depends_on], request.allow_failure)
+
+
+def _check_parents(valid: list[_Valid]) -> dict[str, str]:
+    wanted = {p for v in valid for p in v.depends_on}
+    if not wanted:
+        return {}
+    found = dict(JobRecord.objects.filter(pk__in=wanted).values_list("pk", "status"))
+    found.update({v.record.pk: v.record.status for v in valid})
+    missing = sorted(wanted - found.keys())
+    if missing:
+        raise InvalidSubmission.one("depends_on", f"no such job: {', '.join(missing)}")
+    return found
+
+
+def spec_for(record: JobRecord, depends_on: list[str], allow_failure: bool,
+             ) -> queueing.EnqueueSpec:
+    return queueing.EnqueueSpec(
+        id=record.pk, task=record.task, payload=record.payload, queue=record.queue,
+        priority=record.priority, timeout=record.timeout, policy=record.retry_policy,
+        run_at=record.run_at, depends_on=depends_on, allow_failure=allow_failure)
+
+
+def enqueue_records(specs: list[queueing.EnqueueSpec]) -> bool:
+    """Put jobs into Redis; False (and the jobs stay pending) if Redis is down."""
+    try:
+        queueing.enqueue(specs)
+    except redis.exceptions.RedisError as exc:
+        log.warning("redis unavailable; %d job(s) kept pending in the outbox",
+                    len(specs), extra={"error": str(exc), "jobs": len(specs)})
+        return False
+    return True
+
+
+def _after_commit(valid: list[_Valid]) -> None:
+    specs = [spec_for(v.record, v.depends_on, v.allow_failure) for v in valid]
+    if enqueue_records(specs):
+        for v in valid:
+            record = v.record
+            record.status = (JobRecord.Status.SCHEDULED if record.run_at
+                             else JobRecord.Status.DEFERRED if v.depends_on
+                             else JobRecord.Status.QUEUED)
+    for v in valid:
+        log.info("job submitted", extra={
+            "job_id": v.record.pk, "task": v.record.task, "queue": v.record.queue,
+            "priority": v.record.priority, "status": v.record.status})
+
+
+def _blocked_events(valid: list[_Valid], statuses: dict[str, str],
+                    now: datetime) -> list[JobEvent]:
+    blocked = []
+    for v in valid:
+        dead = [p for p in v.depends_on if statuses.get(p) == JobRecord.Status.DEAD]
+        if dead and not v.allow_failure:
+            v.record.last_error = f"waiting on dependency {dead[0]}, which is dead"
+            blocked.append(JobEvent(job=v.record, kind=JobEvent.Kind.BLOCKED, at=now,
+                                    message=v.record.last_error))
+    return blocked
+
+
+@transaction.atomic
+def job_submit_many(*, requests: Iterable[SubmitRequest], actor: Any = None,
+                    origin: str = Origin.CODE) -> list[JobRecord]:
+    """Validate every request, then write all records; all or nothing."""
+    now = timezone.now()
+    valid = [_validate(r, now) for r in requests]
+    if len(valid) > MAX_BULK:
+        raise InvalidSubmission.one("jobs", f"at most {MAX_BULK} jobs in one submission")
+    statuses = _check_parents(valid)
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    for v in valid:
+        v.record.origin = origin
+        v.record.submitted_by = user
+    blocked = _blocked_events(valid, statuses, now)
+    JobRecord.objects.bulk_create([v.record for v in valid], batch_size=1000)
+    JobDependency.objects.bulk_create(
+        [JobDependency(child=v.record, parent_id=p, allow_failure=v.allow_failure)
+         for v in valid for p in v.depends_on], batch_size=1000)
+    JobEvent.objects.bulk_create(blocked)
+    transaction.on_commit(lambda: _after_commit(valid))
+    return [v.record for v in valid]
+
+
+def job_submit(*, task: str, payload: Any = None, queue: str | None = None,
+               priority: str | None = None, delay: float | None = None,
+               run_at: datetime | None = None, depends_on: Sequence[str] = (),
+               allow_failure: bool = False, idempotency_key: str | None = None,
+               retry: dict[str, Any] | None = None, actor: Any = None,
+               origin: str = Origin.CODE) -> JobRecord:
+    """Submit one job. With an idempotency key already used, returns that job."""
+    request = SubmitRequest(
+        task=task, payload=payload, queue=queue, priority=priority, delay=delay,
+        run_at=run_at, depends_on=depends_on, allow_failure=allow_failure,
+        idempotency_key=idempotency_key, retry=retry)
+    if idempotency_key:
+        existing = JobRecord.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+    try:
+        with transaction.atomic():
+            return job_submit_many(requests=[request], actor=actor, origin=origin)[0]
+    except IntegrityError:
+        existing = JobRecord.objects.filter(idempotency_key=idempotency_key).first()
+        if idempotency_key and existing is not None:
+            return existing  # a concurrent submission with the same key won
+        raise
+
+
+def outbox_relay(*, grace_seconds: float = 5.0, limit: int = 1000) -> int:
+    """Enqueue jobs left `pending` (Redis was down when they were committed).
+
+    Only records older than the grace period are considered, so a submission
+    whose after-commit enqueue is still in flight is not enqueued twice; a job
+    whose hash already exists in Redis is never enqueued again.
+    """
+    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+    records = list(JobRecord.objects.filter(
+        status=JobRecord.Status.PENDING, submitted_at__lt=cutoff,
+    ).order_by("submitted_at")[:limit])
+    if not records:
+        return 0
+    in_redis = queueing.existing(r.pk for r in records)
+    todo = [r for r in records if r.pk not in in_redis]
+    parents: dict[str, list[tuple[str, bool]]] = {}
+    for child_id, parent_id, allow in JobDependency.objects.filter(
+            child_id__in=[r.pk for r in todo]).values_list(
+            "child_id", "parent_id", "allow_failure"):
+        parents.setdefault(child_id, []).append((parent_id, allow))
+    specs = [spec_for(r, [p for p, _ in parents.get(r.pk, [])],
+                      any(a for _, a in parents.get(r.pk, [])))
+             for r in todo]
+    if specs and enqueue_records(specs):
+        log.info("outbox relay enqueued pending jobs", extra={"jobs": len(specs)})
+        return len(specs)
+    return 0

@@ -1,0 +1,91 @@
+"""Built-in demo tasks: used by the demo, the tests and the benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from pydantic import BaseModel, Field
+
+from jobs import progress
+from jobs.registry import RetryPolicy, task
+
+
+class DemoFailure(RuntimeError):
+    """Raised by demo.fail on purpose."""
+
+
+class Echo(BaseModel):
+    text: str = Field(max_length=100_000)
+
+
+class Sleep(BaseModel):
+    seconds: float = Field(ge=0, le=3600)
+
+
+class Fail(BaseModel):
+    times: int = Field(ge=-1, description="failing attempts; -1 fails every time")
+    message: str = "demo failure"
+
+
+class Crash(BaseModel):
+    pass
+
+
+class Progress(BaseModel):
+    steps: int = Field(default=10, ge=1, le=10_000)
+    delay: float = Field(default=0.5, ge=0, le=60)
+
+
+class Cpu(BaseModel):
+    ms: int = Field(ge=0, le=600_000)
+
+
+@task("demo.echo", schema=Echo)
+def echo(payload: Echo) -> dict[str, str]:
+    """Return the text it was given."""
+    return {"text": payload.text}
+
+
+@task("demo.sleep", schema=Sleep, timeout=3700)
+def sleep(payload: Sleep) -> dict[str, float]:
+    """Sleep for a number of seconds."""
+    time.sleep(payload.seconds)
+    return {"slept": payload.seconds}
+
+
+# Equal jitter so that the delays between attempts visibly grow.
+@task("demo.fail", schema=Fail,
+      retry=RetryPolicy(max_attempts=4, base=0.5, factor=2.0, cap=30.0, jitter=0.5))
+def fail(payload: Fail) -> dict[str, int]:
+    """Fail the first `times` attempts, then succeed (-1: always fail)."""
+    attempt = progress.current().attempt
+    if payload.times == -1 or attempt <= payload.times:
+        raise DemoFailure(f"{payload.message} (attempt {attempt})")
+    return {"succeeded_on_attempt": attempt}
+
+
+@task("demo.crash", schema=Crash, retry=RetryPolicy(max_attempts=3, base=0.5))
+def crash(payload: Crash) -> None:
+    """Kill the job's own process abruptly (as an OOM kill would)."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@task("demo.progress", schema=Progress, timeout=3600)
+def report_progress(payload: Progress) -> dict[str, int]:
+    """Report progress and a log line at every step."""
+    for step in range(1, payload.steps + 1):
+        time.sleep(payload.delay)
+        progress.report(100.0 * step / payload.steps, f"step {step} of {payload.steps}")
+    return {"steps": payload.steps}
+
+
+@task("demo.cpu", schema=Cpu, timeout=900)
+def cpu(payload: Cpu) -> dict[str, int]:
+    """Busy-loop for a number of milliseconds."""
+    deadline = time.perf_counter() + payload.ms / 1000
+    loops = 0
+    while time.perf_counter() < deadline:
+        loops += 1
+    return {"loops": loops}

@@ -1,0 +1,148 @@
+"""Fixtures: a real Redis-compatible server, real workers, the real recorder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from console.localredis import LocalRedis, free_port
+from jobs import queueing
+from jobs.models import JobRecord
+from jobs.recorder import Recorder
+from jobs.workers import ConsoleWorker
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _point_settings_at(url: str) -> None:
+    settings.REDIS_URL = url
+    for config in settings.RQ_QUEUES.values():
+        config["URL"] = url
+    os.environ["REDIS_URL"] = url
+    queueing._connections.clear()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
+    """One server for the session, on a free port (never 6379), AOF on."""
+    port = free_port()
+    assert port != 6379
+    server = LocalRedis(directory=tmp_path_factory.mktemp("redis"), port=port).start()
+    _point_settings_at(server.url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean_redis(redis_server: LocalRedis) -> Iterator[None]:
+    if redis_server.process is None or redis_server.process.poll() is not None:
+        redis_server.start()  # a test stopped it and failed before restarting
+    queueing.connection().flushall()
+    yield
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder(consumer="tests")
+
+
+def work(queues: tuple[str, ...] = ("default",), *, scheduler: bool = True) -> None:
+    """One burst of a real forking worker in this process."""
+    worker = ConsoleWorker(list(queues), connection=queueing.connection())
+    worker.work(burst=True, with_scheduler=scheduler, logging_level="WARNING")
+
+
+@pytest.fixture
+def run_until(recorder: Recorder) -> Callable[..., None]:
+    """Burst-work and record until `done()` holds (retries wait in RQ's
+    scheduled registry, so this loops over several bursts)."""
+
+    def run(done: Callable[[], bool], queues: tuple[str, ...] = ("default",),
+            timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            work(queues)
+            recorder.drain_all()
+            if done():
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("condition not reached before the deadline")
+            time.sleep(0.2)
+
+    return run
+
+
+def final(*records: JobRecord) -> Callable[[], bool]:
+    def check() -> bool:
+        return all(JobRecord.objects.get(pk=r.pk).is_final for r in records)
+
+    return check
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, DEBUG="1", REDIS_URL=settings.REDIS_URL,
+               PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start `manage.py` subprocesses; all are stopped at the end of the test."""
+    children: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str, **env: str) -> subprocess.Popen[bytes]:
+        child = subprocess.Popen(
+            [sys.executable, str(BASE_DIR / "manage.py"), *args],
+            env=subprocess_env(**env), cwd=BASE_DIR,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30.0,
+             interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not reached before the deadline")
+
+
+# -- CI guards -------------------------------------------------------------
+
+_skipped_browser_tests: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("TEST_POSTGRES") == "1":
+        engine = settings.DATABASES["default"]["ENGINE"]
+        if "postgresql" not in engine:
+            raise pytest.UsageError(
+                "TEST_POSTGRES=1 but DATABASE_URL is not a PostgreSQL URL")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "browser" in report.keywords:
+        _skipped_browser_tests.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("CI_BROWSER_REQUIRED") == "1" and _skipped_browser_tests:
+        print(f"\nbrowser tests were skipped: {_skipped_browser_tests}", file=sys.stderr)
+        session.exitstatus = 1

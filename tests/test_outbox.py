@@ -1,0 +1,54 @@
+"""The transactional outbox: nothing is lost, nothing is enqueued twice."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import transaction
+
+from jobs import queueing, services
+from jobs.models import Attempt, JobRecord
+from jobs.services.reconcile import find_differences
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Status = JobRecord.Status
+
+
+def test_rolled_back_transaction_enqueues_nothing():
+    with pytest.raises(RuntimeError), transaction.atomic():
+        job = services.job_submit(task="demo.echo", payload={"text": "x"})
+        raise RuntimeError("the caller's transaction fails")
+    assert not JobRecord.objects.filter(pk=job.pk).exists()
+    assert queueing.existing([job.pk]) == set()
+
+
+def test_job_is_enqueued_only_when_the_transaction_commits():
+    with transaction.atomic():
+        job = services.job_submit(task="demo.echo", payload={"text": "x"})
+        assert queueing.existing([job.pk]) == set()
+    assert queueing.existing([job.pk]) == {job.pk}
+
+
+def test_submissions_during_a_redis_outage_all_run_exactly_once(
+        redis_server, run_until):
+    redis_server.stop()
+    try:
+        jobs = [services.job_submit(task="demo.echo", payload={"text": str(i)})
+                for i in range(100)]
+        assert all(j.status == Status.PENDING for j in jobs)
+        assert JobRecord.objects.filter(status=Status.PENDING).count() == 100
+    finally:
+        redis_server.start()
+    assert services.outbox_relay(grace_seconds=0) == 100
+    assert services.outbox_relay(grace_seconds=0) == 0  # already in Redis
+    run_until(lambda: JobRecord.objects.filter(status=Status.SUCCEEDED).count() == 100)
+    assert Attempt.objects.count() == 100
+    assert set(Attempt.objects.values_list("number", flat=True)) == {1}
+    assert find_differences() == []
+
+
+def test_relay_waits_for_the_grace_period():
+    job = services.job_submit(task="demo.echo", payload={"text": "x"})
+    JobRecord.objects.filter(pk=job.pk).update(status=Status.PENDING)
+    queueing.connection().flushall()
+    assert services.outbox_relay(grace_seconds=60) == 0
+    assert services.outbox_relay(grace_seconds=0) == 1
