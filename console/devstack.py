@@ -26,8 +26,13 @@ _print_lock = threading.Lock()
 
 
 def emit(process: str, msg: str, level: str = "info", **extra: object) -> None:
-    entry = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "level": level,
-             "process": process, "msg": msg, **extra}
+    entry = {
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "level": level,
+        "process": process,
+        "msg": msg,
+        **extra,
+    }
     with _print_lock:
         print(json.dumps(entry), flush=True)
 
@@ -77,8 +82,13 @@ class Stack:
         url_file.write_text(self.redis.url)
         os.chmod(url_file, 0o600)
         self.env["REDIS_URL"] = self.redis.url
-        emit("redis", "local server started", port=self.redis.port,
-             dir=str(self.redis.directory), appendonly=True)
+        emit(
+            "redis",
+            "local server started",
+            port=self.redis.port,
+            dir=str(self.redis.directory),
+            appendonly=True,
+        )
 
     def manage(self, *args: str, check: bool = True) -> int:
         env = dict(self.env, PROCESS_NAME="setup")
@@ -92,8 +102,13 @@ class Stack:
 
     def spawn(self, name: str, argv: list[str]) -> None:
         env = dict(self.env, PROCESS_NAME=name, PYTHONUNBUFFERED="1")
-        child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
+        child = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.children[name] = child
         threading.Thread(target=relay, args=(name, child.stdout), daemon=True).start()
         emit("stack", f"started {name}", pid=child.pid)
@@ -105,13 +120,22 @@ class Stack:
         self.manage("migrate", "--noinput")
         password = os.environ.get("CONSOLE_ADMIN_PASSWORD", "admin")
         self.env["DJANGO_SUPERUSER_PASSWORD"] = password
-        self.manage("createsuperuser", "--noinput", "--username", "admin",
-                    "--email", "admin@example.com", check=False)
+        self.manage(
+            "createsuperuser",
+            "--noinput",
+            "--username",
+            "admin",
+            "--email",
+            "admin@example.com",
+            check=False,
+        )
         specs = processes(port)
         for name, argv in specs.items():
             self.spawn(name, argv)
-        banner = (f"console: http://127.0.0.1:{port}/  login: admin / {password}"
-                  "  (Ctrl-C stops everything)")
+        banner = (
+            f"console: http://127.0.0.1:{port}/  login: admin / {password}"
+            "  (Ctrl-C stops everything)"
+        )
         emit("stack", banner)
         print(f"\n  {banner}\n", file=sys.stderr, flush=True)
         try:
@@ -127,8 +151,11 @@ class Stack:
         for name, child in list(self.children.items()):
             code = child.poll()
             if code is not None and not self.stopping:
-                emit("stack", f"{name} exited with {code}; restarting in 2 s",
-                     level="warning")
+                emit(
+                    "stack",
+                    f"{name} exited with {code}; restarting in 2 s",
+                    level="warning",
+                )
                 time.sleep(2)
                 self.spawn(name, specs[name])
 

@@ -72,15 +72,24 @@ class LocalRedis:
     def command(self) -> list[str]:
         return [
             server_binary(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.directory),
-            "--appendonly", "yes",
-            "--appendfsync", self.appendfsync,
-            "--save", "",
-            "--requirepass", self.password,
-            "--protected-mode", "yes",
-            "--logfile", str(self.directory / "server.log"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            self.appendfsync,
+            "--save",
+            "",
+            "--requirepass",
+            self.password,
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            str(self.directory / "server.log"),
         ]
 
     def start(self, timeout: float = 10.0) -> LocalRedis:

@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 #: LogRecord attributes that are not "extra" fields given by the caller.
-_STANDARD = set(
-    logging.LogRecord("", 0, "", 0, "", None, None).__dict__
-) | {"message", "asctime", "taskName"}
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
 
 
 def process_name() -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
@@ -29,11 +30,17 @@ def env_bool(name: str, default: bool = False) -> bool:
         return True
     if value in {"0", "false", "no", "off"}:
         return False
-    raise ImproperlyConfigured(f"{name}: expected a boolean (1/0, true/false), got {raw!r}")
+    raise ImproperlyConfigured(
+        f"{name}: expected a boolean (1/0, true/false), got {raw!r}"
+    )
 
 
 def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+    return [
+        item.strip()
+        for item in os.environ.get(name, default).split(",")
+        if item.strip()
+    ]
 
 
 def env_int(name: str, default: int) -> int:
@@ -41,7 +48,9 @@ def env_int(name: str, default: int) -> int:
     try:
         return int(raw) if raw else default
     except ValueError:
-        raise ImproperlyConfigured(f"{name}: expected an integer, got {raw!r}") from None
+        raise ImproperlyConfigured(
+            f"{name}: expected an integer, got {raw!r}"
+        ) from None
 
 
 DEBUG = env_bool("DEBUG", False)
@@ -64,13 +73,16 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 
-def _database() -> dict:
+def _database() -> dict[str, Any]:
     default_sqlite = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
     url = os.environ.get("DATABASE_URL") or default_sqlite
     try:
-        config = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))
+        parsed = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))
+        config: dict[str, Any] = dict(parsed)
     except Exception as exc:  # dj_database_url raises several types
-        raise ImproperlyConfigured(f"DATABASE_URL: cannot parse {url!r} ({exc})") from None
+        raise ImproperlyConfigured(
+            f"DATABASE_URL: cannot parse {url!r} ({exc})"
+        ) from None
     if not config.get("ENGINE"):
         raise ImproperlyConfigured(f"DATABASE_URL: unknown database scheme in {url!r}")
     if config["ENGINE"].endswith("sqlite3"):
@@ -153,6 +165,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -194,6 +207,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
+WHITENOISE_USE_FINDERS = DEBUG
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGIN_URL = "login"
@@ -206,6 +220,8 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

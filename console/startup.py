@@ -35,7 +35,9 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def run_or_explain(argv: list[str], runner: Callable[[list[str]], None] | None = None) -> None:
+def run_or_explain(
+    argv: list[str], runner: Callable[[list[str]], None] | None = None
+) -> None:
     import redis
     from django.conf import settings
 
@@ -51,7 +53,10 @@ def run_or_explain(argv: list[str], runner: Callable[[list[str]], None] | None =
         runner(argv)
     except ImproperlyConfigured as exc:
         fail(str(exc))
-    except (redis.exceptions.AuthenticationError, redis.exceptions.ResponseError) as exc:
+    except (
+        redis.exceptions.AuthenticationError,
+        redis.exceptions.ResponseError,
+    ) as exc:
         if "auth" not in str(exc).lower() and "pass" not in str(exc).lower():
             raise
         fail(explain_redis_error(exc))

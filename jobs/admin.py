@@ -23,8 +23,16 @@ class AttemptInline(admin.TabularInline):
     model = Attempt
     extra = 0
     can_delete = False
-    readonly_fields = ["number", "outcome", "worker_name", "pid", "started_at",
-                       "duration", "exc_type", "exc_message"]
+    readonly_fields = (
+        "number",
+        "outcome",
+        "worker_name",
+        "pid",
+        "started_at",
+        "duration",
+        "exc_type",
+        "exc_message",
+    )
     fields = readonly_fields
 
 
@@ -32,14 +40,22 @@ class EventInline(admin.TabularInline):
     model = JobEvent
     extra = 0
     can_delete = False
-    readonly_fields = ["at", "kind", "message", "actor"]
+    readonly_fields = ("at", "kind", "message", "actor")
     fields = readonly_fields
 
 
 @admin.register(JobRecord)
 class JobRecordAdmin(ReadOnly):
-    list_display = ["id", "task", "queue", "priority", "status", "attempts",
-                    "submitted_at", "finished_at"]
+    list_display = [
+        "id",
+        "task",
+        "queue",
+        "priority",
+        "status",
+        "attempts",
+        "submitted_at",
+        "finished_at",
+    ]
     list_filter = ["status", "queue", "task", "submitted_at"]
     search_fields = ["id", "task", "last_error"]
     inlines = [AttemptInline, EventInline]

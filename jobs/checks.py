@@ -15,7 +15,11 @@ def queues_and_tasks(app_configs: Any, **kwargs: Any) -> list[Error]:
     errors = []
     for task in registry.all_tasks():
         if task.queue not in settings.JOB_QUEUES:
-            errors.append(Error(
-                f"task {task.name!r} uses queue {task.queue!r}, which JOB_QUEUES "
-                "does not list", id="jobs.E001"))
+            errors.append(
+                Error(
+                    f"task {task.name!r} uses queue {task.queue!r}, which JOB_QUEUES "
+                    "does not list",
+                    id="jobs.E001",
+                )
+            )
     return errors

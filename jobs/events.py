@@ -25,7 +25,9 @@ class Event:
     data: dict[str, Any]
 
 
-def fields(kind: str, job_id: str, at: float | None = None, **data: Any) -> dict[str, str]:
+def fields(
+    kind: str, job_id: str, at: float | None = None, **data: Any
+) -> dict[str, str]:
     return {
         "kind": kind,
         "job": job_id,

@@ -14,22 +14,32 @@ class SubmitForm(forms.Form):
 
     task = forms.ChoiceField()
     payload = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false",
-                                     "class": "mono"}),
-        initial="{}", required=False,
-        help_text="A JSON object, checked against the task's schema.")
+        widget=forms.Textarea(
+            attrs={"rows": 6, "spellcheck": "false", "class": "mono"}
+        ),
+        initial="{}",
+        required=False,
+        help_text="A JSON object, checked against the task's schema.",
+    )
     queue = forms.ChoiceField(required=False)
-    priority = forms.ChoiceField(choices=[("", "Task default"), *Priority.choices],
-                                 required=False)
+    priority = forms.ChoiceField(
+        choices=[("", "Task default"), *Priority.choices], required=False
+    )
     delay = forms.FloatField(required=False, min_value=0, label="Delay (seconds)")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["task"].choices = [
+        task_field = self.fields["task"]
+        queue_field = self.fields["queue"]
+        assert isinstance(task_field, forms.ChoiceField)
+        assert isinstance(queue_field, forms.ChoiceField)
+        task_field.choices = [
             (t.name, f"{t.name} — {t.description}" if t.description else t.name)
-            for t in registry.all_tasks()]
-        self.fields["queue"].choices = [("", "Task default")] + [
-            (q, q) for q in settings.JOB_QUEUES]
+            for t in registry.all_tasks()
+        ]
+        queue_field.choices = [("", "Task default")] + [
+            (q, q) for q in settings.JOB_QUEUES
+        ]
 
     def add_service_errors(self, errors: dict[str, list[str]]) -> None:
         for key, messages in errors.items():

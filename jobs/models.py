@@ -36,27 +36,39 @@ class JobRecord(models.Model):
         CANCELED = "canceled", "Canceled"
 
     ACTIVE_STATUSES = (
-        Status.PENDING, Status.QUEUED, Status.SCHEDULED, Status.DEFERRED,
-        Status.STARTED, Status.RETRYING,
+        Status.PENDING,
+        Status.QUEUED,
+        Status.SCHEDULED,
+        Status.DEFERRED,
+        Status.STARTED,
+        Status.RETRYING,
     )
     FINAL_STATUSES = (Status.SUCCEEDED, Status.DEAD, Status.CANCELED)
 
     id = models.CharField(primary_key=True, max_length=64)
     task = models.CharField(max_length=200, db_index=True)
     queue = models.CharField(max_length=64)
-    priority = models.CharField(max_length=8, choices=Priority.choices,
-                                default=Priority.NORMAL)
+    priority = models.CharField(
+        max_length=8, choices=Priority.choices, default=Priority.NORMAL
+    )
     payload = models.JSONField(default=dict)
-    status = models.CharField(max_length=16, choices=Status.choices,
-                              default=Status.PENDING)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING
+    )
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=1)
     retry_policy = models.JSONField(default=dict, blank=True)
     timeout = models.PositiveIntegerField(default=180)
-    origin = models.CharField(max_length=16, choices=Origin.choices,
-                              default=Origin.CODE)
-    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                     on_delete=models.SET_NULL, related_name="+")
+    origin = models.CharField(
+        max_length=16, choices=Origin.choices, default=Origin.CODE
+    )
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     submitted_at = models.DateTimeField(db_index=True)
     run_at = models.DateTimeField(null=True, blank=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
@@ -70,10 +82,12 @@ class JobRecord(models.Model):
     last_error = models.TextField(blank=True)
     #: Groups failures by task, exception type and normalised message.
     error_fingerprint = models.CharField(max_length=40, blank=True, db_index=True)
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True,
-                                       unique=True)
-    parents = models.ManyToManyField("self", through="JobDependency",
-                                     symmetrical=False, related_name="children")
+    idempotency_key = models.CharField(
+        max_length=200, null=True, blank=True, unique=True
+    )
+    parents: models.ManyToManyField[JobRecord, JobDependency] = models.ManyToManyField(
+        "self", through="JobDependency", symmetrical=False, related_name="children"
+    )
 
     class Meta:
         ordering = ["-submitted_at"]
@@ -99,7 +113,9 @@ class JobDependency(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["child", "parent"], name="unique_dependency")
+            models.UniqueConstraint(
+                fields=["child", "parent"], name="unique_dependency"
+            )
         ]
 
     def __str__(self) -> str:
@@ -115,7 +131,9 @@ class Attempt(models.Model):
         FAILED = "failed", "Failed"
         LOST = "lost", "Worker lost"
 
-    job = models.ForeignKey(JobRecord, on_delete=models.CASCADE, related_name="attempt_set")
+    job = models.ForeignKey(
+        JobRecord, on_delete=models.CASCADE, related_name="attempt_set"
+    )
     number = models.PositiveIntegerField()
     worker_name = models.CharField(max_length=200, blank=True)
     hostname = models.CharField(max_length=200, blank=True)
@@ -123,8 +141,9 @@ class Attempt(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration = models.FloatField(null=True, blank=True)
-    outcome = models.CharField(max_length=16, choices=Outcome.choices,
-                               default=Outcome.RUNNING)
+    outcome = models.CharField(
+        max_length=16, choices=Outcome.choices, default=Outcome.RUNNING
+    )
     exc_type = models.CharField(max_length=200, blank=True)
     exc_message = models.TextField(blank=True)
     traceback = models.TextField(blank=True)
@@ -161,8 +180,13 @@ class JobEvent(models.Model):
     job = models.ForeignKey(JobRecord, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=24, choices=Kind.choices)
     at = models.DateTimeField()
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                              on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     message = models.TextField(blank=True)
     detail = models.JSONField(default=dict, blank=True)
     #: The Redis stream entry this came from: replays of a batch are no-ops.
@@ -181,8 +205,13 @@ class QueueState(models.Model):
 
     name = models.CharField(primary_key=True, max_length=64)
     paused = models.BooleanField(default=False)
-    paused_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                  on_delete=models.SET_NULL, related_name="+")
+    paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     paused_at = models.DateTimeField(null=True, blank=True)
     reason = models.CharField(max_length=500, blank=True)
 
@@ -196,14 +225,21 @@ class QueueState(models.Model):
 class OperatorAction(models.Model):
     """The audit log: every action an operator takes, from any front door."""
 
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                              on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     actor_name = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=64, db_index=True)
     target = models.CharField(max_length=300, blank=True)
     count = models.PositiveIntegerField(default=0)
     reason = models.CharField(max_length=500, blank=True)
-    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.CODE)
+    origin = models.CharField(
+        max_length=16, choices=Origin.choices, default=Origin.CODE
+    )
     detail = models.JSONField(default=dict, blank=True)
     at = models.DateTimeField(db_index=True)
 

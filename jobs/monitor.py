@@ -56,8 +56,10 @@ class Monitor:
                 self.tick()
                 backoff = 0.5
             except (redis.exceptions.RedisError, DatabaseError) as exc:
-                log.warning("monitor cycle failed; retrying",
-                            extra={"error": str(exc), "retry_in": backoff})
+                log.warning(
+                    "monitor cycle failed; retrying",
+                    extra={"error": str(exc), "retry_in": backoff},
+                )
                 close_old_connections()
                 time.sleep(backoff)
                 backoff = min(MAX_BACKOFF, backoff * 2)

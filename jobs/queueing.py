@@ -38,11 +38,14 @@ FAILURE_TTL = 30 * 24 * 3600
 #: time Redis spends on one request.
 PIPELINE_CHUNK = 1000
 
-_connections: dict[tuple[int, str], redis.Redis] = {}
+_connections: dict[tuple[int, str], Any] = {}
 
 
-def connection() -> redis.Redis:
-    """A Redis client for this process (clients are not shared across fork)."""
+def connection() -> Any:
+    """A Redis client for this process (clients are not shared across fork).
+
+    Typed as Any: redis-py's sync and async return types share one union.
+    """
     key = (os.getpid(), settings.REDIS_URL)
     client = _connections.get(key)
     if client is None:
@@ -85,9 +88,18 @@ class ConsoleJob(Job):
         self.meta["attempt"] = attempt
         pipeline.hset(self.key, "meta", self.serializer.dumps(self.meta))
         started = self.started_at.timestamp() if self.started_at else time.time()
-        pipeline.xadd(events.STREAM, events.fields(
-            "started", self.id, at=started, attempt=attempt, worker=worker_name,
-            host=socket.gethostname(), pid=os.getpid()))
+        pipeline.xadd(
+            events.STREAM,
+            events.fields(
+                "started",
+                self.id,
+                at=started,
+                attempt=attempt,
+                worker=worker_name,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+            ),
+        )
 
 
 def lane(queue: str, priority: str) -> str:
@@ -105,9 +117,13 @@ def logical_queue(lane_name: str) -> str:
     return lane_name
 
 
-def rq_queue(name: str, client: redis.Redis | None = None) -> Queue:
-    return Queue(name, connection=client or connection(), job_class=ConsoleJob,
-                 serializer=JSONSerializer)
+def rq_queue(name: str, client: Any = None) -> Queue:
+    return Queue(
+        name,
+        connection=client or connection(),
+        job_class=ConsoleJob,
+        serializer=JSONSerializer,
+    )
 
 
 @dataclass
@@ -131,7 +147,8 @@ class EnqueueSpec:
 def _job(spec: EnqueueSpec, queue: Queue) -> Job:
     depends_on = (
         Dependency(jobs=spec.depends_on, allow_failure=spec.allow_failure)
-        if spec.depends_on else None
+        if spec.depends_on
+        else None
     )
     return queue.create_job(
         RUNNER,
@@ -142,8 +159,12 @@ def _job(spec: EnqueueSpec, queue: Queue) -> Job:
         failure_ttl=FAILURE_TTL,
         description=spec.task,
         depends_on=depends_on,
-        meta={"task": spec.task, "attempt": spec.attempt_offset,
-              "attempt_offset": spec.attempt_offset, "policy": spec.policy},
+        meta={
+            "task": spec.task,
+            "attempt": spec.attempt_offset,
+            "attempt_offset": spec.attempt_offset,
+            "policy": spec.policy,
+        },
     )
 
 
@@ -161,11 +182,17 @@ def _put(spec: EnqueueSpec, pipe: Any) -> None:
     if spec.run_at is not None:
         due = datetime.fromtimestamp(whole_second_after(spec.run_at.timestamp()), UTC)
         queue.schedule_job(job, due, pipeline=pipe)
-        pipe.xadd(events.STREAM, events.fields(
-            "scheduled", spec.id, run_at=spec.run_at.isoformat()))
+        pipe.xadd(
+            events.STREAM,
+            events.fields("scheduled", spec.id, run_at=spec.run_at.isoformat()),
+        )
         return
     queue.enqueue_job(job, pipeline=pipe)
-    kind = "deferred" if job.get_status(refresh=False) == JobStatus.DEFERRED else "enqueued"
+    kind = (
+        "deferred"
+        if job.get_status(refresh=False) == JobStatus.DEFERRED
+        else "enqueued"
+    )
     pipe.xadd(events.STREAM, events.fields(kind, spec.id))
 
 
@@ -179,7 +206,7 @@ def enqueue(specs: list[EnqueueSpec]) -> None:
     plain = [s for s in specs if not s.depends_on]
     for start in range(0, len(plain), PIPELINE_CHUNK):
         with client.pipeline() as pipe:
-            for spec in plain[start:start + PIPELINE_CHUNK]:
+            for spec in plain[start : start + PIPELINE_CHUNK]:
                 _put(spec, pipe)
             pipe.execute()
     for spec in specs:
@@ -207,8 +234,10 @@ def statuses(job_ids: Iterable[str]) -> dict[str, str | None]:
         for job_id in ids:
             pipe.hget(Job.key_for(job_id), "status")
         values = pipe.execute()
-    return {job_id: (v.decode() if v else None)
-            for job_id, v in zip(ids, values, strict=True)}
+    return {
+        job_id: (v.decode() if v else None)
+        for job_id, v in zip(ids, values, strict=True)
+    }
 
 
 def cancel(job_ids: Iterable[str]) -> set[str]:
@@ -271,8 +300,7 @@ def read_progress(job_id: str) -> tuple[float | None, list[dict[str, Any]]]:
         pipe.hget(key, "percent")
         pipe.lrange(f"{key}:log", 0, -1)
         percent, lines = pipe.execute()
-    return (float(percent) if percent else None,
-            [json.loads(line) for line in lines])
+    return (float(percent) if percent else None, [json.loads(line) for line in lines])
 
 
 def scheduled_ids(queue: str) -> list[str]:

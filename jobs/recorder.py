@@ -53,18 +53,36 @@ class Batch:
     records: dict[str, JobRecord]
     started: dict[tuple[str, int], Attempt] = field(default_factory=dict)
     finished: dict[tuple[str, int], Attempt] = field(default_factory=dict)
-    events: list[JobEvent] = field(default_factory=list)
+    timeline: list[JobEvent] = field(default_factory=list)
     dirty: set[str] = field(default_factory=set)
     dead: list[str] = field(default_factory=list)
 
-    def add_event(self, record: JobRecord, event: events.Event, kind: str,
-                  message: str = "", suffix: str = "", **detail: Any) -> None:
-        self.events.append(JobEvent(
-            job_id=record.pk, kind=kind, at=_dt(event.at), message=message,
-            detail=detail, stream_id=f"{event.stream_id}{suffix}"))
+    def add_event(
+        self,
+        record: JobRecord,
+        event: events.Event,
+        kind: str,
+        message: str = "",
+        suffix: str = "",
+        **detail: Any,
+    ) -> None:
+        self.timeline.append(
+            JobEvent(
+                job_id=record.pk,
+                kind=kind,
+                at=_dt(event.at) or datetime.now(UTC),
+                message=message,
+                detail=detail,
+                stream_id=f"{event.stream_id}{suffix}",
+            )
+        )
 
-    def attempt(self, record: JobRecord, event: events.Event,
-                into: dict[tuple[str, int], Attempt]) -> Attempt:
+    def attempt(
+        self,
+        record: JobRecord,
+        event: events.Event,
+        into: dict[tuple[str, int], Attempt],
+    ) -> Attempt:
         number = int(event.data.get("attempt") or 1)
         key = (record.pk, number)
         found = into.get(key) or Attempt(job_id=record.pk, number=number)
@@ -76,8 +94,13 @@ class Batch:
 
 
 def on_enqueued(batch: Batch, record: JobRecord, event: events.Event) -> None:
-    if record.status in (Status.PENDING, Status.SCHEDULED, Status.DEFERRED,
-                         Status.RETRYING, Status.QUEUED):
+    if record.status in (
+        Status.PENDING,
+        Status.SCHEDULED,
+        Status.DEFERRED,
+        Status.RETRYING,
+        Status.QUEUED,
+    ):
         record.status = Status.QUEUED
         record.enqueued_at = _dt(event.at)
     batch.add_event(record, event, Kind.ENQUEUED)
@@ -86,7 +109,9 @@ def on_enqueued(batch: Batch, record: JobRecord, event: events.Event) -> None:
 def on_scheduled(batch: Batch, record: JobRecord, event: events.Event) -> None:
     if record.status == Status.PENDING:
         record.status = Status.SCHEDULED
-    batch.add_event(record, event, Kind.SCHEDULED, f"runs at {event.data.get('run_at')}")
+    batch.add_event(
+        record, event, Kind.SCHEDULED, f"runs at {event.data.get('run_at')}"
+    )
 
 
 def on_deferred(batch: Batch, record: JobRecord, event: events.Event) -> None:
@@ -106,18 +131,29 @@ def on_started(batch: Batch, record: JobRecord, event: events.Event) -> None:
     record.worker_name = attempt.worker_name
     record.worker_pid = attempt.pid
     record.next_attempt_at = None
-    batch.add_event(record, event, Kind.STARTED,
-                    f"attempt {attempt.number} on {attempt.worker_name}",
-                    attempt=attempt.number, worker=attempt.worker_name, pid=attempt.pid)
+    batch.add_event(
+        record,
+        event,
+        Kind.STARTED,
+        f"attempt {attempt.number} on {attempt.worker_name}",
+        attempt=attempt.number,
+        worker=attempt.worker_name,
+        pid=attempt.pid,
+    )
 
 
 def on_succeeded(batch: Batch, record: JobRecord, event: events.Event) -> None:
     attempt = _finish(batch, record, event, Attempt.Outcome.SUCCEEDED)
     record.status = Status.SUCCEEDED
     record.result = event.data.get("result")
-    batch.add_event(record, event, Kind.SUCCEEDED,
-                    f"attempt {attempt.number} succeeded", attempt=attempt.number,
-                    duration=attempt.duration)
+    batch.add_event(
+        record,
+        event,
+        Kind.SUCCEEDED,
+        f"attempt {attempt.number} succeeded",
+        attempt=attempt.number,
+        duration=attempt.duration,
+    )
 
 
 def on_failed(batch: Batch, record: JobRecord, event: events.Event) -> None:
@@ -129,32 +165,50 @@ def on_failed(batch: Batch, record: JobRecord, event: events.Event) -> None:
     attempt.traceback = str(event.data.get("traceback") or "")
     record.error_type = attempt.exc_type
     record.last_error = attempt.exc_message
-    record.error_fingerprint = fingerprint(record.task, attempt.exc_type,
-                                           attempt.exc_message)
-    batch.add_event(record, event, Kind.LOST if lost else Kind.FAILED,
-                    f"{attempt.exc_type}: {attempt.exc_message}"[:1000],
-                    attempt=attempt.number, worker=attempt.worker_name)
+    record.error_fingerprint = fingerprint(
+        record.task, attempt.exc_type, attempt.exc_message
+    )
+    batch.add_event(
+        record,
+        event,
+        Kind.LOST if lost else Kind.FAILED,
+        f"{attempt.exc_type}: {attempt.exc_message}"[:1000],
+        attempt=attempt.number,
+        worker=attempt.worker_name,
+    )
     retry_at = _dt(event.data.get("retry_at"))
     if retry_at is not None:
         record.status = Status.RETRYING
         record.next_attempt_at = retry_at
         record.finished_at = None
         kind = Kind.RECOVERED if lost else Kind.RETRY_SCHEDULED
-        batch.add_event(record, event, kind, f"attempt {attempt.number + 1} at "
-                        f"{retry_at.isoformat(timespec='milliseconds')}", suffix="r",
-                        next_attempt=attempt.number + 1, at=retry_at.isoformat(),
-                        delay=event.data.get("delay"))
+        batch.add_event(
+            record,
+            event,
+            kind,
+            f"attempt {attempt.number + 1} at "
+            f"{retry_at.isoformat(timespec='milliseconds')}",
+            suffix="r",
+            next_attempt=attempt.number + 1,
+            at=retry_at.isoformat(),
+            delay=event.data.get("delay"),
+        )
     else:
         record.status = Status.DEAD
         record.next_attempt_at = None
-        batch.add_event(record, event, Kind.DEAD,
-                        f"gave up after {attempt.number} of {record.max_attempts} "
-                        "attempts", suffix="d")
+        batch.add_event(
+            record,
+            event,
+            Kind.DEAD,
+            f"gave up after {attempt.number} of {record.max_attempts} attempts",
+            suffix="d",
+        )
         batch.dead.append(record.pk)
 
 
-def _finish(batch: Batch, record: JobRecord, event: events.Event,
-            outcome: str) -> Attempt:
+def _finish(
+    batch: Batch, record: JobRecord, event: events.Event, outcome: str
+) -> Attempt:
     attempt = batch.attempt(record, event, batch.finished)
     attempt.finished_at = _dt(event.at)
     attempt.duration = event.data.get("duration")
@@ -177,13 +231,31 @@ HANDLERS: dict[str, Callable[[Batch, JobRecord, events.Event], None]] = {
 }
 
 RECORD_FIELDS = [
-    "status", "attempts", "enqueued_at", "started_at", "finished_at",
-    "next_attempt_at", "worker_name", "worker_pid", "result", "error_type",
-    "last_error", "error_fingerprint",
+    "status",
+    "attempts",
+    "enqueued_at",
+    "started_at",
+    "finished_at",
+    "next_attempt_at",
+    "worker_name",
+    "worker_pid",
+    "result",
+    "error_type",
+    "last_error",
+    "error_fingerprint",
 ]
 STARTED_FIELDS = ["worker_name", "hostname", "pid", "started_at"]
-FINISHED_FIELDS = ["worker_name", "hostname", "started_at", "finished_at", "duration",
-                   "outcome", "exc_type", "exc_message", "traceback"]
+FINISHED_FIELDS = [
+    "worker_name",
+    "hostname",
+    "started_at",
+    "finished_at",
+    "duration",
+    "outcome",
+    "exc_type",
+    "exc_message",
+    "traceback",
+]
 
 
 @transaction.atomic
@@ -199,15 +271,21 @@ def apply(entries: list[events.Event]) -> int:
         handler(batch, record, event)
         batch.dirty.add(record.pk)
     _block_children_of_dead(batch)
-    JobRecord.objects.bulk_update([records[pk] for pk in batch.dirty], RECORD_FIELDS,
-                                  batch_size=BATCH)
-    for attempts, fields in ((batch.started, STARTED_FIELDS),
-                             (batch.finished, FINISHED_FIELDS)):
+    JobRecord.objects.bulk_update(
+        [records[pk] for pk in batch.dirty], RECORD_FIELDS, batch_size=BATCH
+    )
+    for attempts, fields in (
+        (batch.started, STARTED_FIELDS),
+        (batch.finished, FINISHED_FIELDS),
+    ):
         if attempts:
             Attempt.objects.bulk_create(
-                attempts.values(), update_conflicts=True,
-                unique_fields=["job", "number"], update_fields=fields)
-    JobEvent.objects.bulk_create(batch.events, ignore_conflicts=True)
+                attempts.values(),
+                update_conflicts=True,
+                unique_fields=["job", "number"],
+                update_fields=fields,
+            )
+    JobEvent.objects.bulk_create(batch.timeline, ignore_conflicts=True)
     return len(batch.dirty)
 
 
@@ -216,7 +294,8 @@ def _block_children_of_dead(batch: Batch) -> None:
     if not batch.dead:
         return
     links = JobDependency.objects.filter(
-        parent_id__in=batch.dead, allow_failure=False,
+        parent_id__in=batch.dead,
+        allow_failure=False,
         child__status__in=[Status.DEFERRED, Status.PENDING],
     ).values_list("child_id", "parent_id")
     now = datetime.now(UTC)
@@ -227,9 +306,16 @@ def _block_children_of_dead(batch: Batch) -> None:
             batch.dirty.add(child_id)
         else:
             JobRecord.objects.filter(pk=child_id).update(last_error=reason)
-        batch.events.append(JobEvent(
-            job_id=child_id, kind=Kind.BLOCKED, at=now, message=reason,
-            detail={"parent": parent_id}, stream_id=f"blocked:{child_id}:{parent_id}"))
+        batch.timeline.append(
+            JobEvent(
+                job_id=child_id,
+                kind=Kind.BLOCKED,
+                at=now,
+                message=reason,
+                detail={"parent": parent_id},
+                stream_id=f"blocked:{child_id}:{parent_id}",
+            )
+        )
 
 
 class Recorder:
@@ -239,7 +325,7 @@ class Recorder:
         self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
         self._group_ready = False
 
-    def _client(self) -> redis.Redis:
+    def _client(self) -> Any:
         client = queueing.connection()
         if not self._group_ready:
             try:
@@ -266,10 +352,16 @@ class Recorder:
             pipe.execute()
         return len(entries)
 
-    def _read(self, client: redis.Redis, start: str, count: int,
-              block_ms: int | None) -> list[events.Event]:
-        reply = client.xreadgroup(events.GROUP, self.consumer, {events.STREAM: start},
-                                  count=count, block=block_ms)
+    def _read(
+        self, client: Any, start: str, count: int, block_ms: int | None
+    ) -> list[events.Event]:
+        reply = client.xreadgroup(
+            events.GROUP,
+            self.consumer,
+            {events.STREAM: start},
+            count=count,
+            block=block_ms,
+        )
         entries: list[events.Event] = []
         for _stream, rows in reply or []:
             entries.extend(events.parse(sid, data) for sid, data in rows if data)
@@ -278,8 +370,13 @@ class Recorder:
     def claim_abandoned(self) -> int:
         """Take over entries a dead recorder read but never acknowledged."""
         client = self._client()
-        reply = client.xautoclaim(events.STREAM, events.GROUP, self.consumer,
-                                  min_idle_time=CLAIM_IDLE_MS, count=BATCH)
+        reply = client.xautoclaim(
+            events.STREAM,
+            events.GROUP,
+            self.consumer,
+            min_idle_time=CLAIM_IDLE_MS,
+            count=BATCH,
+        )
         return len(reply[1]) if reply and len(reply) > 1 else 0
 
     def drain_all(self) -> int:

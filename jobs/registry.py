@@ -104,8 +104,13 @@ def task(
         if existing is not None and existing.func.__qualname__ != func.__qualname__:
             raise ValueError(f"task name {name!r} is already registered")
         _TASKS[name] = TaskDef(
-            name=name, func=func, schema=schema, queue=queue, priority=priority,
-            timeout=timeout, retry=retry or RetryPolicy(),
+            name=name,
+            func=func,
+            schema=schema,
+            queue=queue,
+            priority=priority,
+            timeout=timeout,
+            retry=retry or RetryPolicy(),
             memory_limit_mb=memory_limit_mb,
             description=(func.__doc__ or "").strip().split("\n")[0],
         )

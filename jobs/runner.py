@@ -16,7 +16,9 @@ def run(task: str, payload: dict[str, Any]) -> Any:
     model = definition.validate(payload)
     job_id, attempt = queueing.current_job_identity()
     context = progress.JobContext(
-        job_id=job_id, task=task, attempt=attempt,
+        job_id=job_id,
+        task=task,
+        attempt=attempt,
         reporter=lambda pct, msg: queueing.store_progress(job_id, pct, msg),
     )
     close_old_connections()

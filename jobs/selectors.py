@@ -28,8 +28,16 @@ class JobFilter:
     submitted_by: str = ""
     problems: list[str] = field(default_factory=list)
 
-    FIELDS = ("status", "queue", "task", "payload", "error", "since", "until",
-              "submitted_by")
+    FIELDS = (
+        "status",
+        "queue",
+        "task",
+        "payload",
+        "error",
+        "since",
+        "until",
+        "submitted_by",
+    )
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> JobFilter:
@@ -75,7 +83,9 @@ class JobFilter:
         for name in self.FIELDS:
             value = getattr(self, name)
             if value:
-                query[name] = value.isoformat() if isinstance(value, datetime) else value
+                query[name] = (
+                    value.isoformat() if isinstance(value, datetime) else value
+                )
         return query
 
 
@@ -111,11 +121,13 @@ def job_json(record: JobRecord) -> dict[str, Any]:
         "attempts": record.attempts,
         "max_attempts": record.max_attempts,
         "worker_name": record.worker_name or None,
-        "worker_pid": record.worker_pid if record.status == JobRecord.Status.STARTED
+        "worker_pid": record.worker_pid
+        if record.status == JobRecord.Status.STARTED
         else None,
         "origin": record.origin,
-        "submitted_by": record.submitted_by.get_username() if record.submitted_by_id
-        and record.submitted_by else None,
+        "submitted_by": record.submitted_by.get_username()
+        if record.submitted_by_id and record.submitted_by
+        else None,
         "submitted_at": when(record.submitted_at),
         "run_at": when(record.run_at),
         "enqueued_at": when(record.enqueued_at),
@@ -142,12 +154,25 @@ class TimelineEntry:
 def timeline(record: JobRecord) -> list[TimelineEntry]:
     """Submission (from the record itself) then every recorded event."""
     who = record.submitted_by.get_username() if record.submitted_by else ""
-    entries = [TimelineEntry(record.submitted_at, "submitted", "Submitted",
-                             f"from {record.get_origin_display().lower()}", who)]
+    entries = [
+        TimelineEntry(
+            record.submitted_at,
+            "submitted",
+            "Submitted",
+            f"from {record.get_origin_display().lower()}",
+            who,
+        )
+    ]
     for event in JobEvent.objects.filter(job=record).select_related("actor"):
-        entries.append(TimelineEntry(
-            event.at, event.kind, event.get_kind_display(), event.message,
-            event.actor.get_username() if event.actor else ""))
+        entries.append(
+            TimelineEntry(
+                event.at,
+                event.kind,
+                event.get_kind_display(),
+                event.message,
+                event.actor.get_username() if event.actor else "",
+            )
+        )
     return entries
 
 

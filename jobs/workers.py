@@ -17,11 +17,14 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+import redis
+from django.core.exceptions import ImproperlyConfigured
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker, Worker
 
+from console.startup import explain_redis_error
 from jobs import events
 from jobs.queueing import ConsoleJob, lanes, rq_queue, whole_second_after
 from jobs.registry import RetryPolicy
@@ -73,6 +76,14 @@ def summarise(value: Any) -> Any:
     return {"truncated": True, "preview": text[:RESULT_SUMMARY_BYTES]}
 
 
+def check_redis(client: Any) -> None:
+    """Fail at start-up with one line naming REDIS_URL, not a traceback."""
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as exc:
+        raise ImproperlyConfigured(explain_redis_error(exc)) from None
+
+
 class RecordingMixin:
     """Attempt recording and backoff retries, for any RQ worker class."""
 
@@ -88,8 +99,10 @@ class RecordingMixin:
         kwargs["job_class"] = ConsoleJob
         kwargs.pop("queue_class", None)
         if not kwargs.get("name"):
-            kwargs["name"] = (f"{socket.gethostname()}.{os.getpid()}."
-                              f"{secrets.token_hex(2)}")
+            kwargs["name"] = (
+                f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(2)}"
+            )
+        check_redis(client)
         lane_queues = [rq_queue(name, client) for name in expand_lanes(list(given))]
         super().__init__(lane_queues, *args, **kwargs)  # type: ignore[call-arg]
         self._failures: dict[str, Failure] = {}
@@ -109,16 +122,24 @@ class RecordingMixin:
         )
         super().handle_exception(job, *exc_info)  # type: ignore[misc]
 
-    def handle_job_failure(self, job: Job, queue: Queue, started_job_registry: Any = None,
-                           exc_string: str = "") -> None:
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: Any = None,
+        exc_string: str = "",
+    ) -> None:
         failure = self._failures.get(job.id)
         if failure is None:
             # No exception reached us: the job's process died (killed, OOM,
             # segfault). The horse updated the attempt count, so re-read it.
             job.meta = job.get_meta(refresh=True)
-            failure = Failure(outcome="lost", exc_type="WorkerLost",
-                              message="worker lost: " + (exc_string.strip() or "died"),
-                              traceback=exc_string)
+            failure = Failure(
+                outcome="lost",
+                exc_type="WorkerLost",
+                message="worker lost: " + (exc_string.strip() or "died"),
+                traceback=exc_string,
+            )
             self._failures[job.id] = failure
         attempt = int(job.meta.get("attempt", 1) or 1)
         this_round = attempt - int(job.meta.get("attempt_offset", 0) or 0)
@@ -126,7 +147,9 @@ class RecordingMixin:
         stopped = self._stopped_job_id == job.id
         if not stopped and policy.allows_retry(this_round, failure.names):
             now = time.time()
-            failure.delay = 0.0 if failure.outcome == "lost" else policy.delay(this_round)
+            failure.delay = (
+                0.0 if failure.outcome == "lost" else policy.delay(this_round)
+            )
             due = whole_second_after(now + failure.delay) if failure.delay else now
             job.retries_left = 1
             job.retry_intervals = [due - now]  # type: ignore[list-item]
@@ -135,8 +158,11 @@ class RecordingMixin:
             job.retries_left = 0
         try:
             super().handle_job_failure(  # type: ignore[misc]
-                job, queue, started_job_registry=started_job_registry,
-                exc_string=exc_string)
+                job,
+                queue,
+                started_job_registry=started_job_registry,
+                exc_string=exc_string,
+            )
         finally:
             self._failures.pop(job.id, None)
 
@@ -151,19 +177,28 @@ class RecordingMixin:
         started = job.started_at.timestamp() if job.started_at else None
         ended = job.ended_at.timestamp() if job.ended_at else time.time()
         common: dict[str, Any] = {
-            "attempt": attempt, "worker": self.name, "host": self.hostname,
-            "started": started, "duration": (ended - started) if started else None,
+            "attempt": attempt,
+            "worker": self.name,
+            "host": self.hostname,
+            "started": started,
+            "duration": (ended - started) if started else None,
         }
         failure = self._failures.get(job.id)
         if failure is None and job.get_status(refresh=False) == JobStatus.FINISHED:
-            return events.fields("succeeded", job.id, at=ended, **common,
-                                 result=summarise(job._result))
+            return events.fields(
+                "succeeded", job.id, at=ended, **common, result=summarise(job._result)
+            )
         if failure is None:  # stopped by an operator, or an unexpected path
             failure = Failure("failed", "JobStopped", "stopped", "")
         return events.fields(
-            failure.outcome, job.id, at=ended, **common,
-            exc_type=failure.exc_type, message=failure.message,
-            traceback=failure.traceback[-20000:], retry_at=failure.retry_at,
+            failure.outcome,
+            job.id,
+            at=ended,
+            **common,
+            exc_type=failure.exc_type,
+            message=failure.message,
+            traceback=failure.traceback[-20000:],
+            retry_at=failure.retry_at,
             delay=failure.delay,
         )
 

@@ -65,8 +65,11 @@ def run_until(recorder: Recorder) -> Callable[..., None]:
     """Burst-work and record until `done()` holds (retries wait in RQ's
     scheduled registry, so this loops over several bursts)."""
 
-    def run(done: Callable[[], bool], queues: tuple[str, ...] = ("default",),
-            timeout: float = 60.0) -> None:
+    def run(
+        done: Callable[[], bool],
+        queues: tuple[str, ...] = ("default",),
+        timeout: float = 60.0,
+    ) -> None:
         deadline = time.monotonic() + timeout
         while True:
             work(queues)
@@ -88,8 +91,13 @@ def final(*records: JobRecord) -> Callable[[], bool]:
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, DEBUG="1", REDIS_URL=settings.REDIS_URL,
-               PYTHONUNBUFFERED="1", **extra)
+    env = dict(
+        os.environ,
+        DEBUG="1",
+        REDIS_URL=settings.REDIS_URL,
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
     return env
 
 
@@ -101,8 +109,11 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     def start(*args: str, **env: str) -> subprocess.Popen[bytes]:
         child = subprocess.Popen(
             [sys.executable, str(BASE_DIR / "manage.py"), *args],
-            env=subprocess_env(**env), cwd=BASE_DIR,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            env=subprocess_env(**env),
+            cwd=BASE_DIR,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         children.append(child)
         return child
 
@@ -113,8 +124,9 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
         child.wait()
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0,
-             interval: float = 0.1) -> Any:
+def wait_for(
+    condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -134,7 +146,8 @@ def pytest_configure(config: pytest.Config) -> None:
         engine = settings.DATABASES["default"]["ENGINE"]
         if "postgresql" not in engine:
             raise pytest.UsageError(
-                "TEST_POSTGRES=1 but DATABASE_URL is not a PostgreSQL URL")
+                "TEST_POSTGRES=1 but DATABASE_URL is not a PostgreSQL URL"
+            )
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -144,5 +157,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI_BROWSER_REQUIRED") == "1" and _skipped_browser_tests:
-        print(f"\nbrowser tests were skipped: {_skipped_browser_tests}", file=sys.stderr)
+        print(
+            f"\nbrowser tests were skipped: {_skipped_browser_tests}", file=sys.stderr
+        )
         session.exitstatus = 1

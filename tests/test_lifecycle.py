@@ -52,13 +52,15 @@ def test_failing_job_is_retried_with_growing_delays_then_succeeds(run_until):
     delays = [r.detail["delay"] for r in retries]
     assert delays[1] > delays[0] > 0  # exponential backoff, equal jitter
     due = [datetime.fromisoformat(r.detail["at"]) for r in retries]
-    for attempt, next_attempt, when in zip(attempts, attempts[1:], due, strict=False):
+    for _attempt, next_attempt, when in zip(attempts, attempts[1:], due, strict=False):
         assert next_attempt.started_at >= when  # never before its backoff
     assert find_differences() == []
 
 
 def test_job_that_always_fails_ends_dead_with_every_attempt(run_until):
-    job = services.job_submit(task="demo.fail", payload={"times": -1, "message": "boom"})
+    job = services.job_submit(
+        task="demo.fail", payload={"times": -1, "message": "boom"}
+    )
     run_until(final(job))
 
     job.refresh_from_db()
@@ -75,8 +77,9 @@ def test_job_that_always_fails_ends_dead_with_every_attempt(run_until):
 
 
 def test_per_submission_retry_override(run_until):
-    job = services.job_submit(task="demo.fail", payload={"times": -1},
-                              retry={"max_attempts": 2, "base": 0.1})
+    job = services.job_submit(
+        task="demo.fail", payload={"times": -1}, retry={"max_attempts": 2, "base": 0.1}
+    )
     run_until(final(job))
     job.refresh_from_db()
     assert (job.status, job.attempts, job.max_attempts) == (Status.DEAD, 2, 2)
@@ -85,10 +88,18 @@ def test_per_submission_retry_override(run_until):
 def test_high_priority_work_runs_before_low(recorder):
     from tests.conftest import work
 
-    low = [services.job_submit(task="demo.echo", payload={"text": f"low {i}"},
-                               priority="low") for i in range(50)]
-    high = [services.job_submit(task="demo.echo", payload={"text": f"high {i}"},
-                                priority="high") for i in range(5)]
+    low = [
+        services.job_submit(
+            task="demo.echo", payload={"text": f"low {i}"}, priority="low"
+        )
+        for i in range(50)
+    ]
+    high = [
+        services.job_submit(
+            task="demo.echo", payload={"text": f"high {i}"}, priority="high"
+        )
+        for i in range(5)
+    ]
     work()
     recorder.drain_all()
     order = list(JobRecord.objects.order_by("started_at").values_list("pk", flat=True))
@@ -101,8 +112,9 @@ def test_high_priority_work_runs_before_low(recorder):
 def test_dependent_job_runs_after_both_parents(run_until):
     a = services.job_submit(task="demo.sleep", payload={"seconds": 0.2})
     b = services.job_submit(task="demo.echo", payload={"text": "b"})
-    child = services.job_submit(task="demo.echo", payload={"text": "child"},
-                                depends_on=[a.pk, b.pk])
+    child = services.job_submit(
+        task="demo.echo", payload={"text": "child"}, depends_on=[a.pk, b.pk]
+    )
     assert child.status == Status.DEFERRED
     run_until(final(a, b, child))
     a.refresh_from_db()
@@ -114,10 +126,12 @@ def test_dependent_job_runs_after_both_parents(run_until):
 
 
 def test_child_of_a_dead_parent_never_runs_and_says_why(run_until, recorder):
-    parent = services.job_submit(task="demo.fail", payload={"times": -1},
-                                 retry={"max_attempts": 1})
-    child = services.job_submit(task="demo.echo", payload={"text": "never"},
-                                depends_on=[parent.pk])
+    parent = services.job_submit(
+        task="demo.fail", payload={"times": -1}, retry={"max_attempts": 1}
+    )
+    child = services.job_submit(
+        task="demo.echo", payload={"text": "never"}, depends_on=[parent.pk]
+    )
     run_until(final(parent))
     child.refresh_from_db()
     assert child.status == Status.DEFERRED
@@ -127,10 +141,15 @@ def test_child_of_a_dead_parent_never_runs_and_says_why(run_until, recorder):
 
 
 def test_child_with_allow_failure_runs_after_a_dead_parent(run_until):
-    parent = services.job_submit(task="demo.fail", payload={"times": -1},
-                                 retry={"max_attempts": 1})
-    child = services.job_submit(task="demo.echo", payload={"text": "anyway"},
-                                depends_on=[parent.pk], allow_failure=True)
+    parent = services.job_submit(
+        task="demo.fail", payload={"times": -1}, retry={"max_attempts": 1}
+    )
+    child = services.job_submit(
+        task="demo.echo",
+        payload={"text": "anyway"},
+        depends_on=[parent.pk],
+        allow_failure=True,
+    )
     run_until(final(parent, child))
     child.refresh_from_db()
     assert child.status == Status.SUCCEEDED
@@ -146,18 +165,23 @@ def test_delayed_job_does_not_start_early(run_until):
 
 
 def test_idempotency_key_returns_the_first_job():
-    first = services.job_submit(task="demo.echo", payload={"text": "a"},
-                                idempotency_key="order-42")
-    second = services.job_submit(task="demo.echo", payload={"text": "b"},
-                                 idempotency_key="order-42")
+    first = services.job_submit(
+        task="demo.echo", payload={"text": "a"}, idempotency_key="order-42"
+    )
+    second = services.job_submit(
+        task="demo.echo", payload={"text": "b"}, idempotency_key="order-42"
+    )
     assert second.pk == first.pk
     assert JobRecord.objects.count() == 1
 
 
 def test_submit_many_writes_and_enqueues_everything(run_until):
-    records = services.job_submit_many(requests=[
-        services.SubmitRequest(task="demo.echo", payload={"text": str(i)})
-        for i in range(200)])
+    records = services.job_submit_many(
+        requests=[
+            services.SubmitRequest(task="demo.echo", payload={"text": str(i)})
+            for i in range(200)
+        ]
+    )
     assert len(records) == 200
     run_until(lambda: JobRecord.objects.filter(status=Status.SUCCEEDED).count() == 200)
     assert Attempt.objects.count() == 200

@@ -29,11 +29,14 @@ def test_job_is_enqueued_only_when_the_transaction_commits():
 
 
 def test_submissions_during_a_redis_outage_all_run_exactly_once(
-        redis_server, run_until):
+    redis_server, run_until
+):
     redis_server.stop()
     try:
-        jobs = [services.job_submit(task="demo.echo", payload={"text": str(i)})
-                for i in range(100)]
+        jobs = [
+            services.job_submit(task="demo.echo", payload={"text": str(i)})
+            for i in range(100)
+        ]
         assert all(j.status == Status.PENDING for j in jobs)
         assert JobRecord.objects.filter(status=Status.PENDING).count() == 100
     finally:

@@ -23,12 +23,18 @@ def test_replaying_a_batch_changes_nothing():
     entries = _stream_entries()
     assert [e.kind for e in entries] == ["enqueued", "started", "failed"]
     recorder.apply(entries)
-    snapshot = (JobEvent.objects.count(), Attempt.objects.count(),
-                JobRecord.objects.get(pk=job.pk).status)
+    snapshot = (
+        JobEvent.objects.count(),
+        Attempt.objects.count(),
+        JobRecord.objects.get(pk=job.pk).status,
+    )
     recorder.apply(entries)
     recorder.apply(entries[1:])
-    assert (JobEvent.objects.count(), Attempt.objects.count(),
-            JobRecord.objects.get(pk=job.pk).status) == snapshot
+    assert (
+        JobEvent.objects.count(),
+        Attempt.objects.count(),
+        JobRecord.objects.get(pk=job.pk).status,
+    ) == snapshot
     assert snapshot[2] == JobRecord.Status.RETRYING
 
 

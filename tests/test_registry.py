@@ -42,5 +42,11 @@ def test_unknown_task_is_a_lookup_error_not_an_import():
 
 def test_demo_tasks_are_registered():
     names = {t.name for t in registry.all_tasks()}
-    assert {"demo.echo", "demo.sleep", "demo.fail", "demo.crash", "demo.progress",
-            "demo.cpu"} <= names
+    assert {
+        "demo.echo",
+        "demo.sleep",
+        "demo.fail",
+        "demo.crash",
+        "demo.progress",
+        "demo.cpu",
+    } <= names

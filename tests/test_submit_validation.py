@@ -14,28 +14,58 @@ from jobs.models import JobRecord
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"task": "no.such.task"}, "task"),
-    ({"task": "os.system", "payload": {"command": "true"}}, "task"),
-    ({"task": "demo.echo", "payload": {}}, "payload.text"),
-    ({"task": "demo.echo", "payload": {"text": 5}}, "payload.text"),
-    ({"task": "demo.echo", "payload": "{not json"}, "payload"),
-    ({"task": "demo.echo", "payload": "[1, 2]"}, "payload"),
-    ({"task": "demo.echo", "payload": {"text": "x" * 1_100_000}}, "payload"),
-    ({"task": "demo.echo", "payload": json.dumps({"text": "x" * 1_100_000})}, "payload"),
-    ({"task": "demo.echo", "payload": {"text": "a"}, "delay": -1}, "delay"),
-    ({"task": "demo.echo", "payload": {"text": "a"}, "delay": "soon"}, "delay"),
-    ({"task": "demo.echo", "payload": {"text": "a"}, "depends_on": ["nope"]},
-     "depends_on"),
-    ({"task": "demo.echo", "payload": {"text": "a"}, "queue": "nowhere"}, "queue"),
-    ({"task": "demo.echo", "payload": {"text": "a"}, "priority": "urgent"}, "priority"),
-    ({"task": "demo.echo", "payload": {"text": "a"},
-      "run_at": datetime(2030, 1, 1)}, "run_at"),
-    ({"task": "demo.echo", "payload": {"text": "a"}, "delay": 5,
-      "run_at": timezone.now() + timedelta(minutes=1)}, "delay"),
-    ({"task": "demo.echo", "payload": {"text": "a"}, "retry": {"max_attempts": 0}},
-     "retry"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"task": "no.such.task"}, "task"),
+        ({"task": "os.system", "payload": {"command": "true"}}, "task"),
+        ({"task": "demo.echo", "payload": {}}, "payload.text"),
+        ({"task": "demo.echo", "payload": {"text": 5}}, "payload.text"),
+        ({"task": "demo.echo", "payload": "{not json"}, "payload"),
+        ({"task": "demo.echo", "payload": "[1, 2]"}, "payload"),
+        ({"task": "demo.echo", "payload": {"text": "x" * 1_100_000}}, "payload"),
+        (
+            {"task": "demo.echo", "payload": json.dumps({"text": "x" * 1_100_000})},
+            "payload",
+        ),
+        ({"task": "demo.echo", "payload": {"text": "a"}, "delay": -1}, "delay"),
+        ({"task": "demo.echo", "payload": {"text": "a"}, "delay": "soon"}, "delay"),
+        (
+            {"task": "demo.echo", "payload": {"text": "a"}, "depends_on": ["nope"]},
+            "depends_on",
+        ),
+        ({"task": "demo.echo", "payload": {"text": "a"}, "queue": "nowhere"}, "queue"),
+        (
+            {"task": "demo.echo", "payload": {"text": "a"}, "priority": "urgent"},
+            "priority",
+        ),
+        (
+            {
+                "task": "demo.echo",
+                "payload": {"text": "a"},
+                "run_at": datetime(2030, 1, 1),
+            },
+            "run_at",
+        ),
+        (
+            {
+                "task": "demo.echo",
+                "payload": {"text": "a"},
+                "delay": 5,
+                "run_at": timezone.now() + timedelta(minutes=1),
+            },
+            "delay",
+        ),
+        (
+            {
+                "task": "demo.echo",
+                "payload": {"text": "a"},
+                "retry": {"max_attempts": 0},
+            },
+            "retry",
+        ),
+    ],
+)
 def test_bad_submission_names_the_field_and_writes_nothing(kwargs, field):
     with pytest.raises(services.InvalidInput) as caught:
         services.job_submit(**kwargs)
@@ -45,14 +75,18 @@ def test_bad_submission_names_the_field_and_writes_nothing(kwargs, field):
 
 def test_one_bad_request_in_a_bulk_submission_writes_nothing():
     with pytest.raises(services.InvalidInput):
-        services.job_submit_many(requests=[
-            services.SubmitRequest(task="demo.echo", payload={"text": "fine"}),
-            services.SubmitRequest(task="demo.echo", payload={"wrong": 1}),
-        ])
+        services.job_submit_many(
+            requests=[
+                services.SubmitRequest(task="demo.echo", payload={"text": "fine"}),
+                services.SubmitRequest(task="demo.echo", payload={"wrong": 1}),
+            ]
+        )
     assert JobRecord.objects.count() == 0
 
 
 def test_payload_is_stored_as_validated_by_the_schema():
     job = services.job_submit(task="demo.fail", payload='{"times": 1}')
     assert JobRecord.objects.get(pk=job.pk).payload == {
-        "times": 1, "message": "demo failure"}
+        "times": 1,
+        "message": "demo failure",
+    }

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,147 +14,364 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='JobDependency',
+            name="JobDependency",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('allow_failure', models.BooleanField(default=False)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("allow_failure", models.BooleanField(default=False)),
             ],
         ),
         migrations.CreateModel(
-            name='JobRecord',
+            name="JobRecord",
             fields=[
-                ('id', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('task', models.CharField(db_index=True, max_length=200)),
-                ('queue', models.CharField(max_length=64)),
-                ('priority', models.CharField(choices=[('high', 'High'), ('normal', 'Normal'), ('low', 'Low')], default='normal', max_length=8)),
-                ('payload', models.JSONField(default=dict)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('queued', 'Queued'), ('scheduled', 'Scheduled'), ('deferred', 'Deferred'), ('started', 'Running'), ('succeeded', 'Succeeded'), ('retrying', 'Retrying'), ('dead', 'Dead'), ('canceled', 'Canceled')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('max_attempts', models.PositiveIntegerField(default=1)),
-                ('retry_policy', models.JSONField(blank=True, default=dict)),
-                ('timeout', models.PositiveIntegerField(default=180)),
-                ('origin', models.CharField(choices=[('web', 'Web console'), ('admin', 'Django admin'), ('api', 'JSON API'), ('cli', 'Command line'), ('schedule', 'Schedule'), ('code', 'Application code')], default='code', max_length=16)),
-                ('submitted_at', models.DateTimeField(db_index=True)),
-                ('run_at', models.DateTimeField(blank=True, null=True)),
-                ('enqueued_at', models.DateTimeField(blank=True, null=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('worker_name', models.CharField(blank=True, max_length=200)),
-                ('worker_pid', models.PositiveIntegerField(blank=True, null=True)),
-                ('result', models.JSONField(blank=True, null=True)),
-                ('error_type', models.CharField(blank=True, max_length=200)),
-                ('last_error', models.TextField(blank=True)),
-                ('error_fingerprint', models.CharField(blank=True, db_index=True, max_length=40)),
-                ('idempotency_key', models.CharField(blank=True, max_length=200, null=True, unique=True)),
-                ('parents', models.ManyToManyField(related_name='children', through='jobs.JobDependency', to='jobs.jobrecord')),
-                ('submitted_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.CharField(max_length=64, primary_key=True, serialize=False),
+                ),
+                ("task", models.CharField(db_index=True, max_length=200)),
+                ("queue", models.CharField(max_length=64)),
+                (
+                    "priority",
+                    models.CharField(
+                        choices=[
+                            ("high", "High"),
+                            ("normal", "Normal"),
+                            ("low", "Low"),
+                        ],
+                        default="normal",
+                        max_length=8,
+                    ),
+                ),
+                ("payload", models.JSONField(default=dict)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("queued", "Queued"),
+                            ("scheduled", "Scheduled"),
+                            ("deferred", "Deferred"),
+                            ("started", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("retrying", "Retrying"),
+                            ("dead", "Dead"),
+                            ("canceled", "Canceled"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("max_attempts", models.PositiveIntegerField(default=1)),
+                ("retry_policy", models.JSONField(blank=True, default=dict)),
+                ("timeout", models.PositiveIntegerField(default=180)),
+                (
+                    "origin",
+                    models.CharField(
+                        choices=[
+                            ("web", "Web console"),
+                            ("admin", "Django admin"),
+                            ("api", "JSON API"),
+                            ("cli", "Command line"),
+                            ("schedule", "Schedule"),
+                            ("code", "Application code"),
+                        ],
+                        default="code",
+                        max_length=16,
+                    ),
+                ),
+                ("submitted_at", models.DateTimeField(db_index=True)),
+                ("run_at", models.DateTimeField(blank=True, null=True)),
+                ("enqueued_at", models.DateTimeField(blank=True, null=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("worker_name", models.CharField(blank=True, max_length=200)),
+                ("worker_pid", models.PositiveIntegerField(blank=True, null=True)),
+                ("result", models.JSONField(blank=True, null=True)),
+                ("error_type", models.CharField(blank=True, max_length=200)),
+                ("last_error", models.TextField(blank=True)),
+                (
+                    "error_fingerprint",
+                    models.CharField(blank=True, db_index=True, max_length=40),
+                ),
+                (
+                    "idempotency_key",
+                    models.CharField(
+                        blank=True, max_length=200, null=True, unique=True
+                    ),
+                ),
+                (
+                    "parents",
+                    models.ManyToManyField(
+                        related_name="children",
+                        through="jobs.JobDependency",
+                        to="jobs.jobrecord",
+                    ),
+                ),
+                (
+                    "submitted_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-submitted_at'],
-                'permissions': [('operate', 'Can act on jobs, queues and schedules')],
+                "ordering": ["-submitted_at"],
+                "permissions": [("operate", "Can act on jobs, queues and schedules")],
             },
         ),
         migrations.CreateModel(
-            name='JobEvent',
+            name="JobEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('enqueued', 'Enqueued'), ('scheduled', 'Scheduled'), ('deferred', 'Waiting on dependencies'), ('blocked', 'Blocked by a failed dependency'), ('started', 'Started'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('retry_scheduled', 'Retry scheduled'), ('dead', 'Dead-lettered'), ('lost', 'Worker lost'), ('recovered', 'Recovered after a crash'), ('retried', 'Retried by an operator'), ('canceled', 'Canceled'), ('reconciled', 'Repaired by reconcile')], max_length=24)),
-                ('at', models.DateTimeField()),
-                ('message', models.TextField(blank=True)),
-                ('detail', models.JSONField(blank=True, default=dict)),
-                ('stream_id', models.CharField(blank=True, max_length=100, null=True, unique=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='jobs.jobrecord')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("enqueued", "Enqueued"),
+                            ("scheduled", "Scheduled"),
+                            ("deferred", "Waiting on dependencies"),
+                            ("blocked", "Blocked by a failed dependency"),
+                            ("started", "Started"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("retry_scheduled", "Retry scheduled"),
+                            ("dead", "Dead-lettered"),
+                            ("lost", "Worker lost"),
+                            ("recovered", "Recovered after a crash"),
+                            ("retried", "Retried by an operator"),
+                            ("canceled", "Canceled"),
+                            ("reconciled", "Repaired by reconcile"),
+                        ],
+                        max_length=24,
+                    ),
+                ),
+                ("at", models.DateTimeField()),
+                ("message", models.TextField(blank=True)),
+                ("detail", models.JSONField(blank=True, default=dict)),
+                (
+                    "stream_id",
+                    models.CharField(
+                        blank=True, max_length=100, null=True, unique=True
+                    ),
+                ),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="jobs.jobrecord",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['at', 'id'],
+                "ordering": ["at", "id"],
             },
         ),
         migrations.AddField(
-            model_name='jobdependency',
-            name='child',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='jobs.jobrecord'),
+            model_name="jobdependency",
+            name="child",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="jobs.jobrecord",
+            ),
         ),
         migrations.AddField(
-            model_name='jobdependency',
-            name='parent',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='jobs.jobrecord'),
+            model_name="jobdependency",
+            name="parent",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="jobs.jobrecord",
+            ),
         ),
         migrations.CreateModel(
-            name='Attempt',
+            name="Attempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('worker_name', models.CharField(blank=True, max_length=200)),
-                ('hostname', models.CharField(blank=True, max_length=200)),
-                ('pid', models.PositiveIntegerField(blank=True, null=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('duration', models.FloatField(blank=True, null=True)),
-                ('outcome', models.CharField(choices=[('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('lost', 'Worker lost')], default='running', max_length=16)),
-                ('exc_type', models.CharField(blank=True, max_length=200)),
-                ('exc_message', models.TextField(blank=True)),
-                ('traceback', models.TextField(blank=True)),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempt_set', to='jobs.jobrecord')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                ("worker_name", models.CharField(blank=True, max_length=200)),
+                ("hostname", models.CharField(blank=True, max_length=200)),
+                ("pid", models.PositiveIntegerField(blank=True, null=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("duration", models.FloatField(blank=True, null=True)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("lost", "Worker lost"),
+                        ],
+                        default="running",
+                        max_length=16,
+                    ),
+                ),
+                ("exc_type", models.CharField(blank=True, max_length=200)),
+                ("exc_message", models.TextField(blank=True)),
+                ("traceback", models.TextField(blank=True)),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attempt_set",
+                        to="jobs.jobrecord",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['job', 'number'],
+                "ordering": ["job", "number"],
             },
         ),
         migrations.CreateModel(
-            name='OperatorAction',
+            name="OperatorAction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('actor_name', models.CharField(blank=True, max_length=150)),
-                ('action', models.CharField(db_index=True, max_length=64)),
-                ('target', models.CharField(blank=True, max_length=300)),
-                ('count', models.PositiveIntegerField(default=0)),
-                ('reason', models.CharField(blank=True, max_length=500)),
-                ('origin', models.CharField(choices=[('web', 'Web console'), ('admin', 'Django admin'), ('api', 'JSON API'), ('cli', 'Command line'), ('schedule', 'Schedule'), ('code', 'Application code')], default='code', max_length=16)),
-                ('detail', models.JSONField(blank=True, default=dict)),
-                ('at', models.DateTimeField(db_index=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("actor_name", models.CharField(blank=True, max_length=150)),
+                ("action", models.CharField(db_index=True, max_length=64)),
+                ("target", models.CharField(blank=True, max_length=300)),
+                ("count", models.PositiveIntegerField(default=0)),
+                ("reason", models.CharField(blank=True, max_length=500)),
+                (
+                    "origin",
+                    models.CharField(
+                        choices=[
+                            ("web", "Web console"),
+                            ("admin", "Django admin"),
+                            ("api", "JSON API"),
+                            ("cli", "Command line"),
+                            ("schedule", "Schedule"),
+                            ("code", "Application code"),
+                        ],
+                        default="code",
+                        max_length=16,
+                    ),
+                ),
+                ("detail", models.JSONField(blank=True, default=dict)),
+                ("at", models.DateTimeField(db_index=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-at', '-id'],
+                "ordering": ["-at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='QueueState',
+            name="QueueState",
             fields=[
-                ('name', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('paused', models.BooleanField(default=False)),
-                ('paused_at', models.DateTimeField(blank=True, null=True)),
-                ('reason', models.CharField(blank=True, max_length=500)),
-                ('paused_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "name",
+                    models.CharField(max_length=64, primary_key=True, serialize=False),
+                ),
+                ("paused", models.BooleanField(default=False)),
+                ("paused_at", models.DateTimeField(blank=True, null=True)),
+                ("reason", models.CharField(blank=True, max_length=500)),
+                (
+                    "paused_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.AddIndex(
-            model_name='jobrecord',
-            index=models.Index(fields=['status', '-submitted_at'], name='jobs_jobrec_status_470f6f_idx'),
+            model_name="jobrecord",
+            index=models.Index(
+                fields=["status", "-submitted_at"], name="jobs_jobrec_status_470f6f_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='jobrecord',
-            index=models.Index(fields=['queue', 'status'], name='jobs_jobrec_queue_38fcec_idx'),
+            model_name="jobrecord",
+            index=models.Index(
+                fields=["queue", "status"], name="jobs_jobrec_queue_38fcec_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='jobrecord',
-            index=models.Index(fields=['task', 'status'], name='jobs_jobrec_task_dbc02c_idx'),
+            model_name="jobrecord",
+            index=models.Index(
+                fields=["task", "status"], name="jobs_jobrec_task_dbc02c_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='jobevent',
-            index=models.Index(fields=['job', 'at'], name='jobs_jobeve_job_id_86b84e_idx'),
+            model_name="jobevent",
+            index=models.Index(
+                fields=["job", "at"], name="jobs_jobeve_job_id_86b84e_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='jobdependency',
-            constraint=models.UniqueConstraint(fields=('child', 'parent'), name='unique_dependency'),
+            model_name="jobdependency",
+            constraint=models.UniqueConstraint(
+                fields=("child", "parent"), name="unique_dependency"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='attempt',
-            constraint=models.UniqueConstraint(fields=('job', 'number'), name='unique_attempt'),
+            model_name="attempt",
+            constraint=models.UniqueConstraint(
+                fields=("job", "number"), name="unique_attempt"
+            ),
         ),
     ]

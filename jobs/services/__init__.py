@@ -21,7 +21,19 @@ from jobs.services.submit import (
 )
 
 __all__ = [
-    "BULK_CAP",    "BulkResult", "InvalidInput", "InvalidSubmission", "SubmitRequest", "audit",
-    "job_cancel", "job_retry", "job_submit", "job_submit_many", "jobs_cancel",
-    "jobs_retry", "outbox_relay", "queue_pause", "queue_resume",
+    "BULK_CAP",
+    "BulkResult",
+    "InvalidInput",
+    "InvalidSubmission",
+    "SubmitRequest",
+    "audit",
+    "job_cancel",
+    "job_retry",
+    "job_submit",
+    "job_submit_many",
+    "jobs_cancel",
+    "jobs_retry",
+    "outbox_relay",
+    "queue_pause",
+    "queue_resume",
 ]

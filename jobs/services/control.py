@@ -17,7 +17,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs import queueing
-from jobs.models import JobDependency, JobEvent, JobRecord, OperatorAction, Origin, QueueState
+from jobs.models import (
+    JobDependency,
+    JobEvent,
+    JobRecord,
+    OperatorAction,
+    Origin,
+    QueueState,
+)
 from jobs.services.submit import InvalidInput, enqueue_records, spec_for
 
 log = logging.getLogger("jobs.services")
@@ -30,8 +37,13 @@ CHUNK = 500
 #: filter cannot rewrite the whole history in one request.
 BULK_CAP = 100_000
 RETRYABLE = (Status.DEAD, Status.CANCELED)
-CANCELABLE = (Status.PENDING, Status.QUEUED, Status.SCHEDULED, Status.DEFERRED,
-              Status.RETRYING)
+CANCELABLE = (
+    Status.PENDING,
+    Status.QUEUED,
+    Status.SCHEDULED,
+    Status.DEFERRED,
+    Status.RETRYING,
+)
 
 
 @dataclass
@@ -55,16 +67,39 @@ def _user(actor: Any) -> Any:
     return actor if getattr(actor, "is_authenticated", False) else None
 
 
-def audit(*, actor: Any, action: str, target: str, count: int, reason: str = "",
-          origin: str = Origin.CODE, **detail: Any) -> OperatorAction:
+def audit(
+    *,
+    actor: Any,
+    action: str,
+    target: str,
+    count: int,
+    reason: str = "",
+    origin: str = Origin.CODE,
+    **detail: Any,
+) -> OperatorAction:
     user = _user(actor)
     entry = OperatorAction.objects.create(
-        actor=user, actor_name=user.get_username() if user else "system",
-        action=action, target=target[:300], count=count, reason=reason[:500],
-        origin=origin, detail=detail, at=timezone.now())
-    log.info("operator action", extra={
-        "action": action, "target": target, "count": count, "actor": entry.actor_name,
-        "origin": origin, "reason": reason})
+        actor=user,
+        actor_name=user.get_username() if user else "system",
+        action=action,
+        target=target[:300],
+        count=count,
+        reason=reason[:500],
+        origin=origin,
+        detail=detail,
+        at=timezone.now(),
+    )
+    log.info(
+        "operator action",
+        extra={
+            "action": action,
+            "target": target,
+            "count": count,
+            "actor": entry.actor_name,
+            "origin": origin,
+            "reason": reason,
+        },
+    )
     return entry
 
 
@@ -83,27 +118,32 @@ def _chunks(ids: Iterable[str]) -> Iterable[list[str]]:
 
 def _timeline(records: list[JobRecord], kind: str, actor: Any, message: str) -> None:
     now = timezone.now()
-    JobEvent.objects.bulk_create([
-        JobEvent(job=r, kind=kind, at=now, actor=_user(actor), message=message)
-        for r in records])
+    JobEvent.objects.bulk_create(
+        [
+            JobEvent(job=r, kind=kind, at=now, actor=_user(actor), message=message)
+            for r in records
+        ]
+    )
 
 
 def _retry_chunk(ids: list[str], actor: Any, reason: str, result: BulkResult) -> None:
     records = list(JobRecord.objects.select_for_update().filter(pk__in=ids))
     ready = [r for r in records if r.status in RETRYABLE]
-    for status, count in Counter(r.status for r in records
-                                 if r.status not in RETRYABLE).items():
+    for status, count in Counter(
+        r.status for r in records if r.status not in RETRYABLE
+    ).items():
         result.add_skipped(f"already {Status(status).label.lower()}", count)
     result.add_skipped("not found", len(ids) - len(records))
     if not ready:
         return
     JobRecord.objects.filter(pk__in=[r.pk for r in ready]).update(
-        status=Status.PENDING, finished_at=None, next_attempt_at=None)
+        status=Status.PENDING, finished_at=None, next_attempt_at=None
+    )
     _timeline(ready, JobEvent.Kind.RETRIED, actor, reason or "retried by an operator")
     parents: dict[str, list[tuple[str, bool]]] = {}
     for child, parent, allow in JobDependency.objects.filter(
-            child_id__in=[r.pk for r in ready]).values_list(
-            "child_id", "parent_id", "allow_failure"):
+        child_id__in=[r.pk for r in ready]
+    ).values_list("child_id", "parent_id", "allow_failure"):
         parents.setdefault(child, []).append((parent, allow))
     specs = []
     for record in ready:
@@ -117,23 +157,37 @@ def _retry_chunk(ids: list[str], actor: Any, reason: str, result: BulkResult) ->
     result.done += len(ready)
 
 
-def jobs_retry(*, ids: Iterable[str], actor: Any, origin: str = Origin.CODE,
-               reason: str = "", target: str = "") -> BulkResult:
+def jobs_retry(
+    *,
+    ids: Iterable[str],
+    actor: Any,
+    origin: str = Origin.CODE,
+    reason: str = "",
+    target: str = "",
+) -> BulkResult:
     """Run dead or canceled jobs again, with a fresh set of attempts."""
     result = BulkResult()
     with transaction.atomic():
         for chunk in _chunks(ids):
             _retry_chunk(chunk, actor, reason, result)
-        audit(actor=actor, action="retry", target=target or "jobs", count=result.done,
-              reason=reason, origin=origin, skipped=dict(result.skipped))
+        audit(
+            actor=actor,
+            action="retry",
+            target=target or "jobs",
+            count=result.done,
+            reason=reason,
+            origin=origin,
+            skipped=dict(result.skipped),
+        )
     return result
 
 
 def _cancel_chunk(ids: list[str], actor: Any, reason: str, result: BulkResult) -> None:
     records = list(JobRecord.objects.select_for_update().filter(pk__in=ids))
     candidates = [r for r in records if r.status in CANCELABLE]
-    for status, count in Counter(r.status for r in records
-                                 if r.status not in CANCELABLE).items():
+    for status, count in Counter(
+        r.status for r in records if r.status not in CANCELABLE
+    ).items():
         result.add_skipped(f"already {Status(status).label.lower()}", count)
     result.add_skipped("not found", len(ids) - len(records))
     if not candidates:
@@ -142,44 +196,74 @@ def _cancel_chunk(ids: list[str], actor: Any, reason: str, result: BulkResult) -
     canceled = [r for r in candidates if r.pk in stopped]
     result.add_skipped("already running", len(candidates) - len(canceled))
     JobRecord.objects.filter(pk__in=[r.pk for r in canceled]).update(
-        status=Status.CANCELED, finished_at=timezone.now(), next_attempt_at=None)
-    _timeline(canceled, JobEvent.Kind.CANCELED, actor, reason or "canceled by an operator")
+        status=Status.CANCELED, finished_at=timezone.now(), next_attempt_at=None
+    )
+    _timeline(
+        canceled, JobEvent.Kind.CANCELED, actor, reason or "canceled by an operator"
+    )
     result.done += len(canceled)
 
 
-def jobs_cancel(*, ids: Iterable[str], actor: Any, origin: str = Origin.CODE,
-                reason: str = "", target: str = "") -> BulkResult:
+def jobs_cancel(
+    *,
+    ids: Iterable[str],
+    actor: Any,
+    origin: str = Origin.CODE,
+    reason: str = "",
+    target: str = "",
+) -> BulkResult:
     """Cancel jobs that have not started; running jobs are skipped."""
     result = BulkResult()
     with transaction.atomic():
         for chunk in _chunks(ids):
             _cancel_chunk(chunk, actor, reason, result)
-        audit(actor=actor, action="cancel", target=target or "jobs", count=result.done,
-              reason=reason, origin=origin, skipped=dict(result.skipped))
+        audit(
+            actor=actor,
+            action="cancel",
+            target=target or "jobs",
+            count=result.done,
+            reason=reason,
+            origin=origin,
+            skipped=dict(result.skipped),
+        )
     return result
 
 
-def job_retry(*, record: JobRecord, actor: Any, origin: str = Origin.CODE,
-              reason: str = "") -> BulkResult:
-    return jobs_retry(ids=[record.pk], actor=actor, origin=origin, reason=reason,
-                      target=f"job {record.pk}")
+def job_retry(
+    *, record: JobRecord, actor: Any, origin: str = Origin.CODE, reason: str = ""
+) -> BulkResult:
+    return jobs_retry(
+        ids=[record.pk],
+        actor=actor,
+        origin=origin,
+        reason=reason,
+        target=f"job {record.pk}",
+    )
 
 
-def job_cancel(*, record: JobRecord, actor: Any, origin: str = Origin.CODE,
-               reason: str = "") -> BulkResult:
-    return jobs_cancel(ids=[record.pk], actor=actor, origin=origin, reason=reason,
-                       target=f"job {record.pk}")
+def job_cancel(
+    *, record: JobRecord, actor: Any, origin: str = Origin.CODE, reason: str = ""
+) -> BulkResult:
+    return jobs_cancel(
+        ids=[record.pk],
+        actor=actor,
+        origin=origin,
+        reason=reason,
+        target=f"job {record.pk}",
+    )
 
 
 def _known_queue(name: str) -> None:
     if name not in settings.JOB_QUEUES:
         raise InvalidInput.one(
-            "queue", f"unknown queue {name!r} (known: {', '.join(settings.JOB_QUEUES)})")
+            "queue", f"unknown queue {name!r} (known: {', '.join(settings.JOB_QUEUES)})"
+        )
 
 
 @transaction.atomic
-def queue_pause(*, name: str, actor: Any, reason: str = "",
-                origin: str = Origin.CODE) -> QueueState:
+def queue_pause(
+    *, name: str, actor: Any, reason: str = "", origin: str = Origin.CODE
+) -> QueueState:
     _known_queue(name)
     state, _ = QueueState.objects.select_for_update().get_or_create(name=name)
     state.paused = True
@@ -188,14 +272,21 @@ def queue_pause(*, name: str, actor: Any, reason: str = "",
     state.reason = reason[:500]
     state.save()
     transaction.on_commit(lambda: queueing.set_paused(name, True))
-    audit(actor=actor, action="pause", target=f"queue {name}", count=1, reason=reason,
-          origin=origin)
+    audit(
+        actor=actor,
+        action="pause",
+        target=f"queue {name}",
+        count=1,
+        reason=reason,
+        origin=origin,
+    )
     return state
 
 
 @transaction.atomic
-def queue_resume(*, name: str, actor: Any, reason: str = "",
-                 origin: str = Origin.CODE) -> QueueState:
+def queue_resume(
+    *, name: str, actor: Any, reason: str = "", origin: str = Origin.CODE
+) -> QueueState:
     _known_queue(name)
     state, _ = QueueState.objects.select_for_update().get_or_create(name=name)
     state.paused = False
@@ -204,6 +295,12 @@ def queue_resume(*, name: str, actor: Any, reason: str = "",
     state.reason = ""
     state.save()
     transaction.on_commit(lambda: queueing.set_paused(name, False))
-    audit(actor=actor, action="resume", target=f"queue {name}", count=1, reason=reason,
-          origin=origin)
+    audit(
+        actor=actor,
+        action="resume",
+        target=f"queue {name}",
+        count=1,
+        reason=reason,
+        origin=origin,
+    )
     return state

@@ -28,10 +28,16 @@ AGREES: dict[str | None, tuple[str, ...]] = {
     None: (Status.PENDING, Status.SUCCEEDED, Status.DEAD, Status.CANCELED),
 }
 #: The database status to repair to, from Redis's.
-REPAIR = {"queued": Status.QUEUED, "started": Status.STARTED,
-          "scheduled": Status.SCHEDULED, "deferred": Status.DEFERRED,
-          "finished": Status.SUCCEEDED, "failed": Status.DEAD, "stopped": Status.DEAD,
-          "canceled": Status.CANCELED}
+REPAIR = {
+    "queued": Status.QUEUED,
+    "started": Status.STARTED,
+    "scheduled": Status.SCHEDULED,
+    "deferred": Status.DEFERRED,
+    "finished": Status.SUCCEEDED,
+    "failed": Status.DEAD,
+    "stopped": Status.DEAD,
+    "canceled": Status.CANCELED,
+}
 CHUNK = 1000
 
 
@@ -44,8 +50,11 @@ class Difference:
 
 
 def _unfinished_ids() -> Iterator[list[tuple[str, str]]]:
-    rows = (JobRecord.objects.exclude(status=Status.SUCCEEDED)
-            .values_list("pk", "status").order_by("pk"))
+    rows = (
+        JobRecord.objects.exclude(status=Status.SUCCEEDED)
+        .values_list("pk", "status")
+        .order_by("pk")
+    )
     last = ""
     while True:
         chunk = list(rows.filter(pk__gt=last)[:CHUNK])
@@ -75,9 +84,12 @@ def _repair(differences: list[Difference]) -> None:
         new_status = Status.PENDING if diff.repair == "re-enqueue" else diff.repair
         JobRecord.objects.filter(pk=diff.job_id).update(status=new_status)
         JobEvent.objects.create(
-            job_id=diff.job_id, kind=JobEvent.Kind.RECONCILED, at=now,
+            job_id=diff.job_id,
+            kind=JobEvent.Kind.RECONCILED,
+            at=now,
             message=f"database said {diff.database}, Redis said "
-                    f"{diff.redis or 'nothing'}: {diff.repair}")
+            f"{diff.redis or 'nothing'}: {diff.repair}",
+        )
 
 
 def reconcile(*, repair: bool) -> list[Difference]:

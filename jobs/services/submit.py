@@ -83,7 +83,8 @@ def _schema_errors(exc: SchemaError) -> dict[str, list[str]]:
     for error in exc.errors():
         where = ".".join(str(part) for part in error["loc"])
         errors.setdefault(f"payload.{where}" if where else "payload", []).append(
-            error["msg"])
+            error["msg"]
+        )
     return errors
 
 
@@ -94,7 +95,9 @@ def _when(request: SubmitRequest, now: datetime) -> datetime | None:
         try:
             delay = float(request.delay)
         except (TypeError, ValueError):
-            raise InvalidSubmission.one("delay", "must be a number of seconds") from None
+            raise InvalidSubmission.one(
+                "delay", "must be a number of seconds"
+            ) from None
         if not 0 <= delay <= MAX_DELAY_SECONDS:
             raise InvalidSubmission.one("delay", "must be between 0 and one year")
         return now + timedelta(seconds=delay) if delay > 0 else None
@@ -130,11 +133,14 @@ def _validate(request: SubmitRequest, now: datetime) -> _Valid:
     queue = request.queue or task.queue
     if queue not in settings.JOB_QUEUES:
         raise InvalidSubmission.one(
-            "queue", f"unknown queue {queue!r} (known: {', '.join(settings.JOB_QUEUES)})")
+            "queue",
+            f"unknown queue {queue!r} (known: {', '.join(settings.JOB_QUEUES)})",
+        )
     priority = request.priority or task.priority
     if priority not in Priority.values:
         raise InvalidSubmission.one(
-            "priority", f"unknown priority {priority!r} (high, normal or low)")
+            "priority", f"unknown priority {priority!r} (high, normal or low)"
+        )
     try:
         policy = task.retry.merged(request.retry)
     except TypeError:
@@ -145,10 +151,17 @@ def _validate(request: SubmitRequest, now: datetime) -> _Valid:
     if key is not None and len(key) > 200:
         raise InvalidSubmission.one("idempotency_key", "at most 200 characters")
     record = JobRecord(
-        id=uuid.uuid4().hex, task=task.name, queue=queue, priority=priority,
-        payload=model.model_dump(mode="json"), status=JobRecord.Status.PENDING,
-        max_attempts=policy.max_attempts, retry_policy=policy.as_dict(),
-        timeout=task.timeout, submitted_at=now, run_at=_when(request, now),
+        id=uuid.uuid4().hex,
+        task=task.name,
+        queue=queue,
+        priority=priority,
+        payload=model.model_dump(mode="json"),
+        status=JobRecord.Status.PENDING,
+        max_attempts=policy.max_attempts,
+        retry_policy=policy.as_dict(),
+        timeout=task.timeout,
+        submitted_at=now,
+        run_at=_when(request, now),
         idempotency_key=key,
     )
     return _Valid(record, [str(d) for d in request.depends_on], request.allow_failure)
@@ -166,12 +179,23 @@ def _check_parents(valid: list[_Valid]) -> dict[str, str]:
     return found
 
 
-def spec_for(record: JobRecord, depends_on: list[str], allow_failure: bool,
-             ) -> queueing.EnqueueSpec:
+def spec_for(
+    record: JobRecord,
+    depends_on: list[str],
+    allow_failure: bool,
+) -> queueing.EnqueueSpec:
     return queueing.EnqueueSpec(
-        id=record.pk, task=record.task, payload=record.payload, queue=record.queue,
-        priority=record.priority, timeout=record.timeout, policy=record.retry_policy,
-        run_at=record.run_at, depends_on=depends_on, allow_failure=allow_failure)
+        id=record.pk,
+        task=record.task,
+        payload=record.payload,
+        queue=record.queue,
+        priority=record.priority,
+        timeout=record.timeout,
+        policy=record.retry_policy,
+        run_at=record.run_at,
+        depends_on=depends_on,
+        allow_failure=allow_failure,
+    )
 
 
 def enqueue_records(specs: list[queueing.EnqueueSpec]) -> bool:
@@ -179,8 +203,11 @@ def enqueue_records(specs: list[queueing.EnqueueSpec]) -> bool:
     try:
         queueing.enqueue(specs)
     except redis.exceptions.RedisError as exc:
-        log.warning("redis unavailable; %d job(s) kept pending in the outbox",
-                    len(specs), extra={"error": str(exc), "jobs": len(specs)})
+        log.warning(
+            "redis unavailable; %d job(s) kept pending in the outbox",
+            len(specs),
+            extra={"error": str(exc), "jobs": len(specs)},
+        )
         return False
     return True
 
@@ -190,35 +217,56 @@ def _after_commit(valid: list[_Valid]) -> None:
     if enqueue_records(specs):
         for v in valid:
             record = v.record
-            record.status = (JobRecord.Status.SCHEDULED if record.run_at
-                             else JobRecord.Status.DEFERRED if v.depends_on
-                             else JobRecord.Status.QUEUED)
+            record.status = (
+                JobRecord.Status.SCHEDULED
+                if record.run_at
+                else JobRecord.Status.DEFERRED
+                if v.depends_on
+                else JobRecord.Status.QUEUED
+            )
     for v in valid:
-        log.info("job submitted", extra={
-            "job_id": v.record.pk, "task": v.record.task, "queue": v.record.queue,
-            "priority": v.record.priority, "status": v.record.status})
+        log.info(
+            "job submitted",
+            extra={
+                "job_id": v.record.pk,
+                "task": v.record.task,
+                "queue": v.record.queue,
+                "priority": v.record.priority,
+                "status": v.record.status,
+            },
+        )
 
 
-def _blocked_events(valid: list[_Valid], statuses: dict[str, str],
-                    now: datetime) -> list[JobEvent]:
+def _blocked_events(
+    valid: list[_Valid], statuses: dict[str, str], now: datetime
+) -> list[JobEvent]:
     blocked = []
     for v in valid:
         dead = [p for p in v.depends_on if statuses.get(p) == JobRecord.Status.DEAD]
         if dead and not v.allow_failure:
             v.record.last_error = f"waiting on dependency {dead[0]}, which is dead"
-            blocked.append(JobEvent(job=v.record, kind=JobEvent.Kind.BLOCKED, at=now,
-                                    message=v.record.last_error))
+            blocked.append(
+                JobEvent(
+                    job=v.record,
+                    kind=JobEvent.Kind.BLOCKED,
+                    at=now,
+                    message=v.record.last_error,
+                )
+            )
     return blocked
 
 
 @transaction.atomic
-def job_submit_many(*, requests: Iterable[SubmitRequest], actor: Any = None,
-                    origin: str = Origin.CODE) -> list[JobRecord]:
+def job_submit_many(
+    *, requests: Iterable[SubmitRequest], actor: Any = None, origin: str = Origin.CODE
+) -> list[JobRecord]:
     """Validate every request, then write all records; all or nothing."""
     now = timezone.now()
     valid = [_validate(r, now) for r in requests]
     if len(valid) > MAX_BULK:
-        raise InvalidSubmission.one("jobs", f"at most {MAX_BULK} jobs in one submission")
+        raise InvalidSubmission.one(
+            "jobs", f"at most {MAX_BULK} jobs in one submission"
+        )
     statuses = _check_parents(valid)
     user = actor if getattr(actor, "is_authenticated", False) else None
     for v in valid:
@@ -227,24 +275,46 @@ def job_submit_many(*, requests: Iterable[SubmitRequest], actor: Any = None,
     blocked = _blocked_events(valid, statuses, now)
     JobRecord.objects.bulk_create([v.record for v in valid], batch_size=1000)
     JobDependency.objects.bulk_create(
-        [JobDependency(child=v.record, parent_id=p, allow_failure=v.allow_failure)
-         for v in valid for p in v.depends_on], batch_size=1000)
+        [
+            JobDependency(child=v.record, parent_id=p, allow_failure=v.allow_failure)
+            for v in valid
+            for p in v.depends_on
+        ],
+        batch_size=1000,
+    )
     JobEvent.objects.bulk_create(blocked)
     transaction.on_commit(lambda: _after_commit(valid))
     return [v.record for v in valid]
 
 
-def job_submit(*, task: str, payload: Any = None, queue: str | None = None,
-               priority: str | None = None, delay: float | None = None,
-               run_at: datetime | None = None, depends_on: Sequence[str] = (),
-               allow_failure: bool = False, idempotency_key: str | None = None,
-               retry: dict[str, Any] | None = None, actor: Any = None,
-               origin: str = Origin.CODE) -> JobRecord:
+def job_submit(
+    *,
+    task: str,
+    payload: Any = None,
+    queue: str | None = None,
+    priority: str | None = None,
+    delay: float | None = None,
+    run_at: datetime | None = None,
+    depends_on: Sequence[str] = (),
+    allow_failure: bool = False,
+    idempotency_key: str | None = None,
+    retry: dict[str, Any] | None = None,
+    actor: Any = None,
+    origin: str = Origin.CODE,
+) -> JobRecord:
     """Submit one job. With an idempotency key already used, returns that job."""
     request = SubmitRequest(
-        task=task, payload=payload, queue=queue, priority=priority, delay=delay,
-        run_at=run_at, depends_on=depends_on, allow_failure=allow_failure,
-        idempotency_key=idempotency_key, retry=retry)
+        task=task,
+        payload=payload,
+        queue=queue,
+        priority=priority,
+        delay=delay,
+        run_at=run_at,
+        depends_on=depends_on,
+        allow_failure=allow_failure,
+        idempotency_key=idempotency_key,
+        retry=retry,
+    )
     if idempotency_key:
         existing = JobRecord.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
@@ -267,21 +337,29 @@ def outbox_relay(*, grace_seconds: float = 5.0, limit: int = 1000) -> int:
     whose hash already exists in Redis is never enqueued again.
     """
     cutoff = timezone.now() - timedelta(seconds=grace_seconds)
-    records = list(JobRecord.objects.filter(
-        status=JobRecord.Status.PENDING, submitted_at__lt=cutoff,
-    ).order_by("submitted_at")[:limit])
+    records = list(
+        JobRecord.objects.filter(
+            status=JobRecord.Status.PENDING,
+            submitted_at__lt=cutoff,
+        ).order_by("submitted_at")[:limit]
+    )
     if not records:
         return 0
     in_redis = queueing.existing(r.pk for r in records)
     todo = [r for r in records if r.pk not in in_redis]
     parents: dict[str, list[tuple[str, bool]]] = {}
     for child_id, parent_id, allow in JobDependency.objects.filter(
-            child_id__in=[r.pk for r in todo]).values_list(
-            "child_id", "parent_id", "allow_failure"):
+        child_id__in=[r.pk for r in todo]
+    ).values_list("child_id", "parent_id", "allow_failure"):
         parents.setdefault(child_id, []).append((parent_id, allow))
-    specs = [spec_for(r, [p for p, _ in parents.get(r.pk, [])],
-                      any(a for _, a in parents.get(r.pk, [])))
-             for r in todo]
+    specs = [
+        spec_for(
+            r,
+            [p for p, _ in parents.get(r.pk, [])],
+            any(a for _, a in parents.get(r.pk, [])),
+        )
+        for r in todo
+    ]
     if specs and enqueue_records(specs):
         log.info("outbox relay enqueued pending jobs", extra={"jobs": len(specs)})
         return len(specs)

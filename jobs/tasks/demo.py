@@ -56,8 +56,11 @@ def sleep(payload: Sleep) -> dict[str, float]:
 
 
 # Equal jitter so that the delays between attempts visibly grow.
-@task("demo.fail", schema=Fail,
-      retry=RetryPolicy(max_attempts=4, base=0.5, factor=2.0, cap=30.0, jitter=0.5))
+@task(
+    "demo.fail",
+    schema=Fail,
+    retry=RetryPolicy(max_attempts=4, base=0.5, factor=2.0, cap=30.0, jitter=0.5),
+)
 def fail(payload: Fail) -> dict[str, int]:
     """Fail the first `times` attempts, then succeed (-1: always fail)."""
     attempt = progress.current().attempt

@@ -25,5 +25,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     if not queueing.ping():
         checks["redis"] = "unavailable"
     ready = all(v == "ok" for v in checks.values())
-    return JsonResponse({"status": "ok" if ready else "unavailable", **checks},
-                        status=200 if ready else 503)
+    return JsonResponse(
+        {"status": "ok" if ready else "unavailable", **checks},
+        status=200 if ready else 503,
+    )

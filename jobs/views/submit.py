@@ -20,13 +20,19 @@ def submit(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             record = services.job_submit(
-                task=data["task"], payload=data["payload"], queue=data["queue"] or None,
-                priority=data["priority"] or None, delay=data["delay"],
-                actor=request.user, origin=Origin.WEB)
+                task=data["task"],
+                payload=data["payload"],
+                queue=data["queue"] or None,
+                priority=data["priority"] or None,
+                delay=data["delay"],
+                actor=request.user,
+                origin=Origin.WEB,
+            )
         except services.InvalidInput as exc:
             form.add_service_errors(exc.errors)
         else:
             messages.success(request, f"Submitted {record.task} as job {record.pk}.")
             return redirect("jobs:job", job_id=record.pk)
-    return render(request, "jobs/submit.html", {"form": form}, status=400
-                  if form.errors else 200)
+    return render(
+        request, "jobs/submit.html", {"form": form}, status=400 if form.errors else 200
+    )

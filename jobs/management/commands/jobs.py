@@ -13,7 +13,8 @@ from typing import Any
 import redis
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs import selectors, services
+from console.startup import explain_redis_error
+from jobs import queueing, selectors, services
 from jobs.models import JobRecord, Origin
 from jobs.services.reconcile import reconcile
 
@@ -30,8 +31,9 @@ class Command(BaseCommand):
     help = "Submit, inspect and steer background jobs."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        sub = parser.add_subparsers(dest="action", required=True,
-                                    parser_class=ArgumentParser)
+        sub = parser.add_subparsers(
+            dest="action", required=True, parser_class=ArgumentParser
+        )
         submit = sub.add_parser("submit", help="submit a registered task")
         submit.add_argument("task")
         submit.add_argument("--payload", default="{}", help="JSON object")
@@ -72,10 +74,13 @@ class Command(BaseCommand):
             queue.add_argument("--reason", default="", required=verb == "pause")
 
         rec = sub.add_parser("reconcile", help="compare the database with Redis")
-        rec.add_argument("--dry-run", action="store_true", help="report, repair nothing")
+        rec.add_argument(
+            "--dry-run", action="store_true", help="report, repair nothing"
+        )
         rec.add_argument("--json", action="store_true")
 
         sub.add_parser("monitor", help="run the monitor process (recorder, outbox)")
+        sub.add_parser("ping", help="exit 0 if the database and Redis answer")
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
@@ -84,7 +89,7 @@ class Command(BaseCommand):
         except services.InvalidInput as exc:
             raise CommandError(str(exc)) from None
         except redis.exceptions.ConnectionError as exc:
-            raise CommandError(f"REDIS_URL: cannot reach Redis ({exc})") from None
+            raise CommandError(explain_redis_error(exc)) from None
 
     def emit(self, data: Any) -> None:
         self.stdout.write(json.dumps(data, indent=2, default=str))
@@ -94,12 +99,21 @@ class Command(BaseCommand):
         if options["run_at"]:
             run_at = selectors.parse_when(options["run_at"])
             if run_at is None:
-                raise CommandError(f"--at: {options['run_at']!r} is not an ISO 8601 time")
+                raise CommandError(
+                    f"--at: {options['run_at']!r} is not an ISO 8601 time"
+                )
         record = services.job_submit(
-            task=options["task"], payload=options["payload"], queue=options["queue"],
-            priority=options["priority"], delay=options["delay"], run_at=run_at,
-            depends_on=options["depends_on"], allow_failure=options["allow_failure"],
-            idempotency_key=options["idempotency_key"], origin=Origin.CLI)
+            task=options["task"],
+            payload=options["payload"],
+            queue=options["queue"],
+            priority=options["priority"],
+            delay=options["delay"],
+            run_at=run_at,
+            depends_on=options["depends_on"],
+            allow_failure=options["allow_failure"],
+            idempotency_key=options["idempotency_key"],
+            origin=Origin.CLI,
+        )
         self.stdout.write(record.pk)
 
     def do_status(self, options: dict[str, Any]) -> None:
@@ -123,41 +137,66 @@ class Command(BaseCommand):
             self.emit([selectors.job_json(r) for r in rows])
             return
         for r in rows:
-            self.stdout.write(f"{r.pk}  {r.status:<9}  {r.queue:<10}  {r.task:<20}  "
-                              f"{r.attempts}/{r.max_attempts}  {r.submitted_at:%Y-%m-%d %H:%M:%S}")
+            self.stdout.write(
+                f"{r.pk}  {r.status:<9}  {r.queue:<10}  {r.task:<20}  "
+                f"{r.attempts}/{r.max_attempts}  {r.submitted_at:%Y-%m-%d %H:%M:%S}"
+            )
 
     def do_retry(self, options: dict[str, Any]) -> None:
         if options["dead"]:
             job_filter = selectors.JobFilter.from_mapping(
-                {**options, "status": JobRecord.Status.DEAD})
+                {**options, "status": JobRecord.Status.DEAD}
+            )
             if job_filter.problems:
                 raise CommandError("; ".join(job_filter.problems))
-            ids = iter(list(selectors.job_search(job_filter)
-                            .values_list("pk", flat=True)[:services.BULK_CAP]))
+            ids = iter(
+                list(
+                    selectors.job_search(job_filter).values_list("pk", flat=True)[
+                        : services.BULK_CAP
+                    ]
+                )
+            )
             target = "dead jobs " + json.dumps(job_filter.as_query())
         elif options["ids"]:
             ids = iter(_ids_or_error(options["ids"]))
             target = "jobs " + " ".join(options["ids"])[:200]
         else:
             raise CommandError("give job ids or --dead")
-        result = services.jobs_retry(ids=ids, actor=None, origin=Origin.CLI,
-                                     reason=options["reason"], target=target)
+        result = services.jobs_retry(
+            ids=ids,
+            actor=None,
+            origin=Origin.CLI,
+            reason=options["reason"],
+            target=target,
+        )
         self.stdout.write(result.summary("Retried"))
 
     def do_cancel(self, options: dict[str, Any]) -> None:
         result = services.jobs_cancel(
-            ids=_ids_or_error(options["ids"]), actor=None, origin=Origin.CLI,
-            reason=options["reason"], target="jobs " + " ".join(options["ids"])[:200])
+            ids=_ids_or_error(options["ids"]),
+            actor=None,
+            origin=Origin.CLI,
+            reason=options["reason"],
+            target="jobs " + " ".join(options["ids"])[:200],
+        )
         self.stdout.write(result.summary("Canceled"))
 
     def do_pause(self, options: dict[str, Any]) -> None:
-        services.queue_pause(name=options["queue"], actor=None, reason=options["reason"],
-                             origin=Origin.CLI)
+        services.queue_pause(
+            name=options["queue"],
+            actor=None,
+            reason=options["reason"],
+            origin=Origin.CLI,
+        )
         self.stdout.write(f"Paused queue {options['queue']}.")
 
     def do_resume(self, options: dict[str, Any]) -> None:
-        services.queue_resume(name=options["queue"], actor=None,
-                              reason=options["reason"], origin=Origin.CLI)
+        services.queue_resume(
+            name=options["queue"],
+            actor=None,
+            reason=options["reason"],
+            origin=Origin.CLI,
+        )
         self.stdout.write(f"Resumed queue {options['queue']}.")
 
     def do_reconcile(self, options: dict[str, Any]) -> None:
@@ -167,9 +206,18 @@ class Command(BaseCommand):
             return
         verb = "found" if options["dry_run"] else "repaired"
         for d in differences:
-            self.stdout.write(f"{d.job_id}  database={d.database}  redis={d.redis}  "
-                              f"-> {d.repair}")
+            self.stdout.write(
+                f"{d.job_id}  database={d.database}  redis={d.redis}  -> {d.repair}"
+            )
         self.stdout.write(f"{len(differences)} difference(s) {verb}.")
+
+    def do_ping(self, options: dict[str, Any]) -> None:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        queueing.connection().ping()
+        self.stdout.write("ok")
 
     def do_monitor(self, options: dict[str, Any]) -> None:
         from jobs.monitor import Monitor

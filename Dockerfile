@@ -1,0 +1,17 @@
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+RUN useradd --create-home --uid 10001 app
+COPY pyproject.toml ./
+COPY console ./console
+COPY jobs ./jobs
+RUN pip install .
+COPY manage.py ./
+COPY templates ./templates
+COPY static ./static
+RUN DEBUG=1 STATIC_ROOT=/app/staticfiles python manage.py collectstatic --noinput \
+    && mkdir -p /app/var && chown -R app:app /app/var
+ENV STATIC_ROOT=/app/staticfiles
+USER app
+EXPOSE 8000
+CMD ["gunicorn", "console.wsgi:application", "--bind", "0.0.0.0:8000"]
