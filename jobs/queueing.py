@@ -176,8 +176,6 @@ def whole_second_after(moment: float) -> float:
 
 def _put(spec: EnqueueSpec, pipe: Any) -> None:
     queue = rq_queue(lane(spec.queue, spec.priority))
-    if spec.replace:
-        _forget(spec.id, pipe)
     job = _job(spec, queue)
     if spec.run_at is not None:
         due = datetime.fromtimestamp(whole_second_after(spec.run_at.timestamp()), UTC)
@@ -203,9 +201,11 @@ def enqueue(specs: list[EnqueueSpec]) -> None:
     parent finishing meanwhile cannot strand the child.
     """
     client = connection()
+    _forget([s.id for s in specs if s.replace])
     plain = [s for s in specs if not s.depends_on]
     for start in range(0, len(plain), PIPELINE_CHUNK):
         with client.pipeline() as pipe:
+            pipe.multi()  # one MULTI for the whole chunk
             for spec in plain[start : start + PIPELINE_CHUNK]:
                 _put(spec, pipe)
             pipe.execute()
@@ -216,15 +216,20 @@ def enqueue(specs: list[EnqueueSpec]) -> None:
                 pipe.execute()
 
 
-def _forget(job_id: str, pipe: Any) -> None:
-    """Drop a job's old state (queues, registries, hash) but keep the list of
-    jobs that depend on it, so they still run once it succeeds."""
-    try:
-        job = ConsoleJob.fetch(job_id, connection=connection())
-    except Exception:  # missing or unreadable: nothing to forget
-        return
-    job._remove_from_registries(pipeline=pipe, remove_from_queue=True)
-    pipe.delete(job.key)
+def _forget(job_ids: list[str]) -> None:
+    """Drop jobs' old state (queues, registries, hash) but keep the lists of
+    jobs that depend on them, so those still run once a retried parent succeeds."""
+    client = connection()
+    for start in range(0, len(job_ids), PIPELINE_CHUNK):
+        with client.pipeline() as pipe:
+            for job_id in job_ids[start : start + PIPELINE_CHUNK]:
+                try:
+                    job = ConsoleJob.fetch(job_id, connection=client)
+                except Exception:  # noqa: BLE001 - missing or unreadable: nothing left
+                    continue
+                job._remove_from_registries(pipeline=pipe, remove_from_queue=True)
+                pipe.delete(job.key)
+            pipe.execute()
 
 
 def statuses(job_ids: Iterable[str]) -> dict[str, str | None]:

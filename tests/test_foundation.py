@@ -11,6 +11,7 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -266,7 +267,7 @@ def test_dev_stack_serves_the_login_page_and_keeps_queued_jobs(tmp_path):
 def queueing_scheduled(url: str) -> list[str]:
     import redis as redis_lib
 
-    client = redis_lib.Redis.from_url(url)
+    client: Any = redis_lib.Redis.from_url(url)
     return [m.decode() for m in client.zrange("rq:scheduled:default", 0, -1)]
 
 

@@ -206,7 +206,7 @@ def enqueue_records(specs: list[queueing.EnqueueSpec]) -> bool:
         log.warning(
             "redis unavailable; %d job(s) kept pending in the outbox",
             len(specs),
-            extra={"error": str(exc), "jobs": len(specs)},
+            extra={"error": repr(exc), "jobs": len(specs)},
         )
         return False
     return True

@@ -1,0 +1,184 @@
+"""`manage.py jobs ...`: every subcommand, its JSON, and its errors."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from jobs import queueing
+from jobs.models import JobRecord, OperatorAction, QueueState
+from tests.conftest import final
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def jobs(*args: str) -> str:
+    out = StringIO()
+    call_command("jobs", *args, stdout=out)
+    return out.getvalue().strip()
+
+
+def test_submit_prints_the_id_and_status_json_has_the_stable_keys(run_until):
+    job_id = jobs(
+        "submit",
+        "demo.echo",
+        "--payload",
+        '{"text": "cli"}',
+        "--priority",
+        "high",
+        "--queue",
+        "mail",
+        "--idempotency-key",
+        "k1",
+    )
+    record = JobRecord.objects.get(pk=job_id)
+    assert (record.origin, record.priority, record.queue) == ("cli", "high", "mail")
+    assert (
+        jobs(
+            "submit",
+            "demo.echo",
+            "--payload",
+            '{"text": "again"}',
+            "--idempotency-key",
+            "k1",
+        )
+        == job_id
+    )
+    run_until(final(record), queues=("mail",))
+    data = json.loads(jobs("status", job_id, "--json"))
+    for key in (
+        "id",
+        "task",
+        "queue",
+        "priority",
+        "status",
+        "attempts",
+        "max_attempts",
+        "worker_name",
+        "worker_pid",
+        "submitted_at",
+        "started_at",
+        "finished_at",
+        "last_error",
+    ):
+        assert key in data
+    assert data["status"] == "succeeded" and data["worker_pid"] is None
+    assert data["worker_name"]
+    assert "succeeded" in jobs("status", job_id)
+
+
+def test_submit_with_delay_at_and_dependencies():
+    parent = jobs("submit", "demo.echo", "--payload", '{"text": "p"}', "--delay", "60")
+    child = jobs(
+        "submit", "demo.echo", "--payload", '{"text": "c"}', "--depends-on", parent
+    )
+    later = jobs(
+        "submit",
+        "demo.echo",
+        "--payload",
+        '{"text": "t"}',
+        "--at",
+        "2099-01-01T00:00:00+00:00",
+    )
+    assert JobRecord.objects.get(pk=child).parents.get().pk == parent
+    assert JobRecord.objects.get(pk=later).run_at.year == 2099
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["submit", "no.task"],
+        ["submit", "demo.echo", "--payload", "{bad"],
+        ["submit", "demo.echo", "--payload", "{}"],
+        ["submit", "demo.echo", "--payload", '{"text": "x"}', "--queue", "nope"],
+        ["submit", "demo.echo", "--payload", '{"text": "x"}', "--at", "tomorrow-ish"],
+        [
+            "submit",
+            "demo.echo",
+            "--payload",
+            '{"text": "x"}',
+            "--depends-on",
+            "missing",
+        ],
+        ["status", "missing"],
+        ["retry", "missing"],
+        ["retry"],
+        ["cancel", "missing"],
+        ["pause", "nope", "--reason", "x"],
+        ["list", "--since", "not-a-date"],
+    ],
+)
+def test_bad_input_is_one_clear_error_and_changes_nothing(args):
+    with pytest.raises(CommandError):
+        jobs(*args)
+    assert JobRecord.objects.count() == 0
+    assert OperatorAction.objects.count() == 0
+
+
+def test_list_filters_and_json():
+    jobs("submit", "demo.echo", "--payload", '{"text": "findme"}')
+    jobs("submit", "demo.sleep", "--payload", '{"seconds": 1}')
+    rows = json.loads(jobs("list", "--payload", "findme", "--json"))
+    assert [r["task"] for r in rows] == ["demo.echo"]
+    assert "demo.sleep" in jobs("list", "--task", "demo.sleep")
+
+
+def test_retry_dead_jobs_and_cancel_waiting_ones(run_until):
+    from jobs import services
+
+    record = services.job_submit(
+        task="demo.fail", payload={"times": 1}, retry={"max_attempts": 1}
+    )
+    run_until(final(record))
+    assert JobRecord.objects.get(pk=record.pk).status == "dead"
+    assert jobs("retry", "--dead", "--task", "demo.fail") == "Retried 1 job"
+    run_until(final(record))
+    record.refresh_from_db()
+    assert record.status == "succeeded" and record.attempts == 2
+    waiting = jobs(
+        "submit", "demo.echo", "--payload", '{"text": "w"}', "--delay", "600"
+    )
+    assert jobs("cancel", waiting) == "Canceled 1 job"
+    assert JobRecord.objects.get(pk=waiting).status == "canceled"
+    assert jobs("cancel", waiting) == "Canceled 0 jobs; 1 skipped: 1 already canceled"
+    actions = list(OperatorAction.objects.values_list("action", "origin", "count"))
+    assert ("retry", "cli", 1) in actions and ("cancel", "cli", 1) in actions
+
+
+def test_pause_and_resume_are_recorded():
+    assert jobs("pause", "mail", "--reason", "maintenance") == "Paused queue mail."
+    state = QueueState.objects.get(name="mail")
+    assert state.paused and state.reason == "maintenance"
+    assert queueing.paused_queues() == {"mail"}
+    jobs("resume", "mail")
+    assert not QueueState.objects.get(name="mail").paused
+    assert queueing.paused_queues() == set()
+    assert list(
+        OperatorAction.objects.order_by("at").values_list("action", flat=True)
+    ) == ["pause", "resume"]
+
+
+def test_reconcile_finds_and_repairs_a_lost_job(run_until):
+    job_id = jobs("submit", "demo.echo", "--payload", '{"text": "x"}')
+    record = JobRecord.objects.get(pk=job_id)
+    run_until(final(record))
+    assert jobs("reconcile") == "0 difference(s) repaired."
+    waiting = jobs(
+        "submit", "demo.echo", "--payload", '{"text": "y"}', "--delay", "600"
+    )
+    queueing.connection().delete(f"rq:job:{waiting}")  # Redis lost it
+    report = json.loads(jobs("reconcile", "--dry-run", "--json"))
+    assert [(d["job_id"], d["repair"]) for d in report] == [(waiting, "re-enqueue")]
+    jobs("reconcile")
+    assert JobRecord.objects.get(pk=waiting).status == "pending"
+    from jobs import services
+
+    assert services.outbox_relay(grace_seconds=0) == 1
+    assert jobs("reconcile", "--dry-run") == "0 difference(s) found."
+
+
+def test_ping():
+    assert jobs("ping") == "ok"
