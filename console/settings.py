@@ -95,6 +95,9 @@ def _database() -> dict[str, Any]:
             "timeout": 20,
         }
         Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        # A file, not memory: the tests' monitor threads and live server share
+        # it under WAL (shared-cache memory databases lock whole tables).
+        config["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
     config.setdefault("TEST", {})
     return config
 

@@ -13,14 +13,17 @@ import time
 from types import FrameType
 
 import redis
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
 from jobs.recorder import Recorder
 from jobs.services import outbox_relay
+from jobs.workers import recover_abandoned
 
 log = logging.getLogger("jobs.monitor")
 
 RELAY_EVERY = 1.0
+RECOVER_EVERY = 2.0
 CLAIM_EVERY = 15.0
 MAX_BACKOFF = 5.0
 
@@ -31,6 +34,7 @@ class Monitor:
         self.stopping = False
         self._next_relay = 0.0
         self._next_claim = 0.0
+        self._next_recover = 0.0
 
     def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         self.stopping = True
@@ -41,6 +45,17 @@ class Monitor:
         if now >= self._next_relay:
             outbox_relay()
             self._next_relay = now + RELAY_EVERY
+        if now >= self._next_recover:
+            for found in recover_abandoned(settings.JOB_QUEUES):
+                log.warning(
+                    "recovered a job from a lost worker",
+                    extra={
+                        "job_id": found.job_id,
+                        "worker": found.worker,
+                        "requeued": found.requeued,
+                    },
+                )
+            self._next_recover = now + RECOVER_EVERY
         if now >= self._next_claim:
             self.recorder.claim_abandoned()
             self._next_claim = now + CLAIM_EVERY

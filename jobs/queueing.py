@@ -39,6 +39,17 @@ FAILURE_TTL = 30 * 24 * 3600
 PIPELINE_CHUNK = 1000
 
 _connections: dict[tuple[int, str], Any] = {}
+#: True in a forked job process (set by the worker right after the fork).
+_in_job_process = False
+
+
+def mark_job_process() -> None:
+    global _in_job_process
+    _in_job_process = True
+
+
+def in_job_process() -> bool:
+    return _in_job_process
 
 
 def connection() -> Any:

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import resource
 from typing import Any
 
 from django.db import close_old_connections, connections
 
 from jobs import progress, queueing, registry
+
+
+def limit_memory(megabytes: int) -> None:
+    """Cap this job process's address space: an allocation past the cap raises
+    MemoryError in the task (a normal, retryable failure) and harms no other
+    job. Only ever applied in a forked job process, never in a worker."""
+    with open("/proc/self/statm") as statm:
+        current = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    cap = current + megabytes * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
 
 def run(task: str, payload: dict[str, Any]) -> Any:
@@ -21,6 +33,8 @@ def run(task: str, payload: dict[str, Any]) -> Any:
         attempt=attempt,
         reporter=lambda pct, msg: queueing.store_progress(job_id, pct, msg),
     )
+    if definition.memory_limit_mb and queueing.in_job_process():
+        limit_memory(definition.memory_limit_mb)
     close_old_connections()
     try:
         with progress.running(context):

@@ -7,30 +7,75 @@ outcome with the execution clean-up, so a job costs no extra round trip.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import secrets
+import signal
 import socket
 import time
 import traceback
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from django.core.exceptions import ImproperlyConfigured
+from rq.exceptions import DequeueTimeout
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
-from rq.worker import SimpleWorker, Worker
+from rq.worker import SimpleWorker, Worker, WorkerStatus
 
 from console.startup import explain_redis_error
-from jobs import events
-from jobs.queueing import ConsoleJob, lanes, rq_queue, whole_second_after
+from jobs import events, queueing
+from jobs.queueing import (
+    ConsoleJob,
+    lanes,
+    logical_queue,
+    paused_queues,
+    rq_queue,
+    whole_second_after,
+)
 from jobs.registry import RetryPolicy
 
 #: Results larger than this are summarised in the history, not copied whole.
 RESULT_SUMMARY_BYTES = 8192
+#: Longest a worker blocks on Redis before re-reading which queues are paused.
+DEQUEUE_BLOCK = 0.5
+PAUSE_REFRESH = 0.25
+#: Seconds an idle worker's entry outlives its last heartbeat.
+WORKER_TTL = 20
+#: A running job's worker heartbeats this often; a job whose heartbeat is
+#: older than interval + grace belongs to a dead worker and is recovered.
+JOB_MONITORING_INTERVAL = 3
+HEARTBEAT_GRACE = 12
+
+
+def resident_kb() -> int:
+    """Current resident set size of this process (not the peak)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent (the worker) dies, so
+    a job never runs on without the worker that heartbeats it."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -84,13 +129,15 @@ def check_redis(client: Any) -> None:
         raise ImproperlyConfigured(explain_redis_error(exc)) from None
 
 
-class RecordingMixin:
-    """Attempt recording and backoff retries, for any RQ worker class."""
+if TYPE_CHECKING:
+    from rq.worker import BaseWorker as _WorkerBase
+else:
+    _WorkerBase = object
 
-    connection: Any
-    name: str
-    hostname: str | None
-    _stopped_job_id: str | None
+
+class RecordingMixin(_WorkerBase):
+    """Pause-aware dequeue, attempt recording and backoff retries, for any RQ
+    worker class."""
 
     def __init__(self, queues: Any, *args: Any, **kwargs: Any) -> None:
         given = queues if isinstance(queues, list | tuple) else [queues]
@@ -102,10 +149,78 @@ class RecordingMixin:
             kwargs["name"] = (
                 f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(2)}"
             )
+        # A dead idle worker's entry expires quickly; django-rq passes 420.
+        kwargs["worker_ttl"] = WORKER_TTL
         check_redis(client)
         lane_queues = [rq_queue(name, client) for name in expand_lanes(list(given))]
-        super().__init__(lane_queues, *args, **kwargs)  # type: ignore[call-arg]
+        super().__init__(lane_queues, *args, **kwargs)
         self._failures: dict[str, Failure] = {}
+        self._all_lanes: list[Queue] = list(self._ordered_queues)
+        self._paused: set[str] = set()
+        self._paused_read_at = 0.0
+
+    # -- pause-aware dequeue --------------------------------------------------
+
+    def active_lanes(self) -> list[Queue]:
+        """The lanes of queues that are not paused (re-read at most every
+        PAUSE_REFRESH seconds, so a pause takes effect within a second)."""
+        moment = time.monotonic()
+        if moment - self._paused_read_at >= PAUSE_REFRESH:
+            self._paused = paused_queues()
+            self._paused_read_at = moment
+        return [q for q in self._all_lanes if logical_queue(q.name) not in self._paused]
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        """RQ's dequeue, but blocking at most DEQUEUE_BLOCK seconds at a time
+        and only on unpaused lanes, and riding out a lost Redis connection."""
+        self.set_state(WorkerStatus.IDLE)
+        idle_since = time.monotonic()
+        backoff = 0.1
+        while True:
+            try:
+                self.heartbeat()
+                if self.should_run_maintenance_tasks:
+                    self.run_maintenance_tasks()
+                lanes_now = self.active_lanes()
+                if lanes_now:
+                    result = self.queue_class.dequeue_any(
+                        lanes_now,
+                        None if timeout is None else DEQUEUE_BLOCK,  # type: ignore[arg-type]
+                        connection=self.connection,
+                        job_class=self.job_class,
+                        serializer=self.serializer,
+                        death_penalty_class=self.death_penalty_class,
+                    )
+                    if result is not None:
+                        return result
+                if timeout is None:
+                    return None  # burst: nothing left that may run
+                if not lanes_now:
+                    time.sleep(DEQUEUE_BLOCK)
+            except DequeueTimeout:
+                pass
+            except redis.exceptions.ConnectionError as exc:
+                self.log.warning(
+                    "redis unavailable, retrying",
+                    extra={"worker": self.name, "error": str(exc), "retry_in": backoff},
+                )
+                time.sleep(backoff)
+                backoff = min(1.0, backoff * 2)
+                continue
+            backoff = 0.1
+            if max_idle_time and time.monotonic() - idle_since > max_idle_time:
+                return None
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """RQ's heartbeat plus this process's resident memory, in one round trip."""
+        own = pipeline is None
+        pipe = self.connection.pipeline() if own else pipeline
+        super().heartbeat(timeout, pipeline=pipe)
+        pipe.hset(self.key, "rss_kb", str(resident_kb()))
+        if own:
+            pipe.execute()
 
     # -- failures -----------------------------------------------------------
 
@@ -120,7 +235,7 @@ class RecordingMixin:
             traceback="".join(traceback.format_exception(exc_type, exc_value, tb)),
             names=exception_names(exc_type),
         )
-        super().handle_exception(job, *exc_info)  # type: ignore[misc]
+        super().handle_exception(job, *exc_info)
 
     def handle_job_failure(
         self,
@@ -157,7 +272,7 @@ class RecordingMixin:
         else:
             job.retries_left = 0
         try:
-            super().handle_job_failure(  # type: ignore[misc]
+            super().handle_job_failure(
                 job,
                 queue,
                 started_job_registry=started_job_registry,
@@ -169,7 +284,7 @@ class RecordingMixin:
     # -- the outcome event --------------------------------------------------
 
     def cleanup_execution(self, job: Job, pipeline: Any) -> None:
-        super().cleanup_execution(job, pipeline)  # type: ignore[misc]
+        super().cleanup_execution(job, pipeline)
         pipeline.xadd(events.STREAM, self.outcome_event(job))
 
     def outcome_event(self, job: Job) -> dict[str, str]:
@@ -206,6 +321,101 @@ class RecordingMixin:
 class ConsoleWorker(RecordingMixin, Worker):
     """The default worker: one forked process per job (isolation)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["job_monitoring_interval"] = JOB_MONITORING_INTERVAL
+        super().__init__(*args, **kwargs)
+
+    def get_heartbeat_ttl(self, job: Job) -> int:
+        if job.timeout and job.timeout > 0:
+            remaining = job.timeout - self.current_job_working_time
+            return int(min(remaining, self.job_monitoring_interval)) + HEARTBEAT_GRACE
+        return self.job_monitoring_interval + HEARTBEAT_GRACE
+
+    def main_work_horse(self, job: Job, queue: Queue) -> None:
+        die_with_parent()
+        queueing.mark_job_process()
+        super().main_work_horse(job, queue)
+
 
 class ConsoleSimpleWorker(RecordingMixin, SimpleWorker):
     """Runs jobs in the worker's own process: faster, no isolation."""
+
+
+# -- recovery of jobs whose worker died --------------------------------------
+
+
+@dataclass(frozen=True)
+class Recovered:
+    job_id: str
+    worker: str
+    requeued: bool
+
+
+def recover_abandoned(queues: list[str], now: float | None = None) -> list[Recovered]:
+    """Jobs whose worker stopped heartbeating (SIGKILL, OOM, lost host) run
+    again at once if attempts remain, else go dead with "worker lost".
+
+    Each started-registry entry is claimed with SET NX, so two monitors never
+    recover the same job twice.
+    """
+    client = queueing.connection()
+    moment = time.time() if now is None else now
+    recovered: list[Recovered] = []
+    for lane_name in [lane for q in queues for lane in lanes(q)]:
+        queue = rq_queue(lane_name, client)
+        key = queue.started_job_registry.key
+        for raw in client.zrangebyscore(key, 0, moment):
+            entry = raw.decode()
+            if client.set(f"console:recovering:{entry}", 1, nx=True, ex=300):
+                found = _recover_one(queue, key, entry)
+                if found is not None:
+                    recovered.append(found)
+    return recovered
+
+
+def _recover_one(queue: Queue, registry_key: str, entry: str) -> Recovered | None:
+    client: Any = queue.connection
+    job_id = entry.split(":")[0]
+    try:
+        job = ConsoleJob.fetch(job_id, connection=client)
+    except Exception:  # noqa: BLE001 - the job is gone: only the entry is left
+        client.zrem(registry_key, entry)
+        return None
+    attempt = int(job.meta.get("attempt", 1) or 1)
+    this_round = attempt - int(job.meta.get("attempt_offset", 0) or 0)
+    policy = RetryPolicy.from_dict(job.meta.get("policy") or {})
+    requeue = policy.allows_retry(this_round, [])
+    lost_worker = job.worker_name or "unknown"
+    message = f"worker lost: {lost_worker} stopped heartbeating"
+    now = time.time()
+    with client.pipeline() as pipe:
+        pipe.zrem(registry_key, entry)
+        if requeue:
+            job.retries_left = 1
+            job.retry_intervals = [0]
+            job.retry(queue, pipe)
+        else:
+            job.set_status(JobStatus.FAILED, pipeline=pipe)
+            job._handle_failure(message, pipe, worker_name=lost_worker)
+        pipe.xadd(
+            events.STREAM,
+            events.fields(
+                "lost",
+                job.id,
+                at=now,
+                attempt=attempt,
+                worker=lost_worker,
+                exc_type="WorkerLost",
+                message=message,
+                traceback="",
+                retry_at=now if requeue else None,
+                delay=0.0 if requeue else None,
+            ),
+        )
+        # The dead worker's entry goes too, rather than lingering until its TTL.
+        pipe.delete(f"rq:worker:{lost_worker}")
+        pipe.srem("rq:workers", f"rq:worker:{lost_worker}")
+        pipe.execute()
+    if not requeue:
+        queue.enqueue_dependents(job)
+    return Recovered(job.id, lost_worker, requeue)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -102,26 +103,39 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """Start `manage.py` subprocesses; all are stopped at the end of the test."""
+def spawn(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start `manage.py` subprocesses; all are stopped at the end of the test.
+    Their logs go to files (a full pipe would block them), shown on failure."""
     children: list[subprocess.Popen[bytes]] = []
+    logs: list[Path] = []
 
     def start(*args: str, **env: str) -> subprocess.Popen[bytes]:
-        child = subprocess.Popen(
-            [sys.executable, str(BASE_DIR / "manage.py"), *args],
-            env=subprocess_env(**env),
-            cwd=BASE_DIR,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        log = tmp_path / f"{args[0]}-{len(logs)}.log"
+        logs.append(log)
+        with open(log, "wb") as sink:
+            child = subprocess.Popen(
+                [sys.executable, str(BASE_DIR / "manage.py"), *args],
+                env=subprocess_env(**env),
+                cwd=BASE_DIR,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
         children.append(child)
         return child
 
     yield start
     for child in children:
         if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
             child.kill()
-        child.wait()
+            child.wait()
+    for log in logs:
+        tail = log.read_text(errors="replace")[-3000:]
+        print(f"--- {log.name} ---\n{tail}")
 
 
 def wait_for(
@@ -161,3 +175,53 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             f"\nbrowser tests were skipped: {_skipped_browser_tests}", file=sys.stderr
         )
         session.exitstatus = 1
+
+
+# -- real processes ----------------------------------------------------------
+
+
+@pytest.fixture
+def monitor() -> Iterator[Any]:
+    """The monitor (recorder, outbox relay, crash recovery) in a thread of this
+    process, so it shares the test database."""
+    import threading
+
+    from django.db import connections
+
+    from jobs.monitor import Monitor
+
+    instance = Monitor()
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def loop() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    instance.tick(block_ms=100)
+                except Exception as exc:  # noqa: BLE001 - a test may stop Redis
+                    failures.append(exc)
+                    time.sleep(0.2)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield instance
+    stop.set()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def workers(spawn: Callable[..., subprocess.Popen[bytes]]) -> Callable[..., Any]:
+    """Start real `manage.py rqworker` processes (forking, with RQ's scheduler)."""
+
+    def start(count: int = 1, queues: tuple[str, ...] = ("default",)) -> list[Any]:
+        return [spawn("rqworker", *queues, "--with-scheduler") for _ in range(count)]
+
+    return start
+
+
+def worker_pid(worker_name: str) -> int:
+    """Workers are named host.pid.suffix (the host may itself contain dots)."""
+    return int(worker_name.rsplit(".", 2)[1])

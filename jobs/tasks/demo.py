@@ -92,3 +92,14 @@ def cpu(payload: Cpu) -> dict[str, int]:
     while time.perf_counter() < deadline:
         loops += 1
     return {"loops": loops}
+
+
+class Hog(BaseModel):
+    megabytes: int = Field(ge=1, le=4096)
+
+
+@task("demo.hog", schema=Hog, memory_limit_mb=64, retry=RetryPolicy(max_attempts=1))
+def hog(payload: Hog) -> dict[str, int]:
+    """Allocate memory; over 64 MB the job (only it) fails with MemoryError."""
+    block = bytearray(payload.megabytes * 1024 * 1024)
+    return {"allocated_mb": len(block) // (1024 * 1024)}

@@ -1,0 +1,161 @@
+"""Real worker processes: pause, crash recovery, shutdown, outages, scaling."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from django.utils import timezone
+
+from jobs import queueing, services
+from jobs.models import Attempt, JobRecord
+from jobs.services.reconcile import find_differences
+from tests.conftest import wait_for, worker_pid
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+Status = JobRecord.Status
+
+
+def status_of(job: JobRecord) -> str:
+    return JobRecord.objects.get(pk=job.pk).status
+
+
+def succeeded_attempts(job: JobRecord) -> int:
+    return Attempt.objects.filter(job=job, outcome=Attempt.Outcome.SUCCEEDED).count()
+
+
+def test_paused_queue_starts_nothing_and_resume_drains_it(workers, monitor):
+    procs = workers(3)
+    running = [
+        services.job_submit(task="demo.sleep", payload={"seconds": 2}) for _ in range(3)
+    ]
+    wait_for(lambda: all(status_of(j) == Status.STARTED for j in running))
+    services.queue_pause(name="default", actor=None, reason="test")
+    paused_at = timezone.now()
+    waiting = [
+        services.job_submit(task="demo.echo", payload={"text": str(i)})
+        for i in range(5)
+    ]
+    wait_for(lambda: all(status_of(j) == Status.SUCCEEDED for j in running))
+    time.sleep(1.5)  # give an unpaused worker every chance to take them
+    assert not Attempt.objects.filter(job__in=waiting).exists()
+    assert all(status_of(j) == Status.QUEUED for j in waiting)
+    services.queue_resume(name="default", actor=None)
+    wait_for(lambda: all(status_of(j) == Status.SUCCEEDED for j in waiting))
+    first_start = min(
+        Attempt.objects.filter(job__in=waiting).values_list("started_at", flat=True)
+    )
+    assert first_start > paused_at
+    assert all(p.poll() is None for p in procs)
+
+
+def test_sigkilled_worker_job_runs_again_on_a_healthy_worker(workers, monitor):
+    procs = workers(2)
+    job = services.job_submit(task="demo.sleep", payload={"seconds": 5})
+    wait_for(lambda: status_of(job) == Status.STARTED)
+    victim = worker_pid(JobRecord.objects.get(pk=job.pk).worker_name)
+    assert victim in [p.pid for p in procs]
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: status_of(job) == Status.SUCCEEDED, timeout=60)
+    attempts = list(Attempt.objects.filter(job=job).order_by("number"))
+    assert [a.outcome for a in attempts] == ["lost", "succeeded"]
+    assert worker_pid(attempts[0].worker_name) == victim
+    assert worker_pid(attempts[1].worker_name) != victim
+    assert "worker lost" in attempts[0].exc_message
+    assert succeeded_attempts(job) == 1
+    assert find_differences() == []
+
+
+def test_job_that_kills_its_process_every_time_ends_dead(workers, monitor):
+    procs = workers(1)
+    job = services.job_submit(task="demo.crash", payload={})
+    wait_for(lambda: status_of(job) == Status.DEAD, timeout=60)
+    record = JobRecord.objects.get(pk=job.pk)
+    assert record.attempts == 3
+    assert "worker lost" in record.last_error
+    assert set(Attempt.objects.filter(job=job).values_list("outcome", flat=True)) == {
+        "lost"
+    }
+    assert procs[0].poll() is None  # the worker itself survived every crash
+    after = services.job_submit(task="demo.echo", payload={"text": "still works"})
+    wait_for(lambda: status_of(after) == Status.SUCCEEDED)
+
+
+def test_sigterm_lets_the_running_job_finish_then_exits_zero(workers, monitor):
+    (proc,) = workers(1)
+    job = services.job_submit(task="demo.sleep", payload={"seconds": 3})
+    wait_for(lambda: status_of(job) == Status.STARTED)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    wait_for(lambda: status_of(job) == Status.SUCCEEDED)
+    assert succeeded_attempts(job) == 1
+
+
+def test_workers_carry_on_after_a_redis_restart(workers, monitor, redis_server):
+    procs = workers(2)
+    running = services.job_submit(task="demo.sleep", payload={"seconds": 2})
+    wait_for(lambda: status_of(running) == Status.STARTED)
+    redis_server.restart()
+    restarted = time.monotonic()
+    after = services.job_submit(task="demo.echo", payload={"text": "after"})
+    wait_for(lambda: status_of(after) == Status.SUCCEEDED, timeout=30)
+    took = time.monotonic() - restarted
+    wait_for(lambda: status_of(running) == Status.SUCCEEDED, timeout=60)
+    assert all(p.poll() is None for p in procs)
+    assert succeeded_attempts(running) == 1
+    assert took < 30  # generous bound; `make chaos` measures the real figure
+
+
+def test_three_workers_share_300_jobs_with_a_kill_and_a_replacement(workers, monitor):
+    procs = workers(3)
+    jobs = services.job_submit_many(
+        requests=[
+            services.SubmitRequest(task="demo.sleep", payload={"seconds": 0.05})
+            for _ in range(300)
+        ]
+    )
+    wait_for(lambda: JobRecord.objects.filter(status=Status.SUCCEEDED).count() >= 60)
+    procs[0].kill()
+    workers(1)
+    wait_for(
+        lambda: JobRecord.objects.filter(status=Status.SUCCEEDED).count() == 300,
+        timeout=120,
+    )
+    per_job = {j.pk: 0 for j in jobs}
+    for job_id in Attempt.objects.filter(outcome="succeeded").values_list(
+        "job_id", flat=True
+    ):
+        per_job[job_id] += 1
+    assert set(per_job.values()) == {1}
+    names = set(Attempt.objects.values_list("worker_name", flat=True))
+    assert {worker_pid(n) for n in names} >= {p.pid for p in procs}
+
+
+def test_memory_limit_kills_only_that_job(workers, monitor):
+    workers(1)
+    hog = services.job_submit(task="demo.hog", payload={"megabytes": 512})
+    small = services.job_submit(task="demo.hog", payload={"megabytes": 8})
+    wait_for(
+        lambda: status_of(hog) == Status.DEAD and status_of(small) == Status.SUCCEEDED,
+        timeout=60,
+    )
+    assert JobRecord.objects.get(pk=hog.pk).error_type == "MemoryError"
+
+
+def test_worker_reports_its_health(workers):
+    (proc,) = workers(1)
+    client = queueing.connection()
+
+    def registered() -> dict[bytes, bytes] | None:
+        for key in client.smembers("rq:workers"):
+            data = client.hgetall(key)
+            if data.get(b"pid") == str(proc.pid).encode():
+                return data
+        return None
+
+    data = wait_for(registered)
+    assert int(data[b"rss_kb"]) > 1000
+    assert data[b"hostname"] and data[b"queues"]
+    assert b"default:high" in data[b"queues"]
