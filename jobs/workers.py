@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections as db_connections
 from rq.exceptions import DequeueTimeout
 from rq.job import Job, JobStatus
 from rq.queue import Queue
@@ -76,6 +77,17 @@ def die_with_parent() -> None:
 
 
 PR_SET_PDEATHSIG = 1
+#: Database connections inherited across fork, kept referenced (never closed,
+#: never garbage-collected) so the job process cannot send a disconnect on
+#: the parent's socket; the job opens its own.
+_inherited_db: list[Any] = []
+
+
+def forget_inherited_db_connections() -> None:
+    for conn in db_connections.all(initialized_only=True):
+        if conn.connection is not None:
+            _inherited_db.append(conn.connection)
+            conn.connection = None
 
 
 @dataclass
@@ -333,6 +345,7 @@ class ConsoleWorker(RecordingMixin, Worker):
 
     def main_work_horse(self, job: Job, queue: Queue) -> None:
         die_with_parent()
+        forget_inherited_db_connections()
         queueing.mark_job_process()
         super().main_work_horse(job, queue)
 

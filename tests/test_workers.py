@@ -159,3 +159,28 @@ def test_worker_reports_its_health(workers):
     assert int(data[b"rss_kb"]) > 1000
     assert data[b"hostname"] and data[b"queues"]
     assert b"default:high" in data[b"queues"]
+
+
+def test_rqworker_pool_runs_jobs_with_this_projects_worker(spawn, monitor):
+    spawn("rqworker-pool", "default", "--num-workers", "2")
+    jobs = [
+        services.job_submit(task="demo.echo", payload={"text": str(i)})
+        for i in range(10)
+    ]
+    wait_for(lambda: all(status_of(j) == Status.SUCCEEDED for j in jobs), timeout=60)
+    assert Attempt.objects.filter(outcome="succeeded").count() == 10
+
+
+def test_job_processes_get_their_own_database_connection(run_until):
+    """A task using the ORM in a forked job process neither reuses nor breaks
+    the worker's (here: the test's) connection."""
+    from django.db import connection
+
+    job = services.job_submit(task="demo.count_jobs", payload={})
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    run_until(lambda: status_of(job) == Status.SUCCEEDED)
+    assert JobRecord.objects.get(pk=job.pk).result == {"jobs": 1}
+    with connection.cursor() as cursor:  # ours still works after the fork
+        cursor.execute("SELECT COUNT(*) FROM jobs_jobrecord")
+        assert cursor.fetchone()[0] == 1

@@ -212,6 +212,19 @@ def enqueue_records(specs: list[queueing.EnqueueSpec]) -> bool:
     return True
 
 
+def _mark_enqueued(valid: list[_Valid]) -> None:
+    """Say at once that the jobs left the outbox (the recorder would, a moment
+    later): a job page opened right after submitting must not read "pending"."""
+    by_status: dict[str, list[str]] = {}
+    for v in valid:
+        by_status.setdefault(v.record.status, []).append(v.record.pk)
+    for status, ids in by_status.items():
+        for start in range(0, len(ids), 1000):
+            JobRecord.objects.filter(
+                pk__in=ids[start : start + 1000], status=JobRecord.Status.PENDING
+            ).update(status=status)
+
+
 def _after_commit(valid: list[_Valid]) -> None:
     specs = [spec_for(v.record, v.depends_on, v.allow_failure) for v in valid]
     if enqueue_records(specs):
@@ -224,6 +237,7 @@ def _after_commit(valid: list[_Valid]) -> None:
                 if v.depends_on
                 else JobRecord.Status.QUEUED
             )
+        _mark_enqueued(valid)
     for v in valid:
         log.info(
             "job submitted",

@@ -103,3 +103,15 @@ def hog(payload: Hog) -> dict[str, int]:
     """Allocate memory; over 64 MB the job (only it) fails with MemoryError."""
     block = bytearray(payload.megabytes * 1024 * 1024)
     return {"allocated_mb": len(block) // (1024 * 1024)}
+
+
+class Empty(BaseModel):
+    pass
+
+
+@task("demo.count_jobs", schema=Empty)
+def count_jobs(payload: Empty) -> dict[str, int]:
+    """Count job records: shows a job process using the database."""
+    from jobs.models import JobRecord
+
+    return {"jobs": JobRecord.objects.count()}
