@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from collections.abc import Callable
 from types import FrameType
 
 import redis
@@ -17,48 +18,66 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
 from jobs.recorder import Recorder
-from jobs.services import outbox_relay
+from jobs.services import outbox_relay, queue_sync_paused
 from jobs.workers import recover_abandoned
 
 log = logging.getLogger("jobs.monitor")
 
 RELAY_EVERY = 1.0
 RECOVER_EVERY = 2.0
+PAUSE_SYNC_EVERY = 2.0
 CLAIM_EVERY = 15.0
 MAX_BACKOFF = 5.0
 
 
 class Monitor:
+    """Runs each duty on its own period; one failing duty (Redis or the
+    database down) never starves the others."""
+
     def __init__(self) -> None:
         self.recorder = Recorder()
         self.stopping = False
-        self._next_relay = 0.0
-        self._next_claim = 0.0
-        self._next_recover = 0.0
+        self.duties: list[tuple[str, float, Callable[[], object]]] = [
+            ("relay", RELAY_EVERY, outbox_relay),
+            ("pause-sync", PAUSE_SYNC_EVERY, queue_sync_paused),
+            ("recover", RECOVER_EVERY, self.recover),
+            ("claim", CLAIM_EVERY, self.recorder.claim_abandoned),
+        ]
+        self._due: dict[str, float] = {}
 
     def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         self.stopping = True
 
+    def recover(self) -> None:
+        for found in recover_abandoned(settings.JOB_QUEUES):
+            log.warning(
+                "recovered a job from a lost worker",
+                extra={
+                    "job_id": found.job_id,
+                    "worker": found.worker,
+                    "requeued": found.requeued,
+                },
+            )
+
     def tick(self, block_ms: int = 500) -> int:
-        applied = self.recorder.drain(block_ms=block_ms)
+        """One cycle; raises the first failure after trying every duty."""
+        failures: list[Exception] = []
+        applied = 0
+        try:
+            applied = self.recorder.drain(block_ms=block_ms)
+        except (redis.exceptions.RedisError, DatabaseError) as exc:
+            failures.append(exc)
         now = time.monotonic()
-        if now >= self._next_relay:
-            outbox_relay()
-            self._next_relay = now + RELAY_EVERY
-        if now >= self._next_recover:
-            for found in recover_abandoned(settings.JOB_QUEUES):
-                log.warning(
-                    "recovered a job from a lost worker",
-                    extra={
-                        "job_id": found.job_id,
-                        "worker": found.worker,
-                        "requeued": found.requeued,
-                    },
-                )
-            self._next_recover = now + RECOVER_EVERY
-        if now >= self._next_claim:
-            self.recorder.claim_abandoned()
-            self._next_claim = now + CLAIM_EVERY
+        for name, every, duty in self.duties:
+            if now < self._due.get(name, 0.0):
+                continue
+            try:
+                duty()
+                self._due[name] = now + every
+            except (redis.exceptions.RedisError, DatabaseError) as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
         return applied
 
     def run(self) -> None:

@@ -337,5 +337,16 @@ def set_paused(queue: str, paused: bool) -> None:
         client.srem(PAUSED_KEY, queue)
 
 
+def sync_paused(paused: set[str]) -> None:
+    client = connection()
+    stale = paused_queues() - paused
+    with client.pipeline() as pipe:
+        if paused:
+            pipe.sadd(PAUSED_KEY, *paused)
+        if stale:
+            pipe.srem(PAUSED_KEY, *stale)
+        pipe.execute()
+
+
 def paused_queues() -> set[str]:
     return {q.decode() for q in connection().smembers(PAUSED_KEY)}

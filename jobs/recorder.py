@@ -338,6 +338,15 @@ class Recorder:
 
     def drain(self, block_ms: int | None = None, count: int = BATCH) -> int:
         """Apply one batch: our unacknowledged entries first, then new ones."""
+        try:
+            return self._drain(block_ms, count)
+        except redis.exceptions.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._group_ready = False  # Redis came back without its data
+            return self._drain(block_ms, count)
+
+    def _drain(self, block_ms: int | None, count: int) -> int:
         client = self._client()
         entries = self._read(client, "0", count, None)
         if not entries:

@@ -107,3 +107,21 @@ def test_job_list_filters_and_reports_malformed_filters(viewer_client):
     body = page.content.decode()
     assert "demo.echo" in body and "demo.sleep" not in body
     assert "unknown status" in body and "is not a date" in body
+
+
+def test_console_says_redis_is_unavailable_instead_of_failing(
+    operator_client, redis_server
+):
+    assert b"Redis OK" in operator_client.get("/jobs/").content
+    redis_server.stop()
+    try:
+        page = operator_client.get("/jobs/")
+        assert page.status_code == 200
+        assert b"Redis unavailable" in page.content
+        submitted = operator_client.post(
+            "/submit/", {"task": "demo.echo", "payload": '{"text": "outbox"}'}
+        )
+        assert submitted.status_code == 302
+        assert JobRecord.objects.get().status == JobRecord.Status.PENDING
+    finally:
+        redis_server.start()

@@ -184,3 +184,33 @@ def test_job_processes_get_their_own_database_connection(run_until):
     with connection.cursor() as cursor:  # ours still works after the fork
         cursor.execute("SELECT COUNT(*) FROM jobs_jobrecord")
         assert cursor.fetchone()[0] == 1
+
+
+def test_second_sigterm_stops_at_once_and_the_job_is_recovered(workers, monitor):
+    first, second = workers(2)
+    job = services.job_submit(task="demo.sleep", payload={"seconds": 30})
+    wait_for(lambda: status_of(job) == Status.STARTED)
+    victim = next(
+        p
+        for p in (first, second)
+        if p.pid == worker_pid(JobRecord.objects.get(pk=job.pk).worker_name)
+    )
+    victim.send_signal(signal.SIGTERM)
+    time.sleep(1.5)  # RQ ignores a second signal within one second of the first
+    victim.send_signal(signal.SIGTERM)
+    victim.wait(timeout=30)
+    wait_for(
+        lambda: Attempt.objects.filter(job=job, outcome="lost").exists(), timeout=60
+    )
+    wait_for(lambda: status_of(job) == Status.STARTED, timeout=30)
+    assert worker_pid(JobRecord.objects.get(pk=job.pk).worker_name) != victim.pid
+
+
+def test_pause_survives_redis_losing_its_data(workers, monitor):
+    services.queue_pause(name="default", actor=None, reason="maintenance")
+    queueing.connection().flushall()  # as if Redis came back empty
+    wait_for(lambda: queueing.paused_queues() == {"default"}, timeout=10)
+    workers(1)
+    job = services.job_submit(task="demo.echo", payload={"text": "held"})
+    time.sleep(2)
+    assert status_of(job) == Status.QUEUED

@@ -10,6 +10,7 @@ from jobs.services.control import (
     jobs_retry,
     queue_pause,
     queue_resume,
+    queue_sync_paused,
 )
 from jobs.services.submit import (
     InvalidInput,
@@ -36,4 +37,5 @@ __all__ = [
     "outbox_relay",
     "queue_pause",
     "queue_resume",
+    "queue_sync_paused",
 ]

@@ -253,6 +253,13 @@ def job_cancel(
     )
 
 
+def queue_sync_paused() -> None:
+    """The database is the source of truth for pauses; Redis (which workers
+    read) is brought back in line, e.g. after it restarted without its data."""
+    paused = set(QueueState.objects.filter(paused=True).values_list("name", flat=True))
+    queueing.sync_paused(paused)
+
+
 def _known_queue(name: str) -> None:
     if name not in settings.JOB_QUEUES:
         raise InvalidInput.one(
