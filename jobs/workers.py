@@ -29,7 +29,7 @@ from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker, Worker, WorkerStatus
 
 from console.startup import explain_redis_error
-from jobs import events, queueing
+from jobs import events, queueing, stats
 from jobs.queueing import (
     ConsoleJob,
     lanes,
@@ -296,37 +296,47 @@ class RecordingMixin(_WorkerBase):
     # -- the outcome event --------------------------------------------------
 
     def cleanup_execution(self, job: Job, pipeline: Any) -> None:
+        """The attempt's outcome event and counters ride on RQ's own clean-up
+        pipeline (success and failure both pass through here)."""
         super().cleanup_execution(job, pipeline)
-        pipeline.xadd(events.STREAM, self.outcome_event(job))
-
-    def outcome_event(self, job: Job) -> dict[str, str]:
-        attempt = int(job.meta.get("attempt", 1) or 1)
         started = job.started_at.timestamp() if job.started_at else None
         ended = job.ended_at.timestamp() if job.ended_at else time.time()
+        duration = (ended - started) if started else None
         common: dict[str, Any] = {
-            "attempt": attempt,
+            "attempt": int(job.meta.get("attempt", 1) or 1),
             "worker": self.name,
             "host": self.hostname,
             "started": started,
-            "duration": (ended - started) if started else None,
+            "duration": duration,
         }
         failure = self._failures.get(job.id)
         if failure is None and job.get_status(refresh=False) == JobStatus.FINISHED:
-            return events.fields(
+            outcome = "processed"
+            event = events.fields(
                 "succeeded", job.id, at=ended, **common, result=summarise(job._result)
             )
-        if failure is None:  # stopped by an operator, or an unexpected path
-            failure = Failure("failed", "JobStopped", "stopped", "")
-        return events.fields(
-            failure.outcome,
-            job.id,
+        else:
+            failure = failure or Failure("failed", "JobStopped", "stopped", "")
+            outcome = "failed" if failure.retry_at is not None else "dead"
+            event = events.fields(
+                failure.outcome,
+                job.id,
+                at=ended,
+                **common,
+                exc_type=failure.exc_type,
+                message=failure.message,
+                traceback=failure.traceback[-20000:],
+                retry_at=failure.retry_at,
+                delay=failure.delay,
+            )
+        pipeline.xadd(events.STREAM, event)
+        stats.count_outcome(
+            pipeline,
+            queue=logical_queue(job.origin),
+            task=str(job.meta.get("task", "")),
+            outcome=outcome,
+            duration=duration,
             at=ended,
-            **common,
-            exc_type=failure.exc_type,
-            message=failure.message,
-            traceback=failure.traceback[-20000:],
-            retry_at=failure.retry_at,
-            delay=failure.delay,
         )
 
 
@@ -424,6 +434,14 @@ def _recover_one(queue: Queue, registry_key: str, entry: str) -> Recovered | Non
                 retry_at=now if requeue else None,
                 delay=0.0 if requeue else None,
             ),
+        )
+        stats.count_outcome(
+            pipe,
+            queue=logical_queue(job.origin),
+            task=str(job.meta.get("task", "")),
+            outcome="failed" if requeue else "dead",
+            duration=None,
+            at=now,
         )
         # The dead worker's entry goes too, rather than lingering until its TTL.
         pipe.delete(f"rq:worker:{lost_worker}")
