@@ -95,6 +95,8 @@ class JobRecord(models.Model):
             models.Index(fields=["status", "-submitted_at"]),
             models.Index(fields=["queue", "status"]),
             models.Index(fields=["task", "status"]),
+            models.Index(fields=["status", "error_fingerprint"]),
+            models.Index(fields=["status", "finished_at"]),
         ]
         permissions = [("operate", "Can act on jobs, queues and schedules")]
 
@@ -248,3 +250,27 @@ class OperatorAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_name or 'system'} {self.action} {self.target}"
+
+
+class ApiToken(models.Model):
+    """A per-user API token, stored hashed; the secret is shown once."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -7,6 +7,7 @@ event is acknowledged before it is written.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import time
@@ -17,6 +18,7 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
+from jobs import live, queueing, stats
 from jobs.recorder import Recorder
 from jobs.services import outbox_relay, queue_sync_paused
 from jobs.workers import recover_abandoned
@@ -24,10 +26,43 @@ from jobs.workers import recover_abandoned
 log = logging.getLogger("jobs.monitor")
 
 RELAY_EVERY = 1.0
+#: Workers seen alive in the last hour, shown as dead once their entry expires.
+WORKERS_SEEN = "console:workers:seen"
+WORKERS_SEEN_FOR = 3600.0
 RECOVER_EVERY = 2.0
 PAUSE_SYNC_EVERY = 2.0
+SAMPLE_EVERY = 10.0
 CLAIM_EVERY = 15.0
 MAX_BACKOFF = 5.0
+
+
+def sample_live_state() -> None:
+    """Oldest-wait per queue into this minute's stats bucket (for charts over
+    time), and the workers seen alive (so dead ones can be shown as such)."""
+    client = queueing.connection()
+    depths = live.queue_depths(settings.JOB_QUEUES)
+    with client.pipeline(transaction=False) as pipe:
+        stats.record_oldest_wait(
+            pipe, {q: d.oldest_wait or 0.0 for q, d in depths.items()}
+        )
+        for worker in live.live_workers():
+            pipe.hset(
+                WORKERS_SEEN,
+                worker.name,
+                json.dumps(
+                    {
+                        "hostname": worker.hostname,
+                        "pid": worker.pid,
+                        "queues": worker.queues,
+                        "seen": time.time(),
+                    }
+                ),
+            )
+        pipe.execute()
+    forget_before = time.time() - WORKERS_SEEN_FOR
+    for name, raw in client.hgetall(WORKERS_SEEN).items():
+        if json.loads(raw).get("seen", 0) < forget_before:
+            client.hdel(WORKERS_SEEN, name)
 
 
 class Monitor:
@@ -42,6 +77,7 @@ class Monitor:
             ("pause-sync", PAUSE_SYNC_EVERY, queue_sync_paused),
             ("recover", RECOVER_EVERY, self.recover),
             ("claim", CLAIM_EVERY, self.recorder.claim_abandoned),
+            ("sample", SAMPLE_EVERY, sample_live_state),
         ]
         self._due: dict[str, float] = {}
 

@@ -2,13 +2,46 @@ from __future__ import annotations
 
 from django.urls import path
 
-from jobs.views import jobs, submit
+from jobs.views import (
+    audit,
+    failures,
+    job_page,
+    jobs,
+    overview,
+    queues,
+    scheduled,
+    submit,
+    workers,
+)
 
 app_name = "jobs"
 
 urlpatterns = [
-    path("", jobs.job_list, name="home"),
+    path("", overview.overview, name="home"),
+    path("overview/live/", overview.overview_live, name="overview-live"),
+    path("queues/<str:name>/", queues.queue_detail, name="queue"),
+    path("queues/<str:name>/pause/", queues.queue_pause, name="queue-pause"),
+    path("queues/<str:name>/resume/", queues.queue_resume, name="queue-resume"),
+    path("queues/<str:name>/empty/", queues.queue_empty, name="queue-empty"),
     path("jobs/", jobs.job_list, name="jobs"),
-    path("jobs/<str:job_id>/", jobs.job_detail, name="job"),
+    path("jobs/bulk/", jobs.job_bulk, name="jobs-bulk"),
+    path("jobs/<str:job_id>/", job_page.job_detail, name="job"),
+    path("jobs/<str:job_id>/live/", job_page.job_live, name="job-live"),
+    path("jobs/<str:job_id>/retry/", job_page.job_retry, name="job-retry"),
+    path("jobs/<str:job_id>/cancel/", job_page.job_cancel, name="job-cancel"),
+    path("jobs/<str:job_id>/delete/", job_page.job_delete, name="job-delete"),
+    path("jobs/<str:job_id>/run-now/", job_page.job_run_now, name="job-run-now"),
+    path("failures/", failures.failure_groups, name="failures"),
+    path(
+        "failures/<str:fingerprint>/retry/", failures.group_retry, name="failures-retry"
+    ),
+    path(
+        "failures/<str:fingerprint>/discard/",
+        failures.group_discard,
+        name="failures-discard",
+    ),
+    path("workers/", workers.worker_list, name="workers"),
+    path("scheduled/", scheduled.scheduled_list, name="scheduled"),
+    path("operator-log/", audit.operator_log, name="operator-log"),
     path("submit/", submit.submit, name="submit"),
 ]

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import queueing
+from jobs import live, queueing
 from jobs.models import (
     JobDependency,
     JobEvent,
@@ -227,6 +227,75 @@ def jobs_cancel(
             skipped=dict(result.skipped),
         )
     return result
+
+
+def _delete_chunk(ids: list[str], actor: Any, result: BulkResult) -> None:
+    records = list(JobRecord.objects.select_for_update().filter(pk__in=ids))
+    result.add_skipped("not found", len(ids) - len(records))
+    running = [r for r in records if r.status == Status.STARTED]
+    result.add_skipped("running", len(running))
+    doomed = [r.pk for r in records if r.status != Status.STARTED]
+    if not doomed:
+        return
+    transaction.on_commit(lambda: live.delete(doomed))
+    JobRecord.objects.filter(pk__in=doomed).delete()
+    result.done += len(doomed)
+
+
+def jobs_delete(
+    *,
+    ids: Iterable[str],
+    actor: Any,
+    origin: str = Origin.CODE,
+    reason: str = "",
+    target: str = "",
+) -> BulkResult:
+    """Delete jobs and their history; running jobs are skipped."""
+    result = BulkResult()
+    with transaction.atomic():
+        for chunk in _chunks(ids):
+            _delete_chunk(chunk, actor, result)
+        audit(
+            actor=actor,
+            action="delete",
+            target=target or "jobs",
+            count=result.done,
+            reason=reason,
+            origin=origin,
+            skipped=dict(result.skipped),
+        )
+    return result
+
+
+def queue_empty(
+    *, name: str, actor: Any, origin: str = Origin.CODE, reason: str = ""
+) -> BulkResult:
+    """Cancel every job waiting in a queue (capped at BULK_CAP)."""
+    _known_queue(name)
+    ids = live.waiting_job_ids(name, BULK_CAP)
+    return jobs_cancel(
+        ids=ids,
+        actor=actor,
+        origin=origin,
+        reason=reason or "queue emptied",
+        target=f"queue {name}",
+    )
+
+
+@transaction.atomic
+def job_run_now(*, record: JobRecord, actor: Any, origin: str = Origin.CODE) -> bool:
+    """Run a delayed or retry-waiting job now, ahead of its queue."""
+    moved = live.run_now(record.pk)
+    if moved:
+        _timeline([record], JobEvent.Kind.ENQUEUED, actor, "run now by an operator")
+    audit(
+        actor=actor,
+        action="run_now",
+        target=f"job {record.pk}",
+        count=int(moved),
+        origin=origin,
+    )
+    return moved
 
 
 def job_retry(

@@ -69,7 +69,7 @@ def test_submitted_payload_is_shown_as_text_not_run(
     assert job.submitted_by is not None
     assert job.submitted_by.username == "operators"
     assert queueing.existing([job.pk]) == {job.pk}  # enqueued in Redis for real
-    expect(page.locator("[role=status]")).to_contain_text(f"as job {job.pk}")
+    expect(page.locator("ul.messages")).to_contain_text(f"as job {job.pk}")
     expect(page.locator("pre.mono").first).to_contain_text(XSS)
     assert XSS in (page.text_content("main") or "")
     # The payload is text, not an element.

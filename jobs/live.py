@@ -1,0 +1,216 @@
+"""Live reads of RQ's state in Redis, for the console and the metrics.
+
+Part of the RQ adapter (see queueing.py): O(1) Redis commands in pipelines,
+never a scan of a whole registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from rq.job import Job, JobStatus
+
+from jobs import events
+from jobs.queueing import PIPELINE_CHUNK, ConsoleJob, connection, lanes, rq_queue
+
+
+@dataclass(frozen=True)
+class Depth:
+    """A queue's live state in Redis, summed over its priority lanes."""
+
+    queue: str
+    queued: int
+    scheduled: int
+    started: int
+    deferred: int
+    failed: int
+    oldest_enqueued_at: datetime | None
+
+    @property
+    def oldest_wait(self) -> float | None:
+        if self.oldest_enqueued_at is None:
+            return None
+        return max(0.0, (datetime.now(UTC) - self.oldest_enqueued_at).total_seconds())
+
+
+def _registry_keys(lane_name: str) -> list[str]:
+    return [
+        f"rq:scheduled:{lane_name}",
+        f"rq:wip:{lane_name}",
+        f"rq:deferred:{lane_name}",
+        f"rq:failed:{lane_name}",
+    ]
+
+
+def queue_depths(queues: list[str]) -> dict[str, Depth]:
+    """Two pipelined round trips for any number of queues: O(1) commands only
+    (LLEN, ZCARD, LINDEX), never a scan of a registry."""
+    client = connection()
+    plan = [(q, lane_name) for q in queues for lane_name in lanes(q)]
+    with client.pipeline(transaction=False) as pipe:
+        for _q, lane_name in plan:
+            pipe.llen(f"rq:queue:{lane_name}")
+            for key in _registry_keys(lane_name):
+                pipe.zcard(key)
+            pipe.lindex(f"rq:queue:{lane_name}", 0)
+        replies = pipe.execute()
+    sums: dict[str, list[int]] = {q: [0, 0, 0, 0, 0] for q in queues}
+    heads: dict[str, list[str]] = {q: [] for q in queues}
+    for index, (q, _lane) in enumerate(plan):
+        row = replies[index * 6 : (index + 1) * 6]
+        for i in range(5):
+            sums[q][i] += int(row[i])
+        if row[5]:
+            heads[q].append(row[5].decode())
+    enqueued = _enqueued_at([h for hs in heads.values() for h in hs])
+    result = {}
+    for q in queues:
+        times = [t for t in (enqueued.get(h) for h in heads[q]) if t is not None]
+        queued, scheduled, started, deferred, failed = sums[q]
+        result[q] = Depth(
+            q,
+            queued,
+            scheduled,
+            started,
+            deferred,
+            failed,
+            oldest_enqueued_at=min(times) if times else None,
+        )
+    return result
+
+
+def _enqueued_at(job_ids: list[str]) -> dict[str, datetime | None]:
+    if not job_ids:
+        return {}
+    with connection().pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hget(Job.key_for(job_id), "enqueued_at")
+        values = pipe.execute()
+    found: dict[str, datetime | None] = {}
+    for job_id, raw in zip(job_ids, values, strict=True):
+        found[job_id] = _parse_rq_time(raw.decode()) if raw else None
+    return found
+
+
+def _parse_rq_time(text: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    name: str
+    hostname: str
+    pid: int | None
+    queues: list[str]
+    state: str
+    current_job: str | None
+    last_heartbeat: datetime | None
+    birth: datetime | None
+    successful: int
+    failed: int
+    rss_kb: int
+
+    @property
+    def heartbeat_age(self) -> float | None:
+        if self.last_heartbeat is None:
+            return None
+        return max(0.0, (datetime.now(UTC) - self.last_heartbeat).total_seconds())
+
+
+def _text(raw: dict[bytes, bytes], key: str) -> str:
+    value = raw.get(key.encode())
+    return value.decode() if value else ""
+
+
+def live_workers() -> list[WorkerInfo]:
+    """Every registered worker whose entry has not expired."""
+    client = connection()
+    keys = sorted(k.decode() for k in client.smembers("rq:workers"))
+    with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hgetall(key)
+        rows = pipe.execute()
+    found = []
+    for key, raw in zip(keys, rows, strict=True):
+        if not raw:
+            continue  # expired: the worker is gone
+        found.append(
+            WorkerInfo(
+                name=key.removeprefix("rq:worker:"),
+                hostname=_text(raw, "hostname"),
+                pid=int(_text(raw, "pid")) if _text(raw, "pid") else None,
+                queues=[q for q in _text(raw, "queues").split(",") if q],
+                state=_text(raw, "state") or "unknown",
+                current_job=_text(raw, "current_job") or None,
+                last_heartbeat=_parse_rq_time(_text(raw, "last_heartbeat")),
+                birth=_parse_rq_time(_text(raw, "birth")),
+                successful=int(_text(raw, "successful_job_count") or 0),
+                failed=int(_text(raw, "failed_job_count") or 0),
+                rss_kb=int(_text(raw, "rss_kb") or 0),
+            )
+        )
+    return found
+
+
+def waiting_job_ids(queue: str, limit: int) -> list[str]:
+    """Ids of jobs waiting in a queue's lanes, high lane first, at most `limit`."""
+    client = connection()
+    ids: list[str] = []
+    for lane_name in lanes(queue):
+        if len(ids) >= limit:
+            break
+        raw = client.lrange(f"rq:queue:{lane_name}", 0, limit - len(ids) - 1)
+        ids.extend(r.decode() for r in raw)
+    return ids
+
+
+def scheduled_jobs(queues: list[str], limit: int) -> list[tuple[str, datetime]]:
+    """(job id, due time) of delayed and retry-waiting jobs, soonest first."""
+    client = connection()
+    found: list[tuple[str, datetime]] = []
+    for q in queues:
+        for lane_name in lanes(q):
+            for raw, score in client.zrange(
+                f"rq:scheduled:{lane_name}", 0, limit - 1, withscores=True
+            ):
+                found.append((raw.decode(), datetime.fromtimestamp(score, UTC)))
+    return sorted(found, key=lambda item: item[1])[:limit]
+
+
+def run_now(job_id: str) -> bool:
+    """Move a delayed or retry-waiting job to the head of its queue."""
+    client = connection()
+    try:
+        job = ConsoleJob.fetch(job_id, connection=client)
+    except Exception:  # noqa: BLE001 - no such job in Redis
+        return False
+    if job.get_status() != JobStatus.SCHEDULED:
+        return False
+    queue = rq_queue(job.origin, client)
+    with client.pipeline() as pipe:
+        pipe.zrem(queue.scheduled_job_registry.key, job.id)
+        queue._enqueue_job(job, pipeline=pipe, at_front=True)
+        pipe.xadd(events.STREAM, events.fields("enqueued", job.id))
+        pipe.execute()
+    return True
+
+
+def delete(job_ids: Iterable[str]) -> None:
+    """Remove jobs from Redis entirely (queues, registries, hashes)."""
+    client = connection()
+    ids = list(job_ids)
+    for start in range(0, len(ids), PIPELINE_CHUNK):
+        with client.pipeline() as pipe:
+            for job_id in ids[start : start + PIPELINE_CHUNK]:
+                try:
+                    job = ConsoleJob.fetch(job_id, connection=client)
+                except Exception:  # noqa: BLE001 - already gone
+                    continue
+                job.delete(pipeline=pipe, remove_from_queue=True)
+            pipe.execute()
