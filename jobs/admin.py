@@ -1,29 +1,58 @@
-"""The Django admin: read-only history for now; actions arrive with issue 6."""
+"""The Django admin: history read-only, actions through the same services."""
 
 from __future__ import annotations
 
-from django.contrib import admin
-from django.http import HttpRequest
+from typing import Any
 
-from jobs.models import Attempt, JobEvent, JobRecord, OperatorAction, QueueState
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from jobs import services
+from jobs.models import (
+    ApiToken,
+    Attempt,
+    JobEvent,
+    JobRecord,
+    OperatorAction,
+    Origin,
+    QueueState,
+)
+from jobs.tokens import token_create, token_revoke
+
+admin.site.site_header = "Jobs console — admin"
+admin.site.index_title = "Jobs console administration"
+admin.site.site_url = "/"  # "View site" leads back to the console
 
 
 class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
-class AttemptInline(admin.TabularInline):
-    model = Attempt
+class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
-    readonly_fields = (
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class AttemptInline(ReadOnlyInline):
+    model = Attempt
+    fields = readonly_fields = (
         "number",
         "outcome",
         "worker_name",
@@ -33,20 +62,31 @@ class AttemptInline(admin.TabularInline):
         "exc_type",
         "exc_message",
     )
-    fields = readonly_fields
 
 
-class EventInline(admin.TabularInline):
+class EventInline(ReadOnlyInline):
     model = JobEvent
-    extra = 0
-    can_delete = False
-    readonly_fields = ("at", "kind", "message", "actor")
-    fields = readonly_fields
+    fields = readonly_fields = ("at", "kind", "message", "actor")
+
+
+def _report(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    result: services.BulkResult,
+    verb: str,
+) -> None:
+    level = messages.SUCCESS if result.done else messages.WARNING
+    model_admin.message_user(request, result.summary(verb) + ".", level)
+
+
+class OperateMixin:
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("jobs.operate")
 
 
 @admin.register(JobRecord)
-class JobRecordAdmin(ReadOnly):
-    list_display = [
+class JobRecordAdmin(OperateMixin, ReadOnly):
+    list_display = (
         "id",
         "task",
         "queue",
@@ -54,22 +94,179 @@ class JobRecordAdmin(ReadOnly):
         "status",
         "attempts",
         "submitted_at",
+        "started_at",
         "finished_at",
-    ]
-    list_filter = ["status", "queue", "task", "submitted_at"]
-    search_fields = ["id", "task", "last_error"]
-    inlines = [AttemptInline, EventInline]
+    )
+    list_filter = ("status", "queue", "task", "priority", "submitted_at")
+    search_fields = ("id", "task", "payload", "last_error")
+    date_hierarchy = "submitted_at"
+    inlines = (AttemptInline, EventInline)
+    actions = ("retry", "cancel", "delete_jobs")
+    list_per_page = 50
+    show_full_result_count = False  # a COUNT(*) over millions of rows per page
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        if search_term and JobRecord.objects.filter(pk=search_term).exists():
+            return queryset.filter(pk=search_term), False
+        return super().get_search_results(request, queryset, search_term)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        found = super().get_actions(request)
+        found.pop("delete_selected", None)
+        return found
+
+    @admin.action(description="Retry selected jobs", permissions=["operate"])
+    def retry(self, request: HttpRequest, queryset: QuerySet[JobRecord]) -> None:
+        result = services.jobs_retry(
+            ids=queryset.values_list("pk", flat=True),
+            actor=request.user,
+            origin=Origin.ADMIN,
+            target="jobs selected in the admin",
+        )
+        _report(self, request, result, "Retried")
+
+    @admin.action(description="Cancel selected jobs", permissions=["operate"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet[JobRecord]) -> None:
+        result = services.jobs_cancel(
+            ids=queryset.values_list("pk", flat=True),
+            actor=request.user,
+            origin=Origin.ADMIN,
+            target="jobs selected in the admin",
+        )
+        _report(self, request, result, "Canceled")
+
+    @admin.action(
+        description="Delete selected jobs and their history", permissions=["operate"]
+    )
+    def delete_jobs(
+        self, request: HttpRequest, queryset: QuerySet[JobRecord]
+    ) -> HttpResponse | None:
+        if request.POST.get("confirmed") != "yes":
+            return render(
+                request,
+                "admin/jobs/confirm_delete.html",
+                {
+                    "count": queryset.count(),
+                    "ids": queryset.values_list("pk", flat=True),
+                    "opts": self.model._meta,
+                    "title": "Delete jobs?",
+                },
+            )
+        result = services.jobs_delete(
+            ids=queryset.values_list("pk", flat=True),
+            actor=request.user,
+            origin=Origin.ADMIN,
+            target="jobs selected in the admin",
+        )
+        _report(self, request, result, "Deleted")
+        return None
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500, required=True, help_text="Recorded in the operator log."
+    )
+
+
+@admin.register(QueueState)
+class QueueStateAdmin(OperateMixin, ReadOnly):
+    list_display = ("name", "paused", "paused_by", "paused_at", "reason")
+    actions = ("pause", "resume")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[QueueState]:
+        # Every configured queue is listed, paused or not.
+        for name in settings.JOB_QUEUES:
+            QueueState.objects.get_or_create(name=name)
+        return super().get_queryset(request)
+
+    def _with_reason(
+        self, request: HttpRequest, queryset: QuerySet[QueueState], verb: str
+    ) -> HttpResponse | None:
+        form = ReasonForm(request.POST if "reason" in request.POST else None)
+        if not form.is_valid():
+            return render(
+                request,
+                "admin/jobs/queue_reason.html",
+                {
+                    "form": form,
+                    "queues": queryset,
+                    "verb": verb,
+                    "action": request.POST.get("action"),
+                    "opts": self.model._meta,
+                    "title": f"{verb.title()} queues",
+                },
+            )
+        call = services.queue_pause if verb == "pause" else services.queue_resume
+        for state in queryset:
+            call(
+                name=state.name,
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+                origin=Origin.ADMIN,
+            )
+        names = ", ".join(s.name for s in queryset)
+        self.message_user(
+            request, f"{verb.title()}d {queryset.count()} queue(s): {names}."
+        )
+        return None
+
+    @admin.action(description="Pause selected queues", permissions=["operate"])
+    def pause(self, request: HttpRequest, queryset: QuerySet[QueueState]) -> Any:
+        return self._with_reason(request, queryset, "pause")
+
+    @admin.action(description="Resume selected queues", permissions=["operate"])
+    def resume(self, request: HttpRequest, queryset: QuerySet[QueueState]) -> Any:
+        return self._with_reason(request, queryset, "resume")
 
 
 @admin.register(OperatorAction)
 class OperatorActionAdmin(ReadOnly):
-    list_display = ["at", "actor_name", "action", "target", "count", "reason", "origin"]
-    list_filter = ["action", "origin"]
+    list_display = ("at", "actor_name", "action", "target", "count", "reason", "origin")
+    list_filter = ("action", "origin")
+    search_fields = ("actor_name", "target", "reason")
 
 
-@admin.register(QueueState)
-class QueueStateAdmin(ReadOnly):
-    list_display = ["name", "paused", "paused_by", "paused_at", "reason"]
+class TokenForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ("user", "name")
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "user",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    list_filter = ("revoked_at",)
+    form = TokenForm
+    actions = ("revoke",)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(
+        self, request: HttpRequest, obj: ApiToken, form: Any, change: bool
+    ) -> None:
+        token, secret = token_create(user=obj.user, name=obj.name)
+        obj.pk = token.pk
+        messages.warning(
+            request,
+            f"Token for {obj.user}: {secret} — copy it now, it "
+            "is stored hashed and will not be shown again.",
+        )
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        for token in queryset:
+            token_revoke(token=token)
+        self.message_user(request, f"Revoked {queryset.count()} token(s).")
 
 
 admin.site.register(Attempt, ReadOnly)
