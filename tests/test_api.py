@@ -32,7 +32,7 @@ def viewer() -> dict[str, str]:
     return bearer("Viewers")
 
 
-def post(url: str, data: object, auth: dict[str, str]) -> object:
+def post(url, data, auth):
     return Client().post(url, json.dumps(data), content_type="application/json", **auth)
 
 
