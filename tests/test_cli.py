@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from io import StringIO
 
@@ -182,3 +183,61 @@ def test_reconcile_finds_and_repairs_a_lost_job(run_until):
 
 def test_ping():
     assert jobs("ping") == "ok"
+
+
+def test_purge_removes_only_old_finished_history(run_until):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from jobs import services
+    from jobs.models import Attempt
+
+    old = services.job_submit(task="demo.echo", payload={"text": "old"})
+    new = services.job_submit(task="demo.echo", payload={"text": "new"})
+    waiting = services.job_submit(task="demo.echo", payload={"text": "w"}, delay=600)
+    run_until(final(old, new))
+    JobRecord.objects.filter(pk=old.pk).update(
+        finished_at=timezone.now() - timedelta(days=40)
+    )
+    out = jobs("purge", "--older-than", "30")
+    assert "1/1" in out and out.endswith("Purged 1 finished job(s).")
+    assert set(JobRecord.objects.values_list("pk", flat=True)) == {new.pk, waiting.pk}
+    assert not Attempt.objects.filter(job_id=old.pk).exists()
+    assert OperatorAction.objects.get(action="purge").count == 1
+    with pytest.raises(CommandError):
+        jobs("purge", "--older-than", "-1")
+
+
+def test_random_cli_arguments_never_crash():
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    words = st.text(min_size=0, max_size=20)
+    flags = st.lists(
+        st.sampled_from(
+            [
+                "--payload",
+                "--queue",
+                "--priority",
+                "--delay",
+                "--at",
+                "--depends-on",
+                "--idempotency-key",
+                "--allow-failure",
+            ]
+        )
+        | words,
+        max_size=6,
+    )
+
+    @settings(
+        max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+    @given(task=st.sampled_from(["demo.echo", "demo.fail", "nope"]) | words, rest=flags)
+    def run(task: str, rest: list[str]) -> None:
+        # A clear error is fine (argparse usage errors exit 2); a crash is not.
+        with contextlib.suppress(CommandError, SystemExit):
+            jobs("submit", task, *rest)
+
+    run()

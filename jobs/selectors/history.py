@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
-from django.utils.timezone import make_aware
+from django.utils.timezone import localtime, make_aware
 
 from jobs.models import Attempt, JobEvent, JobRecord
 
@@ -26,6 +27,9 @@ class JobFilter:
     since: datetime | None = None
     until: datetime | None = None
     submitted_by: str = ""
+    #: Exact failure group (JobRecord.error_fingerprint); NO_FINGERPRINT
+    #: selects failures that have none (e.g. marked dead by reconcile).
+    fingerprint: str = ""
     problems: list[str] = field(default_factory=list)
 
     FIELDS = (
@@ -37,6 +41,18 @@ class JobFilter:
         "since",
         "until",
         "submitted_by",
+        "fingerprint",
+    )
+    NO_FINGERPRINT = "none"
+    #: Filters served by an index on JobRecord: counting them stays cheap.
+    INDEXED = (
+        "status",
+        "queue",
+        "task",
+        "since",
+        "until",
+        "submitted_by",
+        "fingerprint",
     )
 
     @classmethod
@@ -45,6 +61,7 @@ class JobFilter:
         found = cls()
         for name in ("queue", "task", "payload", "error", "submitted_by"):
             setattr(found, name, str(data.get(name) or "").strip()[:200])
+        found.fingerprint = str(data.get("fingerprint") or "").strip()[:40]
         status = str(data.get("status") or "").strip()
         if status and status not in JobRecord.Status.values:
             found.problems.append(f"unknown status {status!r} ignored")
@@ -76,6 +93,12 @@ class JobFilter:
             rows = rows.filter(submitted_at__lt=self.until)
         if self.submitted_by:
             rows = rows.filter(submitted_by__username=self.submitted_by)
+        if self.fingerprint:
+            rows = rows.filter(
+                error_fingerprint=""
+                if self.fingerprint == self.NO_FINGERPRINT
+                else self.fingerprint
+            )
         return rows
 
     def as_query(self) -> dict[str, str]:
@@ -87,6 +110,43 @@ class JobFilter:
                     value.isoformat() if isinstance(value, datetime) else value
                 )
         return query
+
+    def as_querystring(self) -> str:
+        """For links that keep the filter (pagination, redirects)."""
+        return urlencode(self.as_query())
+
+    def as_text(self) -> str:
+        """The filter as an operator reads it, e.g. in the operator log."""
+        query = self.as_query()
+        return " ".join(f"{k}={v}" for k, v in query.items()) or "(no filter)"
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.as_query()
+
+    @property
+    def is_indexed(self) -> bool:
+        """True when an index narrows the rows and no text search scans them."""
+        used = set(self.as_query())
+        return bool(used) and used <= set(self.INDEXED)
+
+    @property
+    def since_text(self) -> str:
+        return _local_text(self.since)
+
+    @property
+    def until_text(self) -> str:
+        return _local_text(self.until)
+
+
+def _local_text(value: datetime | None) -> str:
+    """A time as the operator typed it: a day, or a day and a time."""
+    if value is None:
+        return ""
+    local = localtime(value)
+    if (local.hour, local.minute, local.second) == (0, 0, 0):
+        return local.strftime("%Y-%m-%d")
+    return local.strftime("%Y-%m-%d %H:%M:%S" if local.second else "%Y-%m-%d %H:%M")
 
 
 def parse_when(raw: str) -> datetime | None:
@@ -104,6 +164,105 @@ def parse_when(raw: str) -> datetime | None:
 
 def job_search(job_filter: JobFilter) -> QuerySet[JobRecord]:
     return job_filter.apply(JobRecord.objects.all()).order_by("-submitted_at")
+
+
+#: Past this many matches an unindexed filter is counted as "more than".
+COUNT_LIMIT = 10_000
+#: Rows per keyset step of job_ids: one short SELECT each, whatever the total.
+ID_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class MatchCount:
+    """How many jobs a filter matches: exact, or a floor ("more than")."""
+
+    value: int
+    exact: bool = True
+
+    @property
+    def label(self) -> str:
+        return f"{self.value:,}" if self.exact else f"more than {self.value:,}"
+
+    def __bool__(self) -> bool:
+        return self.value > 0
+
+
+def job_count(job_filter: JobFilter, *, limit: int = COUNT_LIMIT) -> MatchCount:
+    """Count matches without scanning a million rows for a text search: count
+    at most `limit` + 1 of them, and count exactly only when an index serves
+    the filter (or the matches are few)."""
+    rows = job_filter.apply(JobRecord.objects.all()).order_by()
+    capped = rows.values_list("pk")[: limit + 1].count()
+    if capped <= limit:
+        return MatchCount(capped)
+    if job_filter.is_indexed:
+        return MatchCount(rows.count())
+    return MatchCount(limit, exact=False)
+
+
+@dataclass
+class JobPage:
+    """One page of a search; pages past the count are found by probing one row
+    further, so an inexact count still pages."""
+
+    rows: list[JobRecord]
+    number: int
+    has_next: bool
+    num_pages: int | None
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.has_previous or self.has_next
+
+    def __iter__(self) -> Iterator[JobRecord]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def job_page(
+    job_filter: JobFilter, number: str | None, *, count: MatchCount, per_page: int
+) -> JobPage:
+    num_pages = max(1, -(-count.value // per_page)) if count.exact else None
+    try:
+        page = max(1, int(number or 1))
+    except ValueError:
+        page = 1
+    if num_pages is not None:
+        page = min(page, num_pages)
+    start = (page - 1) * per_page
+    rows = list(job_search(job_filter)[start : start + per_page + 1])
+    return JobPage(rows[:per_page], page, len(rows) > per_page, num_pages)
+
+
+def job_ids(job_filter: JobFilter, *, limit: int) -> Iterator[str]:
+    """Ids of the jobs matching a filter, read in short keyset steps so that a
+    bulk action which changes or deletes the rows as it goes still sees every
+    match exactly once (an OFFSET or an open cursor would not)."""
+    rows = job_filter.apply(JobRecord.objects.all()).order_by("pk")
+    last = None
+    seen = 0
+    while seen < limit:
+        step = rows.filter(pk__gt=last) if last is not None else rows
+        chunk = list(step.values_list("pk", flat=True)[: min(ID_CHUNK, limit - seen)])
+        if not chunk:
+            return
+        yield from chunk
+        seen += len(chunk)
+        last = chunk[-1]
 
 
 def job_json(record: JobRecord) -> dict[str, Any]:

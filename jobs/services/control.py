@@ -10,6 +10,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -380,3 +381,45 @@ def queue_resume(
         origin=origin,
     )
     return state
+
+
+#: Purge deletes in batches: each is one short transaction, so the workers'
+#: recorder is never blocked for long and memory stays flat.
+PURGE_BATCH = 1000
+
+
+def history_purge(
+    *,
+    older_than_days: float,
+    actor: Any,
+    origin: str = Origin.CODE,
+    progress: Any = None,
+) -> int:
+    """Delete finished jobs (succeeded, dead, canceled) older than the cut-off,
+    with their attempts and timelines. `progress(done, total)` is called
+    after each batch."""
+    if older_than_days < 0:
+        raise InvalidInput.one("older_than", "must be zero or more days")
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    old = JobRecord.objects.filter(
+        status__in=JobRecord.FINAL_STATUSES, finished_at__lt=cutoff
+    )
+    total = old.count()
+    done = 0
+    while True:
+        with transaction.atomic():
+            ids = list(old.values_list("pk", flat=True)[:PURGE_BATCH])
+            if not ids:
+                break
+            JobRecord.objects.filter(pk__in=ids).delete()
+        done += len(ids)
+        if progress is not None:
+            progress(done, total)
+    audit(
+        actor=actor,
+        action="purge",
+        target=f"history older than {older_than_days} days",
+        count=done,
+        origin=origin,
+    )
+    return done

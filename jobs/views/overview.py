@@ -1,20 +1,45 @@
-"""Placeholder until this screen is built."""
+"""The overview: headline numbers, the queues table and charts over time."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django_htmx.middleware import HtmxDetails
+
+from jobs import charts
+from jobs.selectors import overview as selectors
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _window(request: HttpRequest) -> str:
+    window = request.GET.get("window", "hour")
+    return window if window in selectors.WINDOWS else "hour"
+
+
+def _charts(window: str) -> dict[str, object]:
+    data = selectors.chart_data(window)
+    return {
+        "window": window,
+        "chart_data": data,
+        "charts": charts.overview_charts(data),
+    }
 
 
 @login_required
-def overview(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-    from jobs.views.jobs import job_list
-
-    return job_list(request)
+def overview(request: HttpRequest) -> HttpResponse:
+    context = {"overview": selectors.overview(), **_charts(_window(request))}
+    return render(request, "jobs/overview.html", context)
 
 
 @login_required
-def overview_live(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-    raise Http404("not built yet")
+def overview_live(request: HttpRequest) -> HttpResponse:
+    """The live panel (headline and queues), or the charts with ?panel=charts."""
+    if request.GET.get("panel") == "charts":
+        return render(request, "jobs/overview.html#charts", _charts(_window(request)))
+    return render(
+        request, "jobs/overview.html#live", {"overview": selectors.overview()}
+    )

@@ -1,28 +1,116 @@
-"""Placeholder until this screen is built."""
+"""The queue page: depth by state, waiting jobs, pause, resume and empty."""
 
 from __future__ import annotations
 
-from typing import Any
+import redis
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+from django_htmx.http import trigger_client_event
 
-from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from jobs import services
+from jobs.models import Origin
+from jobs.selectors import overview as selectors
+from jobs.views.overview import HtmxHttpRequest
+
+
+def _unknown(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    context = {"unknown": name, "known": settings.JOB_QUEUES}
+    return render(request, "jobs/queue.html", context, status=404)
+
+
+def _updated(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    """After an action: the panel re-rendered in place, or back to the page."""
+    if not request.htmx:
+        return redirect("jobs:queue", name=name)
+    page = selectors.queue_page(name)
+    response = render(request, "jobs/queue.html#panel", {"page": page})
+    return trigger_client_event(response, "queues-changed")
 
 
 @login_required
-def queue_detail(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-    raise Http404("not built yet")
+def queue_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    if name not in settings.JOB_QUEUES:
+        return _unknown(request, name)
+    live_only = request.htmx and request.htmx.target == "queue-live"
+    template = "jobs/queue.html#live" if live_only else "jobs/queue.html"
+    return render(request, template, {"page": selectors.queue_page(name)})
 
 
 @login_required
-def queue_pause(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-    raise Http404("not built yet")
+@permission_required("jobs.operate", raise_exception=True)
+@require_POST
+def queue_pause(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    if name not in settings.JOB_QUEUES:
+        return _unknown(request, name)
+    reason = request.POST.get("reason", "").strip()
+    if not reason:
+        messages.warning(request, "Nothing done: say why you pause the queue.")
+        return _updated(request, name)
+    try:
+        services.queue_pause(
+            name=name, actor=request.user, reason=reason, origin=Origin.WEB
+        )
+    except redis.exceptions.RedisError:
+        messages.warning(request, _LATE_SYNC.format(verb="Paused", name=name))
+    else:
+        messages.success(request, f"Paused {name}: workers take no new jobs from it.")
+    return _updated(request, name)
 
 
 @login_required
-def queue_resume(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-    raise Http404("not built yet")
+@permission_required("jobs.operate", raise_exception=True)
+@require_POST
+def queue_resume(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    if name not in settings.JOB_QUEUES:
+        return _unknown(request, name)
+    try:
+        services.queue_resume(name=name, actor=request.user, origin=Origin.WEB)
+    except redis.exceptions.RedisError:
+        messages.warning(request, _LATE_SYNC.format(verb="Resumed", name=name))
+    else:
+        messages.success(request, f"Resumed {name}: workers take jobs from it again.")
+    return _updated(request, name)
+
+
+#: The database holds the pause; the monitor copies it to Redis when it returns.
+_LATE_SYNC = (
+    "{verb} {name} in the database; Redis is unavailable, so workers see it "
+    "once Redis is back."
+)
 
 
 @login_required
-def queue_empty(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-    raise Http404("not built yet")
+@permission_required("jobs.operate", raise_exception=True)
+@require_POST
+def queue_empty(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    if name not in settings.JOB_QUEUES:
+        return _unknown(request, name)
+    _empty(request, name)
+    return _updated(request, name)
+
+
+def _empty(request: HtmxHttpRequest, name: str) -> None:
+    """Cancel every waiting job, but only as many as the operator confirmed:
+    if more arrived since the page was shown, ask again."""
+    raw = request.POST.get("expected", "")
+    expected = int(raw) if raw.isdigit() else None
+    waiting = selectors.waiting_count(name)
+    if request.POST.get("confirm") != "yes" or expected is None:
+        messages.warning(request, "Nothing done: tick the box to confirm.")
+    elif waiting is None:
+        messages.error(request, "Nothing done: Redis is unavailable.")
+    elif waiting == 0:
+        messages.info(request, f"Nothing done: {name} has no waiting jobs.")
+    elif waiting > expected:
+        messages.warning(
+            request,
+            f"Nothing done: {name} now holds {waiting} waiting jobs, not the "
+            f"{expected} you confirmed. Check the count and confirm again.",
+        )
+    else:
+        result = services.queue_empty(name=name, actor=request.user, origin=Origin.WEB)
+        messages.success(request, f"{result.summary('Canceled')} from {name}.")

@@ -1,13 +1,16 @@
-"""Placeholder until this screen is built."""
+"""The workers screen: live workers and the ones that died in the last hour."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpResponse
+from django.shortcuts import render
+
+from jobs.selectors.workers import worker_board
+from jobs.views.overview import HtmxHttpRequest
 
 
 @login_required
-def worker_list(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-    raise Http404("not built yet")
+def worker_list(request: HtmxHttpRequest) -> HttpResponse:
+    template = "jobs/workers.html#live" if request.htmx else "jobs/workers.html"
+    return render(request, template, {"board": worker_board()})

@@ -79,6 +79,9 @@ class Command(BaseCommand):
         )
         rec.add_argument("--json", action="store_true")
 
+        purge = sub.add_parser("purge", help="delete finished history in batches")
+        purge.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+
         sub.add_parser("monitor", help="run the monitor process (recorder, outbox)")
         sub.add_parser("ping", help="exit 0 if the database and Redis answer")
 
@@ -210,6 +213,23 @@ class Command(BaseCommand):
                 f"{d.job_id}  database={d.database}  redis={d.redis}  -> {d.repair}"
             )
         self.stdout.write(f"{len(differences)} difference(s) {verb}.")
+
+    def do_purge(self, options: dict[str, Any]) -> None:
+        def bar(done: int, total: int) -> None:
+            width = 30
+            filled = width * done // max(total, 1)
+            self.stdout.write(
+                f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", ending=""
+            )
+            self.stdout.flush()
+
+        removed = services.history_purge(
+            older_than_days=options["older_than"],
+            actor=None,
+            origin=Origin.CLI,
+            progress=bar,
+        )
+        self.stdout.write(f"\nPurged {removed} finished job(s).")
 
     def do_ping(self, options: dict[str, Any]) -> None:
         from django.db import connection

@@ -1,0 +1,129 @@
+"""Reads for the workers screen: live workers from RQ's registry and the ones
+seen in the last hour that have since gone (kept by the monitor)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import redis
+from django.utils import timezone
+
+from jobs import live, queueing
+from jobs.charts import duration_text
+
+#: Written by the monitor (jobs.monitor.WORKERS_SEEN): name -> JSON
+#: {hostname, pid, queues, seen}. Not imported: selectors sit below the monitor.
+WORKERS_SEEN = "console:workers:seen"
+#: A heartbeat older than this is shown as late (RQ's default interval is 10 s).
+LATE_HEARTBEAT = 60.0
+
+STATE_CLASSES = {
+    "busy": "state-running",
+    "idle": "state-succeeded",
+    "started": "state-succeeded",
+    "suspended": "state-paused",
+}
+
+
+def logical_queues(lane_names: list[str]) -> list[str]:
+    """ "default:high", "default", "default:low" -> "default" (order kept)."""
+    return list(dict.fromkeys(queueing.logical_queue(n) for n in lane_names))
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    name: str
+    hostname: str
+    pid: int | None
+    queues: list[str]
+    state: str
+    current_job: str | None
+    heartbeat_age: float | None
+    successful: int
+    failed: int
+    rss_kb: int
+
+    @property
+    def state_class(self) -> str:
+        return STATE_CLASSES.get(self.state, "state-queued")
+
+    @property
+    def heartbeat_text(self) -> str:
+        return duration_text(self.heartbeat_age)
+
+    @property
+    def heartbeat_late(self) -> bool:
+        return self.heartbeat_age is not None and self.heartbeat_age > LATE_HEARTBEAT
+
+    @property
+    def memory_mb(self) -> float:
+        return self.rss_kb / 1024
+
+
+@dataclass(frozen=True)
+class DeadWorker:
+    name: str
+    hostname: str
+    pid: int | None
+    queues: list[str]
+    last_seen: datetime | None
+
+
+@dataclass(frozen=True)
+class WorkerBoard:
+    redis_ok: bool
+    alive: list[WorkerRow]
+    dead: list[DeadWorker]
+    at: datetime = field(default_factory=timezone.now)
+
+
+def _row(info: live.WorkerInfo) -> WorkerRow:
+    return WorkerRow(
+        name=info.name,
+        hostname=info.hostname,
+        pid=info.pid,
+        queues=logical_queues(info.queues),
+        state=info.state,
+        current_job=info.current_job,
+        heartbeat_age=info.heartbeat_age,
+        successful=info.successful,
+        failed=info.failed,
+        rss_kb=info.rss_kb,
+    )
+
+
+def _dead(name: str, raw: bytes) -> DeadWorker | None:
+    try:
+        seen = json.loads(raw)
+        when = float(seen.get("seen") or 0)
+        pid = seen.get("pid")
+        return DeadWorker(
+            name=name,
+            hostname=str(seen.get("hostname") or ""),
+            pid=int(pid) if pid is not None else None,
+            queues=logical_queues([str(q) for q in seen.get("queues") or []]),
+            last_seen=datetime.fromtimestamp(when, UTC) if when else None,
+        )
+    except (ValueError, TypeError, AttributeError):
+        return None  # a malformed entry is not worth failing the page for
+
+
+def worker_board() -> WorkerBoard:
+    """Two reads: RQ's worker registry and the monitor's seen-workers hash
+    (bounded: only workers seen in the last hour)."""
+    try:
+        alive = [_row(w) for w in live.live_workers()]
+        seen = queueing.connection().hgetall(WORKERS_SEEN)
+    except redis.exceptions.RedisError:
+        return WorkerBoard(False, [], [])
+    names = {w.name for w in alive}
+    dead = [
+        found
+        for key, raw in seen.items()
+        if key.decode() not in names and (found := _dead(key.decode(), raw))
+    ]
+    oldest = datetime.min.replace(tzinfo=UTC)
+    dead.sort(key=lambda d: d.last_seen or oldest, reverse=True)
+    return WorkerBoard(True, sorted(alive, key=lambda w: w.name), dead)
