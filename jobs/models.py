@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
 from django.conf import settings
 from django.db import models
 
@@ -84,6 +88,13 @@ class JobRecord(models.Model):
     error_fingerprint = models.CharField(max_length=40, blank=True, db_index=True)
     idempotency_key = models.CharField(
         max_length=200, null=True, blank=True, unique=True
+    )
+    schedule = models.ForeignKey(
+        "Schedule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
     )
     parents: models.ManyToManyField[JobRecord, JobDependency] = models.ManyToManyField(
         "self", through="JobDependency", symmetrical=False, related_name="children"
@@ -274,3 +285,69 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class Schedule(models.Model):
+    """A cron or interval schedule; the database is the source of truth and
+    rq-scheduler's sorted set only says when each schedule is next due."""
+
+    name = models.CharField(max_length=100, unique=True)
+    task = models.CharField(max_length=200)
+    payload = models.JSONField(default=dict, blank=True)
+    queue = models.CharField(
+        max_length=64, blank=True, help_text="Empty: the task's default queue."
+    )
+    priority = models.CharField(max_length=8, choices=Priority.choices, blank=True)
+    cron = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Five-field cron expression, e.g. */5 * * * *",
+    )
+    timezone = models.CharField(max_length=64, default="UTC")
+    interval_seconds = models.PositiveIntegerField(null=True, blank=True)
+    start_at = models.DateTimeField(null=True, blank=True)
+    end_at = models.DateTimeField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    catch_up = models.BooleanField(
+        default=False,
+        help_text="Run once on recovery for a firing missed while everything was "
+        "down (otherwise skip it).",
+    )
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_job = models.ForeignKey(
+        JobRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_outcome = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def every(self) -> str:
+        if self.cron:
+            return f"cron {self.cron} ({self.timezone})"
+        return f"every {self.interval_seconds} s"
+
+    def next_after(self, moment: datetime) -> datetime | None:
+        """The first firing strictly after `moment`, within start and end."""
+        if self.start_at and moment < self.start_at:
+            moment = self.start_at - timedelta(microseconds=1)
+        if self.cron:
+            zone = ZoneInfo(self.timezone or "UTC")
+            found = croniter(self.cron, moment.astimezone(zone)).get_next(datetime)
+        elif self.interval_seconds:
+            anchor = self.start_at or self.created_at or moment
+            periods = (
+                int((moment - anchor).total_seconds() // self.interval_seconds) + 1
+            )
+            found = anchor + timedelta(seconds=periods * self.interval_seconds)
+        else:
+            return None
+        if self.end_at and found > self.end_at:
+            return None
+        return found.astimezone(UTC)

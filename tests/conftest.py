@@ -225,3 +225,16 @@ def workers(spawn: Callable[..., subprocess.Popen[bytes]]) -> Callable[..., Any]
 def worker_pid(worker_name: str) -> int:
     """Workers are named host.pid.suffix (the host may itself contain dots)."""
     return int(worker_name.rsplit(".", 2)[1])
+
+
+def database_url_for_subprocesses() -> str:
+    """A URL for the test database, so subprocesses (scheduler, monitor) can
+    share it (tests that use it are transactional, so data is committed)."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    return f"postgres://{auth}@{host}/{db['NAME']}"

@@ -1,0 +1,1 @@
+"""Benchmarks: the console against plain RQ, same run, same server (issue 3)."""

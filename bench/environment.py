@@ -1,0 +1,57 @@
+"""Set-up from nothing: a private Redis-compatible server, SQLite file, Django.
+
+Nothing here may import Django models at module level: the environment
+variables must be in place before the settings are read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from console.localredis import LocalRedis, free_port
+
+
+def start_server(directory: Path) -> LocalRedis:
+    """A server with AOF on (everysec), on a free port, data in `directory`."""
+    return LocalRedis(directory=directory / "redis", port=free_port()).start()
+
+
+def setup_django(directory: Path, redis_url: str) -> None:
+    """Point the settings at our server and database, then migrate."""
+    os.environ["REDIS_URL"] = redis_url
+    os.environ["DATABASE_URL"] = f"sqlite:///{directory / 'bench.sqlite3'}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+    os.environ.setdefault("PROCESS_NAME", "bench")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def log_to_file(path: Path) -> None:
+    """Keep the JSON log lines (levels as configured) out of the table.
+
+    They are still formatted and written, to a file, as in production.
+    """
+    stream = path.open("a", encoding="utf-8")
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(stream)
+
+
+def quiet_rq() -> None:
+    """Workers log at WARNING: measure jobs, not log I/O (both sides alike)."""
+    for name in ("rq", "rq.worker", "rq.job", "rq.queue"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def log_problems(path: Path, limit: int = 5) -> list[str]:
+    """The first warning or error lines the run logged (none expected)."""
+    if not path.exists():
+        return []
+    levels = ('"level": "warning"', '"level": "error"', '"level": "critical"')
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [line for line in lines if any(lvl in line for lvl in levels)][:limit]

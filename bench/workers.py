@@ -1,0 +1,126 @@
+"""Figure 3: draining no-op jobs with our workers and with plain RQ's.
+
+Our side records everything: events in the worker's pipelines, then the
+recorder writes them to SQL, and every job must end up `succeeded` in the
+database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connections
+from rq.serializers import JSONSerializer
+from rq.worker import BaseWorker, SimpleWorker, Worker
+
+from bench import plain
+from bench.reset import reset
+from bench.stats import rate, timed
+from jobs import queueing
+from jobs.models import JobRecord
+from jobs.recorder import Recorder
+from jobs.services import SubmitRequest, job_submit_many
+from jobs.workers import ConsoleSimpleWorker, ConsoleWorker
+
+GOAL_RATIO = 0.9
+#: Each of our classes against the plain RQ class it extends.
+PAIRS: tuple[tuple[str, type[BaseWorker], type[BaseWorker]], ...] = (
+    ("SimpleWorker", ConsoleSimpleWorker, SimpleWorker),
+    ("Worker (fork per job)", ConsoleWorker, Worker),
+)
+
+
+@dataclass(frozen=True)
+class Drained:
+    jobs: int
+    seconds: float
+    succeeded: int
+
+    @property
+    def jobs_per_second(self) -> float:
+        return rate(self.jobs, self.seconds)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    events: int
+    seconds: float
+    succeeded: int
+    jobs: int
+
+    @property
+    def events_per_second(self) -> float:
+        return rate(self.events, self.seconds)
+
+
+def _burst(worker: BaseWorker) -> None:
+    connections.close_all()  # never carry a database connection across fork
+    worker.work(burst=True, logging_level="WARNING")
+
+
+def _submit(count: int) -> None:
+    requests = [
+        SubmitRequest(task="demo.echo", payload={"text": str(i)}) for i in range(count)
+    ]
+    job_submit_many(requests=requests)
+
+
+def _succeeded() -> int:
+    return JobRecord.objects.filter(status=JobRecord.Status.SUCCEEDED).count()
+
+
+def ours(worker_class: type[BaseWorker], count: int) -> Drained:
+    """Timed: the burst only. Then the history is recorded and checked."""
+    reset()
+    _submit(count)
+    worker: Any = worker_class(["default"], connection=queueing.connection())
+    _, seconds = timed(lambda: _burst(worker))
+    Recorder(consumer="bench").drain_all()
+    return Drained(count, seconds, _succeeded())
+
+
+def baseline(worker_class: type[BaseWorker], count: int) -> Drained:
+    reset()
+    queue = plain.queue()
+    plain.enqueue_many(queue, plain.prepared(count))
+    worker = worker_class(
+        [queue], connection=queue.connection, serializer=JSONSerializer
+    )
+    _, seconds = timed(lambda: _burst(worker))
+    return Drained(count, seconds, queue.finished_job_registry.count)
+
+
+def recorder(count: int) -> Recorded:
+    """Timed: one Recorder().drain_all() of `count` jobs' whole history
+    (enqueued, started, succeeded), left in the stream by a simple worker."""
+    reset()
+    _submit(count)
+    _burst(ConsoleSimpleWorker(["default"], connection=queueing.connection()))
+    events, seconds = timed(Recorder(consumer="bench").drain_all)
+    return Recorded(events, seconds, _succeeded(), count)
+
+
+def combine(rounds: Sequence[Drained]) -> Drained:
+    """Several rounds as one: total jobs over total time."""
+    return Drained(
+        jobs=sum(r.jobs for r in rounds),
+        seconds=sum(r.seconds for r in rounds),
+        succeeded=sum(r.succeeded for r in rounds),
+    )
+
+
+def compare(
+    console_class: type[BaseWorker], rq_class: type[BaseWorker], count: int, rounds: int
+) -> tuple[list[Drained], list[Drained]]:
+    """`count` jobs per side, in short rounds that alternate plain RQ and ours,
+    so a noisy machine's slow spells hit both sides alike."""
+    size, extra = divmod(count, rounds)
+    ours_rounds: list[Drained] = []
+    plain_rounds: list[Drained] = []
+    for number in range(rounds):
+        jobs = size + (1 if number < extra else 0)
+        plain_rounds.append(baseline(rq_class, jobs))
+        ours_rounds.append(ours(console_class, jobs))
+    return ours_rounds, plain_rounds

@@ -1,0 +1,159 @@
+"""Schedules: validation, next runs, exactly-once firings, a real scheduler."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from jobs import scheduling, services
+from jobs.models import JobRecord, Origin, Schedule
+from jobs.schedules import fire_due, reconcile
+from jobs.services import schedules as schedule_services
+from tests.conftest import database_url_for_subprocesses, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def make(**fields) -> Schedule:
+    base = {
+        "name": "tick",
+        "task": "demo.echo",
+        "payload": {"text": "tick"},
+        "interval_seconds": 60,
+    }
+    return schedule_services.schedule_create(actor=None, **{**base, **fields})
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"cron": "not a cron", "interval_seconds": None}, "cron"),
+        ({"cron": "* * * * *", "interval_seconds": 5}, "cron"),
+        ({"interval_seconds": None}, "cron"),
+        (
+            {
+                "cron": "*/5 * * * *",
+                "interval_seconds": None,
+                "timezone": "Mars/Olympus",
+            },
+            "timezone",
+        ),
+        ({"interval_seconds": 0}, "interval_seconds"),
+        ({"interval_seconds": -5}, "interval_seconds"),
+        ({"payload": {"txt": 1}}, "payload.text"),
+        ({"payload": "{broken"}, "payload"),
+        ({"task": "nope"}, "task"),
+        ({"queue": "nope"}, "queue"),
+    ],
+)
+def test_bad_schedule_is_refused_and_nothing_saved(fields, field):
+    with pytest.raises(services.InvalidInput) as caught:
+        make(**fields)
+    assert field in caught.value.errors
+    assert Schedule.objects.count() == 0
+    assert scheduling.entries() == {}
+
+
+def test_next_run_for_cron_in_a_time_zone_and_for_intervals():
+    cron = make(
+        name="nine", cron="0 9 * * *", interval_seconds=None, timezone="Europe/Paris"
+    )
+    after = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    assert cron.next_after(after) == datetime(2026, 7, 2, 7, 0, tzinfo=UTC)
+    every = make(
+        name="every",
+        interval_seconds=90,
+        start_at=datetime(2026, 1, 1, tzinfo=UTC),
+        end_at=datetime(2026, 1, 1, 0, 10, tzinfo=UTC),
+    )
+    assert every.next_after(datetime(2026, 1, 1, 0, 2, tzinfo=UTC)) == datetime(
+        2026, 1, 1, 0, 3, tzinfo=UTC
+    )
+    assert every.next_after(datetime(2026, 1, 1, 0, 9, 59, tzinfo=UTC)) is None
+
+
+def test_creating_disabling_and_deleting_update_redis_at_once():
+    schedule = make()
+    assert scheduling.entries() == {schedule.pk: schedule.next_run_at}
+    schedule_services.schedule_set_enabled(schedule=schedule, enabled=False, actor=None)
+    assert scheduling.entries() == {}
+    schedule_services.schedule_set_enabled(schedule=schedule, enabled=True, actor=None)
+    assert list(scheduling.entries()) == [schedule.pk]
+    schedule_services.schedule_delete(schedule=schedule, actor=None)
+    assert scheduling.entries() == {}
+
+
+def test_start_up_reconciles_redis_with_the_database():
+    kept = make(name="kept")
+    gone = make(name="gone")
+    Schedule.objects.filter(pk=gone.pk).update(enabled=False)  # edited while down
+    scheduling.put(9999, timezone.now())  # a schedule deleted while down
+    reconcile()
+    assert set(scheduling.entries()) == {kept.pk}
+
+
+def test_one_firing_per_fire_time_however_often_it_is_fired():
+    schedule = make(interval_seconds=1)
+    due = datetime.now(UTC).replace(microsecond=0)
+    for _ in range(3):
+        fire_due(scheduling.entry_id(schedule.pk), due)
+    jobs = JobRecord.objects.filter(schedule=schedule)
+    assert jobs.count() == 1
+    assert jobs.get().origin == Origin.SCHEDULE
+
+
+@pytest.mark.parametrize(("catch_up", "expected"), [(False, 0), (True, 1)])
+def test_missed_firing_is_run_once_or_skipped(catch_up, expected):
+    schedule = make(interval_seconds=60, catch_up=catch_up)
+    long_ago = datetime.now(UTC) - timedelta(hours=3)
+    fire_due(scheduling.entry_id(schedule.pk), long_ago)
+    assert JobRecord.objects.filter(schedule=schedule).count() == expected
+    schedule.refresh_from_db()
+    assert schedule.next_run_at > timezone.now()  # not 180 catch-up firings
+
+
+def test_run_now_submits_one_job_without_moving_the_next_run():
+    schedule = make()
+    before = schedule.next_run_at
+    job = schedule_services.schedule_run_now(schedule=schedule, actor=None)
+    schedule.refresh_from_db()
+    assert JobRecord.objects.filter(schedule=schedule).get().pk == job.pk
+    assert schedule.next_run_at == before
+    assert scheduling.entries()[schedule.pk] == before
+
+
+@pytest.mark.slow
+def test_real_scheduler_fires_on_time_and_stops_when_disabled(spawn):
+    schedule = make(interval_seconds=2)
+    spawn(
+        "rqscheduler", "--interval", "1", DATABASE_URL=database_url_for_subprocesses()
+    )
+    time.sleep(7)
+    fired = JobRecord.objects.filter(schedule=schedule).count()
+    assert 2 <= fired <= 4
+    schedule_services.schedule_set_enabled(schedule=schedule, enabled=False, actor=None)
+    time.sleep(1.5)  # one scheduler cycle
+    stopped_at = JobRecord.objects.filter(schedule=schedule).count()
+    time.sleep(3)
+    assert JobRecord.objects.filter(schedule=schedule).count() == stopped_at
+
+
+@pytest.mark.slow
+def test_two_schedulers_never_fire_the_same_time_twice(spawn):
+    schedule = make(interval_seconds=1)
+    url = database_url_for_subprocesses()
+    spawn("rqscheduler", "--interval", "1", DATABASE_URL=url)
+    spawn("rqscheduler", "--interval", "1", DATABASE_URL=url)
+    wait_for(lambda: JobRecord.objects.filter(schedule=schedule).count() >= 1)
+    time.sleep(10)
+    keys = Counter(
+        JobRecord.objects.filter(schedule=schedule).values_list(
+            "idempotency_key", flat=True
+        )
+    )
+    assert len(keys) >= 5
+    assert max(keys.values()) == 1
