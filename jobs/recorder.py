@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from django.db import transaction
+from django.db import connection, transaction
 
 from jobs import events, queueing
 from jobs.models import Attempt, JobDependency, JobEvent, JobRecord
@@ -271,9 +271,7 @@ def apply(entries: list[events.Event]) -> int:
         handler(batch, record, event)
         batch.dirty.add(record.pk)
     _block_children_of_dead(batch)
-    JobRecord.objects.bulk_update(
-        [records[pk] for pk in batch.dirty], RECORD_FIELDS, batch_size=BATCH
-    )
+    _update_records([records[pk] for pk in batch.dirty])
     for attempts, fields in (
         (batch.started, STARTED_FIELDS),
         (batch.finished, FINISHED_FIELDS),
@@ -287,6 +285,24 @@ def apply(entries: list[events.Event]) -> int:
             )
     JobEvent.objects.bulk_create(batch.timeline, ignore_conflicts=True)
     return len(batch.dirty)
+
+
+def _update_records(rows: list[JobRecord]) -> None:
+    """One prepared UPDATE run for every row (executemany): bulk_update's
+    CASE WHEN per field was most of the recorder's time."""
+    if not rows:
+        return
+    fields: list[Any] = [JobRecord._meta.get_field(name) for name in RECORD_FIELDS]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    sql = f"UPDATE {quote(JobRecord._meta.db_table)} SET {assignments} WHERE id = %s"
+    params = [
+        [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+        + [row.pk]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def _block_children_of_dead(batch: Batch) -> None:
