@@ -31,6 +31,7 @@ class FailureGroup:
     first_seen: datetime | None
     last_seen: datetime | None
     example_job: str
+    example_attempt: int = 0
     message: str = ""
     traceback: str = ""
 
@@ -92,6 +93,7 @@ def failure_board(*, limit: int = GROUP_LIMIT) -> FailureBoard:
                 first_seen=row["first_seen"],
                 last_seen=row["last_seen"],
                 example_job=row["example_job"],
+                example_attempt=attempt.number if attempt else 0,
                 message=attempt.exc_message if attempt else "",
                 traceback=attempt.traceback if attempt else "",
             )
@@ -117,3 +119,19 @@ def _latest_failures(job_ids: list[str]) -> dict[str, Attempt]:
 def failure_group_filter(key: str, task: str = "") -> JobFilter:
     """The dead jobs of one group, as a Jobs-list filter (bulk actions re-run it)."""
     return JobFilter(status=Status.DEAD, task=task.strip()[:200], fingerprint=key)
+
+
+def failure_group_label(job_filter: JobFilter) -> str:
+    """The group as the operator log shows it: task, exception and message."""
+    example = (
+        job_filter.apply(JobRecord.objects.all())
+        .values("task", "error_type", "last_error")
+        .first()
+    )
+    if example is None:
+        return f"failure group {job_filter.fingerprint}"
+    message = example["last_error"].split("\n")[0][:80]
+    return (
+        f"failure group {example['task']} {example['error_type']}: {message} "
+        f"({job_filter.fingerprint[:12]})"
+    )

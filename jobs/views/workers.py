@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -13,4 +14,6 @@ from jobs.views.overview import HtmxHttpRequest
 @login_required
 def worker_list(request: HtmxHttpRequest) -> HttpResponse:
     template = "jobs/workers.html#live" if request.htmx else "jobs/workers.html"
-    return render(request, template, {"board": worker_board()})
+    return render(
+        request, template, {"board": worker_board(), "queues": settings.JOB_QUEUES}
+    )
