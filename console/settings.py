@@ -71,6 +71,10 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 #: Bearer token that grants access to /metrics (a staff session also does).
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+#: Where alerts are sent besides the log: a JSON webhook and/or e-mail.
+ALERT_WEBHOOK_URL = os.environ.get("ALERT_WEBHOOK_URL", "")
+ALERT_EMAILS = env_list("ALERT_EMAILS", "")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "jobs-console@localhost")
 
 
 def _database() -> dict[str, Any]:

@@ -7,9 +7,13 @@ from typing import Any
 from django.http import HttpRequest
 
 from jobs import queueing
+from jobs.models import Alert
 
 
 def console(request: HttpRequest) -> dict[str, Any]:
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {}
-    return {"redis_ok": queueing.ping()}
+    open_alerts = list(
+        Alert.objects.filter(resolved_at__isnull=True).select_related("rule")[:5]
+    )
+    return {"redis_ok": queueing.ping(), "open_alerts": open_alerts}

@@ -351,3 +351,56 @@ class Schedule(models.Model):
         if self.end_at and found > self.end_at:
             return None
         return found.astimezone(UTC)
+
+
+class AlertRule(models.Model):
+    """A condition the monitor evaluates every few seconds."""
+
+    class Kind(models.TextChoices):
+        QUEUE_DEPTH = "queue_depth", "Queue depth over N"
+        OLDEST_WAIT = "oldest_wait", "Oldest waiting job older than T seconds"
+        FAILURE_RATE = "failure_rate", "Failure rate over X % in the window"
+        NO_WORKER = "no_worker", "No live worker for a queue that has work"
+        DEAD_GROWTH = "dead_growth", "Dead jobs growing by N in the window"
+        SCHEDULER_DOWN = "scheduler_down", "Scheduler not seen for T seconds"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    queue = models.CharField(max_length=64, blank=True, help_text="Empty: every queue.")
+    threshold = models.FloatField(help_text="N jobs, T seconds or X percent.")
+    window_seconds = models.PositiveIntegerField(default=300)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Alert(models.Model):
+    """One opening of a rule, until its condition clears."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    subject = models.CharField(max_length=200, help_text="e.g. the queue concerned")
+    opened_at = models.DateTimeField(db_index=True)
+    resolved_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    summary = models.CharField(max_length=500)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "subject"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="one_open_alert_per_rule_and_subject",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.summary
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None

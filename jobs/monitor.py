@@ -18,7 +18,7 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
-from jobs import live, queueing, stats
+from jobs import alerts, live, queueing, stats
 from jobs.recorder import Recorder
 from jobs.services import outbox_relay, queue_sync_paused
 from jobs.workers import recover_abandoned
@@ -32,6 +32,7 @@ WORKERS_SEEN_FOR = 3600.0
 RECOVER_EVERY = 2.0
 PAUSE_SYNC_EVERY = 2.0
 SAMPLE_EVERY = 10.0
+ALERTS_EVERY = 5.0
 CLAIM_EVERY = 15.0
 MAX_BACKOFF = 5.0
 
@@ -78,6 +79,7 @@ class Monitor:
             ("recover", RECOVER_EVERY, self.recover),
             ("claim", CLAIM_EVERY, self.recorder.claim_abandoned),
             ("sample", SAMPLE_EVERY, sample_live_state),
+            ("alerts", ALERTS_EVERY, alerts.evaluate),
         ]
         self._due: dict[str, float] = {}
 

@@ -102,6 +102,7 @@ class Actions:
 class JobPage:
     job: JobRecord
     now: datetime
+    submitted: Moment
     moments: list[Moment]
     attempts: list[Attempt]
     timeline: list[Step]
@@ -242,6 +243,9 @@ def job_page(job_id: str) -> JobPage | None:
     return JobPage(
         job=job,
         now=now,
+        submitted=Moment(
+            "Submitted", job.submitted_at, relative(job.submitted_at, now)
+        ),
         moments=_moments(job, now),
         attempts=tries,
         timeline=_steps(entries),

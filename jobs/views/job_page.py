@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -35,7 +36,10 @@ def _page(job_id: str) -> JobPage:
 
 
 def _record(job_id: str) -> JobRecord:
-    return get_object_or_404(JobRecord, pk=job_id)
+    record = JobRecord.objects.filter(pk=job_id).first()
+    if record is None:
+        raise Http404(f"No job with id {job_id!r}.")
+    return record
 
 
 def _back(request: HtmxHttpRequest, job_id: str) -> str:
@@ -71,7 +75,11 @@ def job_detail(request: HtmxHttpRequest, job_id: str) -> HttpResponse:
 def job_live(request: HtmxHttpRequest, job_id: str) -> HttpResponse:
     """Polled every 2 s: status, timings and progress; the slower parts only
     when they changed since `seen`. Status 286 once final stops the polling."""
-    page = _page(job_id)
+    page = job_page(job_id)
+    if page is None and request.htmx:  # deleted while watched: stop, say so
+        return HttpResponseStopPolling(render_to_string(f"{TEMPLATE}#gone"))
+    if page is None:
+        raise Http404(f"No job with id {job_id!r}.")
     response = render(
         request, f"{TEMPLATE}#live", {"page": page, "seen": request.GET.get("seen")}
     )
