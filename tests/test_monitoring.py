@@ -26,8 +26,8 @@ def default_rules() -> None:
     ensure_default_alert_rules(AlertRule)
 
 
-def scrape(**headers: str) -> str:
-    response = Client().get("/metrics", **headers)
+def scrape(token: str) -> str:
+    response = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 200, response.content
     return response.content.decode()
 
@@ -37,7 +37,7 @@ def test_metrics_need_the_token_or_a_staff_session(settings):
     assert Client().get("/metrics").status_code == 401
     wrong = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer nope")
     assert wrong.status_code == 401
-    assert "jobs_queue_depth" in scrape(HTTP_AUTHORIZATION="Bearer s3cret")
+    assert "jobs_queue_depth" in scrape("s3cret")
     staff = Client()
     staff.force_login(User.objects.create_user("ops", is_staff=True))
     assert staff.get("/metrics").status_code == 200
@@ -63,7 +63,7 @@ def test_metrics_show_a_known_scenario_from_two_worker_processes(
     ]
     workers(2)
     wait_for(final(*ok, *dead, *retried), timeout=60)
-    text = scrape(HTTP_AUTHORIZATION="Bearer t")
+    text = scrape("t")
     assert 'jobs_processed_total{queue="default",task="demo.echo"} 10.0' in text
     assert 'jobs_dead_total{queue="default",task="demo.fail"} 3.0' in text
     assert 'jobs_retried_total{queue="default",task="demo.fail"} 2.0' in text
