@@ -8,6 +8,7 @@ lane, so within a queue high work always runs first.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import socket
@@ -99,6 +100,17 @@ class ConsoleJob(Job):
         self.meta["attempt"] = attempt
         pipeline.hset(self.key, "meta", self.serializer.dumps(self.meta))
         started = self.started_at.timestamp() if self.started_at else time.time()
+        logging.getLogger("jobs.worker").info(
+            "job started",
+            extra={
+                "job_id": self.id,
+                "task": self.meta.get("task"),
+                "queue": logical_queue(self.origin),
+                "attempt": attempt,
+                "worker": worker_name,
+                "pid": os.getpid(),
+            },
+        )
         pipeline.xadd(
             events.STREAM,
             events.fields(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import os
 import secrets
 import signal
@@ -40,6 +41,7 @@ from jobs.queueing import (
 )
 from jobs.registry import RetryPolicy
 
+log = logging.getLogger("jobs.worker")
 #: Results larger than this are summarised in the history, not copied whole.
 RESULT_SUMMARY_BYTES = 8192
 #: Longest a worker blocks on Redis before re-reading which queues are paused.
@@ -330,6 +332,23 @@ class RecordingMixin(_WorkerBase):
                 delay=failure.delay,
             )
         pipeline.xadd(events.STREAM, event)
+        log.log(
+            logging.INFO if outcome == "processed" else logging.WARNING,
+            {
+                "processed": "job succeeded",
+                "failed": "job failed; retry scheduled",
+                "dead": "job dead-lettered",
+            }[outcome],
+            extra={
+                "job_id": job.id,
+                "task": job.meta.get("task"),
+                "queue": logical_queue(job.origin),
+                "attempt": common["attempt"],
+                "worker": self.name,
+                "duration": duration,
+                "error": failure.message if failure else None,
+            },
+        )
         stats.count_outcome(
             pipeline,
             queue=logical_queue(job.origin),

@@ -156,3 +156,19 @@ def test_failure_spike_and_dead_growth_carry_diagnostics(run_until):
         {"task": "demo.fail", "count": 12}
     ]
     assert len(by_kind["dead_growth"].detail["example_jobs"]) == 5
+
+
+def test_prometheus_rules_file_covers_every_built_in_rule():
+    import yaml
+
+    from jobs.defaults import DEFAULT_ALERT_RULES
+    from tests.conftest import BASE_DIR
+
+    rules = yaml.safe_load((BASE_DIR / "deploy/prometheus/alerts.yml").read_text())
+    exprs = " ".join(r["expr"] for g in rules["groups"] for r in g["rules"])
+    names = {r["alert"] for g in rules["groups"] for r in g["rules"]}
+    assert len(names) >= len(DEFAULT_ALERT_RULES)
+    for metric in ("jobs_queue_depth", "jobs_queue_oldest_wait_seconds",
+                   "jobs_failed_total", "jobs_workers", "jobs_dead_total",
+                   "jobs_scheduler_last_seen_seconds"):
+        assert metric in exprs
