@@ -13,6 +13,8 @@ from django.shortcuts import render
 
 from jobs import services
 from jobs.models import (
+    Alert,
+    AlertRule,
     ApiToken,
     Attempt,
     JobEvent,
@@ -20,7 +22,9 @@ from jobs.models import (
     OperatorAction,
     Origin,
     QueueState,
+    Schedule,
 )
+from jobs.services import schedules as schedule_services
 from jobs.tokens import token_create, token_revoke
 
 admin.site.site_header = "Jobs console — admin"
@@ -267,6 +271,107 @@ class ApiTokenAdmin(admin.ModelAdmin):
         for token in queryset:
             token_revoke(token=token)
         self.message_user(request, f"Revoked {queryset.count()} token(s).")
+
+
+class ScheduleForm(forms.ModelForm):
+    class Meta:
+        model = Schedule
+        fields = list(schedule_services.FIELDS)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        probe = Schedule(**{k: v for k, v in data.items() if k in self.Meta.fields})
+        try:
+            schedule_services.schedule_validate(probe)
+        except services.InvalidInput as exc:
+            for key, messages_ in exc.errors.items():
+                field_name = key.split(".")[0]
+                target = field_name if field_name in self.fields else None
+                for message in messages_:
+                    self.add_error(target, f"{key}: {message}")
+        return data
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(OperateMixin, admin.ModelAdmin):
+    list_display = (
+        "name",
+        "task",
+        "every",
+        "enabled",
+        "next_run_at",
+        "last_run_at",
+        "last_outcome",
+    )
+    list_filter = ("enabled",)
+    form = ScheduleForm
+    actions = ("enable", "disable", "run_now")
+    readonly_fields = ("next_run_at", "last_run_at", "last_job", "last_outcome")
+
+    def save_model(
+        self, request: HttpRequest, obj: Schedule, form: Any, change: bool
+    ) -> None:
+        fields = {
+            name: form.cleaned_data[name]
+            for name in schedule_services.FIELDS
+            if name in form.cleaned_data
+        }
+        if change:
+            saved = schedule_services.schedule_update(
+                schedule=obj, actor=request.user, origin=Origin.ADMIN, **fields
+            )
+        else:
+            saved = schedule_services.schedule_create(
+                actor=request.user, origin=Origin.ADMIN, **fields
+            )
+        obj.pk = saved.pk
+
+    def delete_model(self, request: HttpRequest, obj: Schedule) -> None:
+        schedule_services.schedule_delete(
+            schedule=obj, actor=request.user, origin=Origin.ADMIN
+        )
+
+    def _set(
+        self, request: HttpRequest, queryset: QuerySet[Schedule], enabled: bool
+    ) -> None:
+        for schedule in queryset:
+            schedule_services.schedule_set_enabled(
+                schedule=schedule,
+                enabled=enabled,
+                actor=request.user,
+                origin=Origin.ADMIN,
+            )
+        verb = "Enabled" if enabled else "Disabled"
+        self.message_user(request, f"{verb} {queryset.count()} schedule(s).")
+
+    @admin.action(description="Enable selected schedules", permissions=["operate"])
+    def enable(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        self._set(request, queryset, True)
+
+    @admin.action(description="Disable selected schedules", permissions=["operate"])
+    def disable(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        self._set(request, queryset, False)
+
+    @admin.action(description="Run selected schedules now", permissions=["operate"])
+    def run_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        for schedule in queryset:
+            schedule_services.schedule_run_now(
+                schedule=schedule, actor=request.user, origin=Origin.ADMIN
+            )
+        self.message_user(request, f"Submitted {queryset.count()} job(s).")
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "queue", "threshold", "window_seconds", "enabled")
+    list_filter = ("kind", "enabled")
+    list_editable = ("threshold", "window_seconds", "enabled")
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnly):
+    list_display = ("opened_at", "rule", "subject", "summary", "resolved_at")
+    list_filter = ("rule", "resolved_at")
 
 
 admin.site.register(Attempt, ReadOnly)

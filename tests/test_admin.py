@@ -106,3 +106,24 @@ def test_api_token_is_shown_once_and_stored_hashed(admin_client):
 def test_admin_and_console_link_to_each_other(admin_client):
     assert b'href="/"' in admin_client.get("/admin/").content
     assert b'href="/admin/"' in admin_client.get("/jobs/").content
+
+
+def test_schedules_in_the_admin(admin_client):
+    from jobs import scheduling
+    from jobs.models import Schedule
+
+    bad = admin_client.post("/admin/jobs/schedule/add/", {
+        "name": "bad", "task": "demo.echo", "payload": '{"text": "x"}',
+        "cron": "nope", "timezone": "UTC", "enabled": "on"})
+    assert b"not a valid cron expression" in bad.content
+    assert Schedule.objects.count() == 0
+    admin_client.post("/admin/jobs/schedule/add/", {
+        "name": "tick", "task": "demo.echo", "payload": '{"text": "x"}',
+        "interval_seconds": "30", "timezone": "UTC", "enabled": "on"})
+    schedule = Schedule.objects.get()
+    assert list(scheduling.entries()) == [schedule.pk]
+    action(admin_client, "/admin/jobs/schedule/", "disable", [str(schedule.pk)])
+    assert scheduling.entries() == {}
+    page = action(admin_client, "/admin/jobs/schedule/", "run_now", [str(schedule.pk)])
+    assert b"Submitted 1 job" in page.content
+    assert JobRecord.objects.get().schedule_id == schedule.pk

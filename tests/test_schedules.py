@@ -157,3 +157,33 @@ def test_two_schedulers_never_fire_the_same_time_twice(spawn):
     )
     assert len(keys) >= 5
     assert max(keys.values()) == 1
+
+
+def test_schedule_command_line():
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    def run(*args: str) -> str:
+        out = StringIO()
+        call_command("jobs", "schedule", *args, stdout=out)
+        return out.getvalue().strip()
+
+    assert "Created schedule nightly" in run(
+        "add", "nightly", "demo.echo", "--payload", '{"text": "n"}', "--cron",
+        "0 3 * * *", "--tz", "Europe/Paris")
+    import json as json_lib
+
+    listed = json_lib.loads(run("list", "--json"))
+    assert listed[0]["cron"] == "0 3 * * *" and listed[0]["enabled"]
+    assert run("disable", "nightly") == "Disabled schedule nightly."
+    assert scheduling.entries() == {}
+    assert run("enable", "nightly") == "Enabled schedule nightly."
+    job_id = run("run-now", "nightly")
+    assert JobRecord.objects.get(pk=job_id).schedule.name == "nightly"
+    with pytest.raises(CommandError):
+        run("add", "bad", "demo.echo", "--payload", '{"text": "n"}', "--every", "0")
+    with pytest.raises(CommandError):
+        run("enable", "missing")
+    assert run("delete", "nightly") == "Deleted schedule nightly."
+    assert Schedule.objects.count() == 0

@@ -15,7 +15,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from console.startup import explain_redis_error
 from jobs import queueing, selectors, services
-from jobs.models import JobRecord, Origin
+from jobs.models import JobRecord, Origin, Schedule
+from jobs.selectors.schedules import schedule_json
+from jobs.services import schedules as schedule_services
 from jobs.services.reconcile import reconcile
 
 
@@ -79,11 +81,89 @@ class Command(BaseCommand):
         )
         rec.add_argument("--json", action="store_true")
 
+        self.add_schedule_arguments(sub)
+
         purge = sub.add_parser("purge", help="delete finished history in batches")
         purge.add_argument("--older-than", type=float, required=True, metavar="DAYS")
 
         sub.add_parser("monitor", help="run the monitor process (recorder, outbox)")
         sub.add_parser("ping", help="exit 0 if the database and Redis answer")
+
+    def add_schedule_arguments(self, sub: Any) -> None:
+        schedule = sub.add_parser("schedule", help="cron and interval schedules")
+        verbs = schedule.add_subparsers(
+            dest="verb", required=True, parser_class=ArgumentParser
+        )
+        listing = verbs.add_parser("list")
+        listing.add_argument("--json", action="store_true")
+        add = verbs.add_parser("add")
+        add.add_argument("name")
+        add.add_argument("task")
+        add.add_argument("--payload", default="{}")
+        when = add.add_mutually_exclusive_group(required=True)
+        when.add_argument("--cron", help="five-field cron expression")
+        when.add_argument("--every", type=int, metavar="SECONDS")
+        add.add_argument("--tz", default="UTC", help="time zone of the cron expression")
+        add.add_argument("--queue", default="")
+        add.add_argument(
+            "--priority", default="", choices=["", "high", "normal", "low"]
+        )
+        add.add_argument("--catch-up", action="store_true")
+        add.add_argument("--disabled", action="store_true")
+        for verb in ("enable", "disable", "run-now", "delete"):
+            verbs.add_parser(verb).add_argument("name")
+
+    def do_schedule(self, options: dict[str, Any]) -> None:
+        verb = options["verb"]
+        if verb == "list":
+            rows = [schedule_json(s) for s in Schedule.objects.all()]
+            if options["json"]:
+                self.emit(rows)
+                return
+            for r in rows:
+                state = "enabled" if r["enabled"] else "disabled"
+                self.stdout.write(
+                    f"{r['name']:<20} {r['task']:<16} {r['every']:<28} "
+                    f"{state:<8} next {r['next_run_at']}"
+                )
+            return
+        if verb == "add":
+            created = schedule_services.schedule_create(
+                actor=None,
+                origin=Origin.CLI,
+                name=options["name"],
+                task=options["task"],
+                payload=options["payload"],
+                cron=options["cron"] or "",
+                interval_seconds=options["every"],
+                timezone=options["tz"],
+                queue=options["queue"],
+                priority=options["priority"],
+                catch_up=options["catch_up"],
+                enabled=not options["disabled"],
+            )
+            self.stdout.write(
+                f"Created schedule {created.name}; next run {created.next_run_at}."
+            )
+            return
+        found = Schedule.objects.filter(name=options["name"]).first()
+        if found is None:
+            raise CommandError(f"no such schedule: {options['name']}")
+        if verb in ("enable", "disable"):
+            schedule_services.schedule_set_enabled(
+                schedule=found, enabled=verb == "enable", actor=None, origin=Origin.CLI
+            )
+            self.stdout.write(f"{verb.title()}d schedule {found.name}.")
+        elif verb == "run-now":
+            record = schedule_services.schedule_run_now(
+                schedule=found, actor=None, origin=Origin.CLI
+            )
+            self.stdout.write(record.pk)
+        else:
+            schedule_services.schedule_delete(
+                schedule=found, actor=None, origin=Origin.CLI
+            )
+            self.stdout.write(f"Deleted schedule {found.name}.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
