@@ -99,6 +99,8 @@ class ConsoleJob(Job):
         attempt = int(self.meta.get("attempt", 0) or 0) + 1
         self.meta["attempt"] = attempt
         pipeline.hset(self.key, "meta", self.serializer.dumps(self.meta))
+        # A new attempt starts with an empty progress bar and log.
+        pipeline.delete(_progress_key(self.id), f"{_progress_key(self.id)}:log")
         started = self.started_at.timestamp() if self.started_at else time.time()
         logging.getLogger("jobs.worker").info(
             "job started",
