@@ -80,13 +80,15 @@ class Overview:
     at: datetime = field(default_factory=timezone.now)
 
 
-def dead_counts() -> dict[str, int]:
-    """Dead jobs per queue: one COUNT over the (status, ...) index."""
+def dead_counts(names: list[str]) -> dict[str, int]:
+    """Dead jobs per queue: one COUNT(*) answered from the (queue, status)
+    index alone (naming the queues lets the database seek each one; COUNT(id)
+    or no queue list made SQLite read 100,000 dead rows in 0.45 s)."""
     rows = (
-        JobRecord.objects.filter(status=JobRecord.Status.DEAD)
+        JobRecord.objects.filter(status=JobRecord.Status.DEAD, queue__in=names)
         .order_by()
         .values("queue")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("*"))
         .values_list("queue", "n")
     )
     return {queue: n for queue, n in rows}
@@ -116,7 +118,7 @@ def _rate(points: list[stats.Point], queue: str, name: str) -> float:
 
 def overview() -> Overview:
     names = list(settings.JOB_QUEUES)
-    dead = dead_counts()
+    dead = dead_counts(names)
     states = queue_states()
     headline_dead = sum(dead.values())
     try:

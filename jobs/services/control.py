@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -117,6 +117,37 @@ def _chunks(ids: Iterable[str]) -> Iterable[list[str]]:
         yield chunk
 
 
+def _bulk(
+    *,
+    action: str,
+    ids: Iterable[str],
+    actor: Any,
+    origin: str,
+    reason: str,
+    target: str,
+    handle: Callable[[list[str], BulkResult], None],
+) -> BulkResult:
+    """One transaction, chunk by chunk, and one operator-log row, for every
+    bulk action. An empty selection does nothing and logs nothing."""
+    result = BulkResult()
+    with transaction.atomic():
+        touched = False
+        for chunk in _chunks(ids):
+            touched = True
+            handle(chunk, result)
+        if touched:
+            audit(
+                actor=actor,
+                action=action,
+                target=target or "jobs",
+                count=result.done,
+                reason=reason,
+                origin=origin,
+                skipped=dict(result.skipped),
+            )
+    return result
+
+
 def _timeline(records: list[JobRecord], kind: str, actor: Any, message: str) -> None:
     now = timezone.now()
     JobEvent.objects.bulk_create(
@@ -167,20 +198,15 @@ def jobs_retry(
     target: str = "",
 ) -> BulkResult:
     """Run dead or canceled jobs again, with a fresh set of attempts."""
-    result = BulkResult()
-    with transaction.atomic():
-        for chunk in _chunks(ids):
-            _retry_chunk(chunk, actor, reason, result)
-        audit(
-            actor=actor,
-            action="retry",
-            target=target or "jobs",
-            count=result.done,
-            reason=reason,
-            origin=origin,
-            skipped=dict(result.skipped),
-        )
-    return result
+    return _bulk(
+        action="retry",
+        ids=ids,
+        actor=actor,
+        origin=origin,
+        reason=reason,
+        target=target,
+        handle=lambda chunk, result: _retry_chunk(chunk, actor, reason, result),
+    )
 
 
 def _cancel_chunk(ids: list[str], actor: Any, reason: str, result: BulkResult) -> None:
@@ -214,20 +240,15 @@ def jobs_cancel(
     target: str = "",
 ) -> BulkResult:
     """Cancel jobs that have not started; running jobs are skipped."""
-    result = BulkResult()
-    with transaction.atomic():
-        for chunk in _chunks(ids):
-            _cancel_chunk(chunk, actor, reason, result)
-        audit(
-            actor=actor,
-            action="cancel",
-            target=target or "jobs",
-            count=result.done,
-            reason=reason,
-            origin=origin,
-            skipped=dict(result.skipped),
-        )
-    return result
+    return _bulk(
+        action="cancel",
+        ids=ids,
+        actor=actor,
+        origin=origin,
+        reason=reason,
+        target=target,
+        handle=lambda chunk, result: _cancel_chunk(chunk, actor, reason, result),
+    )
 
 
 def _delete_chunk(ids: list[str], actor: Any, result: BulkResult) -> None:
@@ -252,20 +273,15 @@ def jobs_delete(
     target: str = "",
 ) -> BulkResult:
     """Delete jobs and their history; running jobs are skipped."""
-    result = BulkResult()
-    with transaction.atomic():
-        for chunk in _chunks(ids):
-            _delete_chunk(chunk, actor, result)
-        audit(
-            actor=actor,
-            action="delete",
-            target=target or "jobs",
-            count=result.done,
-            reason=reason,
-            origin=origin,
-            skipped=dict(result.skipped),
-        )
-    return result
+    return _bulk(
+        action="delete",
+        ids=ids,
+        actor=actor,
+        origin=origin,
+        reason=reason,
+        target=target,
+        handle=lambda chunk, result: _delete_chunk(chunk, actor, result),
+    )
 
 
 def queue_empty(

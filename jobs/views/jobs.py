@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from jobs import registry, services
+from jobs import services
 from jobs.models import JobRecord, Origin
 from jobs.selectors import history
 from jobs.selectors.history import JobFilter
@@ -46,7 +46,6 @@ def job_list(request: HttpRequest) -> HttpResponse:
             "count": count,
             "bulk_cap": services.BULK_CAP,
             "statuses": JobRecord.Status.choices,
-            "tasks": [t.name for t in registry.all_tasks()],
             "queues": settings.JOB_QUEUES,
         },
     )

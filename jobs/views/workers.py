@@ -13,7 +13,8 @@ from jobs.views.overview import HtmxHttpRequest
 
 @login_required
 def worker_list(request: HtmxHttpRequest) -> HttpResponse:
-    template = "jobs/workers.html#live" if request.htmx else "jobs/workers.html"
+    live_only = request.htmx and request.htmx.target == "workers-live"
+    template = "jobs/workers.html#live" if live_only else "jobs/workers.html"
     return render(
         request, template, {"board": worker_board(), "queues": settings.JOB_QUEUES}
     )
