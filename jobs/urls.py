@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from jobs.views import (
+    alerts,
     audit,
     failures,
     job_page,
@@ -43,5 +44,6 @@ urlpatterns = [
     path("workers/", workers.worker_list, name="workers"),
     path("scheduled/", scheduled.scheduled_list, name="scheduled"),
     path("operator-log/", audit.operator_log, name="operator-log"),
+    path("alerts/", alerts.alert_list, name="alerts"),
     path("submit/", submit.submit, name="submit"),
 ]

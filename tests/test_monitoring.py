@@ -172,3 +172,18 @@ def test_prometheus_rules_file_covers_every_built_in_rule():
                    "jobs_failed_total", "jobs_workers", "jobs_dead_total",
                    "jobs_scheduler_last_seen_seconds"):
         assert metric in exprs
+
+
+def test_alerts_screen_lists_open_and_resolved_alerts():
+    rule = AlertRule.objects.get(kind=AlertRule.Kind.NO_WORKER)
+    from django.utils import timezone
+
+    Alert.objects.create(rule=rule, subject="mail", opened_at=timezone.now(),
+                         summary="mail: <b>3</b> jobs waiting", detail={"queued": 3})
+    Alert.objects.create(rule=rule, subject="default", opened_at=timezone.now(),
+                         resolved_at=timezone.now(), summary="default: old trouble")
+    client = Client()
+    client.force_login(User.objects.create_user("viewer"))
+    page = client.get("/alerts/").content.decode()
+    assert "mail: &lt;b&gt;3&lt;/b&gt; jobs waiting" in page
+    assert "default: old trouble" in page and "No live worker" in page
