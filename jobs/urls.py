@@ -43,6 +43,19 @@ urlpatterns = [
     ),
     path("workers/", workers.worker_list, name="workers"),
     path("scheduled/", scheduled.scheduled_list, name="scheduled"),
+    path(
+        "schedules/<int:pk>/enable/", scheduled.schedule_enable, name="schedule-enable"
+    ),
+    path(
+        "schedules/<int:pk>/disable/",
+        scheduled.schedule_disable,
+        name="schedule-disable",
+    ),
+    path(
+        "schedules/<int:pk>/run-now/",
+        scheduled.schedule_run_now,
+        name="schedule-run-now",
+    ),
     path("operator-log/", audit.operator_log, name="operator-log"),
     path("alerts/", alerts.alert_list, name="alerts"),
     path("submit/", submit.submit, name="submit"),

@@ -354,7 +354,7 @@ def test_actions_need_post(operator_client):
 def test_scheduled_empty_state(viewer_client):
     page = body(viewer_client.get("/scheduled/"))
     assert "Nothing scheduled. Jobs submitted with a delay or a run-at time" in page
-    assert "Cron schedules" in page
+    assert "Cron and interval schedules" in page
 
 
 def test_scheduled_lists_delayed_and_retrying_jobs_soonest_first(

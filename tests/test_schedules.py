@@ -187,3 +187,28 @@ def test_schedule_command_line():
         run("enable", "missing")
     assert run("delete", "nightly") == "Deleted schedule nightly."
     assert Schedule.objects.count() == 0
+
+
+def test_scheduled_screen_lists_schedules_with_actions():
+    from django.test import Client
+
+    from jobs.models import OperatorAction
+    from tests.factories import user_in
+
+    schedule = make(name="hourly report")
+    operator = Client()
+    operator.force_login(user_in("Operators"))
+    page = operator.get("/scheduled/").content.decode()
+    assert "hourly report" in page and "every 60 s" in page and "Run now" in page
+    operator.post(f"/schedules/{schedule.pk}/disable/")
+    assert not Schedule.objects.get(pk=schedule.pk).enabled
+    operator.post(f"/schedules/{schedule.pk}/enable/")
+    assert Schedule.objects.get(pk=schedule.pk).enabled
+    operator.post(f"/schedules/{schedule.pk}/run-now/")
+    assert JobRecord.objects.filter(schedule=schedule).count() == 1
+    assert OperatorAction.objects.filter(origin="web").count() == 3
+    viewer = Client()
+    viewer.force_login(user_in("Viewers"))
+    assert "Run now" not in viewer.get("/scheduled/").content.decode()
+    assert viewer.post(f"/schedules/{schedule.pk}/disable/").status_code == 403
+    assert operator.post("/schedules/9999/disable/").status_code == 404

@@ -27,7 +27,7 @@ def submit_form(page: Page, live_server: LiveServer, task: str, payload: str) ->
         page.locator("form button[type=submit].primary").click()
 
 
-def test_anonymous_is_sent_to_login_then_operator_sees_the_job_list(
+def test_anonymous_is_sent_to_login_then_operator_sees_the_overview(
     page: Page, live_server: LiveServer
 ):
     operator = user_in("Operators")
@@ -40,11 +40,14 @@ def test_anonymous_is_sent_to_login_then_operator_sees_the_job_list(
 
     login(page, live_server, operator)
     assert page.url == live_server.url + "/"
-    expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible()
     who = page.locator(".topbar .who")
     expect(who).to_contain_text("operators · operator")
     nav = page.locator(".topbar nav")
     expect(nav.get_by_role("link", name="Submit")).to_be_visible()
+    nav.get_by_role("link", name="Jobs", exact=True).click()
+    expect(page).to_have_url(live_server.url + "/jobs/")
+    expect(page.get_by_role("heading", name=re.compile(r"^Jobs\b"))).to_be_visible()
     expect(page.locator("td.empty")).to_contain_text("No jobs match")
     shot(page, "jobs")
 

@@ -1,0 +1,165 @@
+"""The overview, a queue's page and the workers screen in a real Chromium."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page, expect
+from pytest_django.live_server_helper import LiveServer
+
+from jobs import monitor, queueing, services, stats
+from jobs.models import JobRecord, OperatorAction
+from jobs.workers import ConsoleWorker
+from tests.e2e.conftest import login, shot
+from tests.factories import user_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def history() -> None:
+    """An hour of counters (as workers and the monitor write them), so the
+    charts have something to draw."""
+    now = time.time()
+    with queueing.connection().pipeline() as pipe:
+        for minutes_ago in range(60):
+            at = now - 60 * minutes_ago
+            busy = int(6 + 5 * math.sin(minutes_ago / 6))
+            for n in range(busy):
+                stats.count_outcome(
+                    pipe,
+                    queue="default" if n % 3 else "mail",
+                    task="demo.echo",
+                    outcome="processed",
+                    duration=0.05,
+                    at=at,
+                )
+            if minutes_ago % 9 == 0:
+                stats.count_outcome(
+                    pipe,
+                    queue="reports",
+                    task="demo.fail",
+                    outcome="failed",
+                    duration=0.2,
+                    at=at,
+                )
+            stats.record_oldest_wait(
+                pipe,
+                {"default": 2.0 + minutes_ago % 5, "mail": 40.0 - minutes_ago / 2},
+                at=at,
+            )
+        pipe.execute()
+
+
+@pytest.fixture
+def worker() -> Iterator[ConsoleWorker]:
+    """A registered worker (not working: the browser test only looks at it),
+    and one that died a few minutes ago, as the monitor remembers it."""
+    client = queueing.connection()
+    alive = ConsoleWorker(["default", "mail"], connection=client)
+    alive.register_birth()
+    alive.set_state("idle")
+    alive.heartbeat()
+    client.hset(
+        monitor.WORKERS_SEEN,
+        "worker-2.4242.dead",
+        json.dumps(
+            {
+                "hostname": "worker-2",
+                "pid": 4242,
+                "queues": ["reports:high", "reports", "reports:low"],
+                "seen": time.time() - 240,
+            }
+        ),
+    )
+    yield alive
+    alive.register_death()
+
+
+def test_operator_pauses_a_queue_sees_a_job_wait_then_resumes(
+    page: Page, live_server: LiveServer, history: None, worker: ConsoleWorker
+):
+    login(page, live_server, user_in("Operators"))
+    expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible()
+    queues = page.locator("table.queues")
+    expect(queues.locator("tbody tr")).to_have_count(3)
+    expect(page.locator("#charts svg.chart")).to_have_count(3)
+
+    queues.get_by_role("link", name="mail", exact=True).click()
+    expect(page).to_have_url(live_server.url + "/queues/mail/")
+    page.fill("#pause-reason", "mail provider down")
+    page.get_by_role("button", name="Pause mail").click()
+    status = page.locator(".queue-status")
+    expect(status.locator(".state-paused")).to_have_text("paused")
+    expect(status).to_contain_text("by operators")
+    expect(status).to_contain_text("mail provider down")
+    expect(page.locator("#queue-panel ul.messages")).to_contain_text("Paused mail")
+    assert page.url == live_server.url + "/queues/mail/"  # updated in place
+
+    job = services.job_submit(
+        task="demo.echo", payload={"text": "waiting"}, queue="mail"
+    )
+    # The live panel picks the job up on its next refresh, without a reload.
+    waiting = page.locator(f'#queue-live a[href="/jobs/{job.pk}/"]')
+    expect(waiting).to_be_visible(timeout=6000)
+    row = page.locator("#queue-live tbody tr").filter(
+        has=page.locator(f'a[href="/jobs/{job.pk}/"]')
+    )
+    expect(row.locator(".state")).to_have_text("Queued")
+    expect(page.locator("label.confirm")).to_contain_text(
+        "Yes, cancel all 1 waiting job in mail"
+    )
+    shot(page, "queue")
+
+    page.goto(live_server.url + "/")
+    mail_row = queues.locator("tr", has=page.get_by_role("link", name="mail"))
+    expect(mail_row).to_have_class(re.compile(r"\bpaused\b"))
+    expect(mail_row.locator(".state-paused")).to_have_text("paused")
+    expect(mail_row.locator('a[href="/jobs/?queue=mail&status=queued"]')).to_have_text(
+        "1"
+    )
+    expect(page.locator(".headline")).to_contain_text("workers alive")
+    expect(page.locator("#overview-live .updated time")).to_be_visible()
+    shot(page, "overview")
+
+    mail_row.get_by_role("link", name="mail").click()
+    page.get_by_role("button", name="Resume mail").click()
+    expect(page.locator(".queue-status .state")).to_have_text("active")
+    expect(page.locator("#queue-panel ul.messages")).to_contain_text("Resumed mail")
+    assert "mail" not in queueing.paused_queues()
+    # No worker ran in this test: the job still waits, now in an active queue.
+    assert JobRecord.objects.get(pk=job.pk).status == JobRecord.Status.QUEUED
+    assert list(OperatorAction.objects.values_list("action", flat=True)) == [
+        "resume",
+        "pause",
+    ]
+
+    page.get_by_role("link", name="Workers").click()
+    table = page.locator("table.workers")
+    expect(table.locator("tbody tr")).to_have_count(2)
+    expect(table.locator("tr", has_text=worker.name).locator(".state")).to_have_text(
+        "idle"
+    )
+    dead = table.locator("tr.dead")
+    expect(dead).to_contain_text("worker-2.4242.dead")
+    expect(dead.locator(".state-dead")).to_have_text("dead")
+    expect(dead).to_contain_text("last seen")
+    shot(page, "workers")
+
+
+def test_viewer_sees_the_queue_page_without_buttons(
+    page: Page, live_server: LiveServer
+):
+    services.queue_pause(name="reports", actor=None, reason="nightly maintenance")
+    login(page, live_server, user_in("Viewers"))
+    page.goto(live_server.url + "/queues/reports/")
+    expect(page.locator(".queue-status")).to_contain_text("nightly maintenance")
+    expect(page.locator("main button")).to_have_count(0)
+    missing = page.goto(live_server.url + "/queues/nope/")
+    assert missing is not None and missing.status == 404
+    expect(page.get_by_role("link", name="Back to the overview")).to_be_visible()
