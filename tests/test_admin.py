@@ -112,14 +112,30 @@ def test_schedules_in_the_admin(admin_client):
     from jobs import scheduling
     from jobs.models import Schedule
 
-    bad = admin_client.post("/admin/jobs/schedule/add/", {
-        "name": "bad", "task": "demo.echo", "payload": '{"text": "x"}',
-        "cron": "nope", "timezone": "UTC", "enabled": "on"})
+    bad = admin_client.post(
+        "/admin/jobs/schedule/add/",
+        {
+            "name": "bad",
+            "task": "demo.echo",
+            "payload": '{"text": "x"}',
+            "cron": "nope",
+            "timezone": "UTC",
+            "enabled": "on",
+        },
+    )
     assert b"not a valid cron expression" in bad.content
     assert Schedule.objects.count() == 0
-    admin_client.post("/admin/jobs/schedule/add/", {
-        "name": "tick", "task": "demo.echo", "payload": '{"text": "x"}',
-        "interval_seconds": "30", "timezone": "UTC", "enabled": "on"})
+    admin_client.post(
+        "/admin/jobs/schedule/add/",
+        {
+            "name": "tick",
+            "task": "demo.echo",
+            "payload": '{"text": "x"}',
+            "interval_seconds": "30",
+            "timezone": "UTC",
+            "enabled": "on",
+        },
+    )
     schedule = Schedule.objects.get()
     assert list(scheduling.entries()) == [schedule.pk]
     action(admin_client, "/admin/jobs/schedule/", "disable", [str(schedule.pk)])

@@ -241,3 +241,16 @@ def test_random_cli_arguments_never_crash():
             jobs("submit", task, *rest)
 
     run()
+
+
+def test_stats_table_and_json():
+    from jobs import services
+
+    services.queue_pause(name="mail", actor=None, reason="x")
+    services.job_submit(task="demo.echo", payload={"text": "w"})
+    data = json.loads(jobs("stats", "--json"))
+    rows = {q["name"]: q for q in data["queues"]}
+    assert rows["default"]["queued"] == 1 and rows["mail"]["paused"]
+    assert data["redis_ok"] is True
+    table = jobs("stats")
+    assert "queue" in table and "default" in table and "paused" in table

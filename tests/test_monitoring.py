@@ -168,9 +168,14 @@ def test_prometheus_rules_file_covers_every_built_in_rule():
     exprs = " ".join(r["expr"] for g in rules["groups"] for r in g["rules"])
     names = {r["alert"] for g in rules["groups"] for r in g["rules"]}
     assert len(names) >= len(DEFAULT_ALERT_RULES)
-    for metric in ("jobs_queue_depth", "jobs_queue_oldest_wait_seconds",
-                   "jobs_failed_total", "jobs_workers", "jobs_dead_total",
-                   "jobs_scheduler_last_seen_seconds"):
+    for metric in (
+        "jobs_queue_depth",
+        "jobs_queue_oldest_wait_seconds",
+        "jobs_failed_total",
+        "jobs_workers",
+        "jobs_dead_total",
+        "jobs_scheduler_last_seen_seconds",
+    ):
         assert metric in exprs
 
 
@@ -178,10 +183,20 @@ def test_alerts_screen_lists_open_and_resolved_alerts():
     rule = AlertRule.objects.get(kind=AlertRule.Kind.NO_WORKER)
     from django.utils import timezone
 
-    Alert.objects.create(rule=rule, subject="mail", opened_at=timezone.now(),
-                         summary="mail: <b>3</b> jobs waiting", detail={"queued": 3})
-    Alert.objects.create(rule=rule, subject="default", opened_at=timezone.now(),
-                         resolved_at=timezone.now(), summary="default: old trouble")
+    Alert.objects.create(
+        rule=rule,
+        subject="mail",
+        opened_at=timezone.now(),
+        summary="mail: <b>3</b> jobs waiting",
+        detail={"queued": 3},
+    )
+    Alert.objects.create(
+        rule=rule,
+        subject="default",
+        opened_at=timezone.now(),
+        resolved_at=timezone.now(),
+        summary="default: old trouble",
+    )
     client = Client()
     client.force_login(User.objects.create_user("viewer"))
     page = client.get("/alerts/").content.decode()

@@ -170,8 +170,16 @@ def test_schedule_command_line():
         return out.getvalue().strip()
 
     assert "Created schedule nightly" in run(
-        "add", "nightly", "demo.echo", "--payload", '{"text": "n"}', "--cron",
-        "0 3 * * *", "--tz", "Europe/Paris")
+        "add",
+        "nightly",
+        "demo.echo",
+        "--payload",
+        '{"text": "n"}',
+        "--cron",
+        "0 3 * * *",
+        "--tz",
+        "Europe/Paris",
+    )
     import json as json_lib
 
     listed = json_lib.loads(run("list", "--json"))

@@ -7,6 +7,7 @@ one line. `--json` output is documented in README.md and stays stable.
 from __future__ import annotations
 
 import json
+import time
 from argparse import ArgumentParser
 from typing import Any
 
@@ -16,7 +17,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from console.startup import explain_redis_error
 from jobs import queueing, selectors, services
 from jobs.models import JobRecord, Origin, Schedule
+from jobs.selectors.overview import overview
 from jobs.selectors.schedules import schedule_json
+from jobs.selectors.stats_text import stats_json, stats_table
 from jobs.services import schedules as schedule_services
 from jobs.services.reconcile import reconcile
 
@@ -82,6 +85,12 @@ class Command(BaseCommand):
         rec.add_argument("--json", action="store_true")
 
         self.add_schedule_arguments(sub)
+
+        stats_parser = sub.add_parser("stats", help="queues at a glance")
+        stats_parser.add_argument("--json", action="store_true")
+        stats_parser.add_argument(
+            "--watch", action="store_true", help="refresh every 2 s until Ctrl-C"
+        )
 
         purge = sub.add_parser("purge", help="delete finished history in batches")
         purge.add_argument("--older-than", type=float, required=True, metavar="DAYS")
@@ -293,6 +302,22 @@ class Command(BaseCommand):
                 f"{d.job_id}  database={d.database}  redis={d.redis}  -> {d.repair}"
             )
         self.stdout.write(f"{len(differences)} difference(s) {verb}.")
+
+    def do_stats(self, options: dict[str, Any]) -> None:
+        if options["json"]:
+            self.emit(stats_json(overview()))
+            return
+        while True:
+            table = stats_table(overview())
+            if not options["watch"]:
+                self.stdout.write(table)
+                return
+            self.stdout.write("\x1b[2J\x1b[H" + table)  # clear, then draw
+            self.stdout.flush()
+            try:
+                time.sleep(2)
+            except KeyboardInterrupt:
+                return
 
     def do_purge(self, options: dict[str, Any]) -> None:
         def bar(done: int, total: int) -> None:
