@@ -16,6 +16,8 @@ import signal
 import socket
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -228,13 +230,37 @@ class RecordingMixin(_WorkerBase):
                 return None
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
-        """RQ's heartbeat plus this process's resident memory, in one round trip."""
+        """RQ's heartbeat plus this process's resident memory, in one round trip.
+        A lost connection is survived: the next heartbeat catches up."""
         own = pipeline is None
         pipe = self.connection.pipeline() if own else pipeline
         super().heartbeat(timeout, pipeline=pipe)
         pipe.hset(self.key, "rss_kb", str(resident_kb()))
         if own:
-            pipe.execute()
+            with self._tolerating_redis_loss("heartbeat"):
+                pipe.execute()
+
+    def run_maintenance_tasks(self) -> None:
+        with self._tolerating_redis_loss("maintenance"):
+            super().run_maintenance_tasks()
+
+    def check_for_suspension(self, burst: bool) -> None:
+        with self._tolerating_redis_loss("suspension check"):
+            super().check_for_suspension(burst)
+
+    @contextmanager
+    def _tolerating_redis_loss(self, what: str) -> Iterator[None]:
+        """RQ's work loop quits on any error outside the dequeue; a Redis
+        restart must not stop the worker, only delay what it was doing."""
+        try:
+            yield
+        except redis.exceptions.ConnectionError as exc:
+            self.log.warning(
+                "redis unavailable during %s; carrying on",
+                what,
+                extra={"worker": self.name, "error": str(exc)},
+            )
+            time.sleep(0.2)
 
     # -- failures -----------------------------------------------------------
 
