@@ -30,7 +30,7 @@ chromium:
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy .
+	DEBUG=1 $(BIN)/mypy .
 
 ## Every check: ruff, mypy, pytest with coverage (fails under 85 %), on SQLite.
 test: install chromium lint
