@@ -158,14 +158,21 @@ def _timeline(records: list[JobRecord], kind: str, actor: Any, message: str) -> 
     )
 
 
-def _retry_chunk(ids: list[str], actor: Any, reason: str, result: BulkResult) -> None:
+def _lock_applicable(
+    ids: list[str], allowed: tuple[str, ...], result: BulkResult
+) -> list[JobRecord]:
+    """Lock a chunk's records; count those the action does not apply to."""
     records = list(JobRecord.objects.select_for_update().filter(pk__in=ids))
-    ready = [r for r in records if r.status in RETRYABLE]
     for status, count in Counter(
-        r.status for r in records if r.status not in RETRYABLE
+        r.status for r in records if r.status not in allowed
     ).items():
         result.add_skipped(f"already {Status(status).label.lower()}", count)
     result.add_skipped("not found", len(ids) - len(records))
+    return [r for r in records if r.status in allowed]
+
+
+def _retry_chunk(ids: list[str], actor: Any, reason: str, result: BulkResult) -> None:
+    ready = _lock_applicable(ids, RETRYABLE, result)
     if not ready:
         return
     JobRecord.objects.filter(pk__in=[r.pk for r in ready]).update(
@@ -210,13 +217,7 @@ def jobs_retry(
 
 
 def _cancel_chunk(ids: list[str], actor: Any, reason: str, result: BulkResult) -> None:
-    records = list(JobRecord.objects.select_for_update().filter(pk__in=ids))
-    candidates = [r for r in records if r.status in CANCELABLE]
-    for status, count in Counter(
-        r.status for r in records if r.status not in CANCELABLE
-    ).items():
-        result.add_skipped(f"already {Status(status).label.lower()}", count)
-    result.add_skipped("not found", len(ids) - len(records))
+    candidates = _lock_applicable(ids, CANCELABLE, result)
     if not candidates:
         return
     stopped = queueing.cancel(r.pk for r in candidates)
