@@ -1,44 +1,31 @@
-"""Runs every figure and turns the measurements into table rows."""
+"""Runs the figures and turns the measurements into table rows.
+
+Each figure has a name for `--only` and a note for the report.
+"""
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
 from statistics import median
 
 from rq.worker import BaseWorker
 
-from bench import submit, workers
+from bench import memory, metrics_time, recovery, scaling, schedule_delay, submit
+from bench import workers as worker_pairs
+from bench.context import NAMES, Context, Sizes
+from bench.results import Results, progress
 from bench.table import Row
 
-
-@dataclass(frozen=True)
-class Sizes:
-    latency: int
-    bulk: int
-    worker: int
-    rounds: int
-
-    @classmethod
-    def of(cls, quick: bool) -> Sizes:
-        return cls(300, 1000, 300, 10) if quick else cls(2000, 10_000, 2000, 20)
+__all__ = ["FIGURES", "NOTES", "Results", "Sizes", "measure"]
 
 
-@dataclass
-class Results:
-    rows: list[Row] = field(default_factory=list)
-    details: list[str] = field(default_factory=list)
-
-
-def progress(message: str) -> None:
-    print(f"... {message}", file=sys.stderr, flush=True)
-
-
-def latency(count: int, results: Results) -> None:
+def latency(ctx: Context) -> None:
+    count = ctx.sizes.latency
     progress(f"figure 1: submit latency, {count} calls each")
     found = submit.latency(count)
     p50, p99 = (found.ours(50), found.plain(50)), (found.ours(99), found.plain(99))
-    results.rows += [
+    ctx.results.rows += [
         Row("1. submit p50 (ms)", *p50, decimals=3),
         Row("1. submit p99 (ms)", *p99, f"< {submit.P99_LIMIT_MS:g} ms", found.fast, 3),
         Row(
@@ -51,32 +38,31 @@ def latency(count: int, results: Results) -> None:
     ]
 
 
-def bulk(count: int, results: Results) -> None:
+def bulk(ctx: Context) -> None:
+    count = ctx.sizes.bulk
     progress(f"figure 2: bulk submit of {count:,} jobs")
     ours, base = submit.bulk_ours(count), submit.bulk_plain(count)
     met = ours > submit.BULK_GOAL
     goal = f"> {submit.BULK_GOAL:,.0f} jobs/s"
-    results.rows.append(
+    ctx.results.rows.append(
         Row(f"2. bulk submit x{count:,} (jobs/s)", ours, base, goal, met)
     )
 
 
-def _spread(rounds: list[workers.Drained]) -> str:
+def _spread(rounds: list[worker_pairs.Drained]) -> str:
     rates = [r.jobs_per_second for r in rounds]
     return f"{min(rates):,.0f} / {median(rates):,.0f} / {max(rates):,.0f}"
 
 
 def worker_pair(
-    label: str,
-    classes: tuple[type[BaseWorker], type[BaseWorker]],
-    sizes: Sizes,
-    results: Results,
+    label: str, classes: tuple[type[BaseWorker], type[BaseWorker]], ctx: Context
 ) -> None:
+    sizes, results = ctx.sizes, ctx.results
     progress(f"figure 3: {label}, {sizes.worker} jobs each in {sizes.rounds} rounds")
-    mine, theirs = workers.compare(*classes, sizes.worker, sizes.rounds)
-    ours, base = workers.combine(mine), workers.combine(theirs)
-    met = ours.jobs_per_second >= workers.GOAL_RATIO * base.jobs_per_second
-    goal = f">= {workers.GOAL_RATIO:g}x RQ"
+    mine, theirs = worker_pairs.compare(*classes, sizes.worker, sizes.rounds)
+    ours, base = worker_pairs.combine(mine), worker_pairs.combine(theirs)
+    met = ours.jobs_per_second >= worker_pairs.GOAL_RATIO * base.jobs_per_second
+    goal = f">= {worker_pairs.GOAL_RATIO:g}x RQ"
     results.rows += [
         Row(
             f"3. {label} (jobs/s)",
@@ -99,10 +85,16 @@ def worker_pair(
     )
 
 
-def recorder(count: int, results: Results) -> None:
+def in_process_workers(ctx: Context) -> None:
+    for label, console_class, rq_class in worker_pairs.PAIRS:
+        worker_pair(label, (console_class, rq_class), ctx)
+
+
+def recorder(ctx: Context) -> None:
+    count = ctx.sizes.worker
     progress(f"figure 3: recorder, the history of {count} jobs")
-    found = workers.recorder(count)
-    results.rows += [
+    found = worker_pairs.recorder(count)
+    ctx.results.rows += [
         Row(
             f"3. recorder, {found.events:,} events (events/s)",
             found.events_per_second,
@@ -118,11 +110,62 @@ def recorder(count: int, results: Results) -> None:
     ]
 
 
-def measure(sizes: Sizes) -> Results:
-    results = Results()
-    latency(sizes.latency, results)
-    bulk(sizes.bulk, results)
-    for label, console_class, rq_class in workers.PAIRS:
-        worker_pair(label, (console_class, rq_class), sizes, results)
-    recorder(sizes.worker, results)
-    return results
+#: In the order they run (the /metrics figure last: it leaves a million rows).
+FIGURES: dict[str, Callable[[Context], None]] = {
+    "latency": latency,
+    "bulk": bulk,
+    "workers": in_process_workers,
+    "recorder": recorder,
+    "scaling": scaling.figure,
+    "memory": memory.figure,
+    "recovery": recovery.figure,
+    "schedule": schedule_delay.figure,
+    "metrics": metrics_time.figure,
+}
+
+assert tuple(FIGURES) == NAMES, "bench.context.NAMES lists every figure in order"
+
+NOTES: dict[str, str] = {
+    "latency": (
+        "1: job_submit(demo.echo) (SQL insert and commit, then one Redis MULTI) "
+        "against Queue.enqueue(bench.noop.noop); calls alternate, 50 warm-up "
+        "calls each are not counted."
+    ),
+    "bulk": (
+        "2: one job_submit_many against one Queue.enqueue_many in one pipeline; "
+        "building the request lists is not timed."
+    ),
+    "workers": (
+        "3: only worker.work(burst=True) is timed, in the bench process, on a "
+        "queue filled beforehand, in rounds alternating plain RQ and ours (figure "
+        "= total jobs / total time); ours runs demo.echo through the task runner "
+        "and emits events, plain RQ runs bench.noop.noop."
+    ),
+    "recorder": (
+        "3: the recorder is timed on its own: one Recorder().drain_all() of the "
+        "history (enqueued, started, succeeded) of that many jobs."
+    ),
+    "scaling": scaling.NOTE,
+    "memory": memory.NOTE,
+    "recovery": recovery.NOTE,
+    "schedule": schedule_delay.NOTE,
+    "metrics": metrics_time.NOTE,
+}
+
+
+def measure(ctx: Context, only: list[str]) -> Results:
+    unknown = set(only) - FIGURES.keys()
+    if unknown:
+        raise ValueError(f"unknown figures: {sorted(unknown)}")
+    for name, figure in FIGURES.items():
+        if name in only:
+            start = time.perf_counter()
+            figure(ctx)
+            progress(f"{name}: done in {time.perf_counter() - start:.1f} s")
+            ctx.results.notes.append(NOTES[name])
+    if ctx.monitor_failures:
+        ctx.results.details.append(
+            f"monitor cycles that failed and were retried: "
+            f"{len(ctx.monitor_failures)} (first: {ctx.monitor_failures[0]})"
+        )
+    return ctx.results

@@ -5,24 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import table
-from bench.figures import Results
+from django.conf import settings
 
-NOTES = (
-    "ratio = ours / plain RQ: for latency lower is better, for throughput higher.",
-    "1: job_submit(demo.echo) (SQL insert and commit, then one Redis MULTI) against "
-    "Queue.enqueue(bench.noop.noop); calls alternate, 50 warm-up calls each are "
-    "not counted.",
-    "2: one job_submit_many against one Queue.enqueue_many in one pipeline; "
-    "building the request lists is not timed.",
-    "3: only worker.work(burst=True) is timed, on a queue filled beforehand, in "
-    "rounds alternating plain RQ and ours (figure = total jobs / total time); ours "
-    "runs demo.echo through the task runner and emits events, plain RQ runs "
-    "bench.noop.noop. The recorder is timed on its own: one Recorder().drain_all() "
-    "of the history (enqueued, started, succeeded) of that many jobs.",
-    "Logs: the console's JSON lines go to a file at the configured level; rq's "
-    "loggers are at WARNING for both sides. DEBUG=1 as the make targets set it.",
-)
+from bench import table
+from bench.results import Results
+
+
+def general_notes() -> tuple[str, ...]:
+    return (
+        "ratio = ours / plain RQ: for latency lower is better, for throughput higher.",
+        "Logs: the console's JSON lines go to files at the configured level; rq's "
+        f"loggers are at WARNING for both sides. DEBUG={int(settings.DEBUG)}.",
+        "The machine is shared (2 cores, other test suites running): figures are "
+        "noisy and not tuned.",
+    )
 
 
 def header(mode: str, machine: list[tuple[str, str]]) -> list[str]:
@@ -31,7 +27,8 @@ def header(mode: str, machine: list[tuple[str, str]]) -> list[str]:
 
 
 def _notes(results: Results) -> list[str]:
-    return [f"- {line}" for line in (*results.details, *NOTES)]
+    lines = (*results.details, *general_notes(), *results.notes)
+    return [f"- {line}" for line in lines]
 
 
 def text(mode: str, machine: list[tuple[str, str]], results: Results) -> str:

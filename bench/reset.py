@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from django.db import connection
+from django.db import connection, transaction
 
 from jobs import queueing
-from jobs.models import Attempt, JobDependency, JobEvent, JobRecord
+from jobs.models import Attempt, JobDependency, JobEvent, JobRecord, Schedule
 
-#: Children before parents, so plain DELETEs need no cascade.
-TABLES = (JobEvent, Attempt, JobDependency, JobRecord)
+#: Children before parents. Schedules and jobs point at each other (a firing's
+#: job, a schedule's last job): one transaction, so the deferred foreign-key
+#: checks run once both are gone.
+TABLES = (JobEvent, Attempt, JobDependency, Schedule, JobRecord)
 
 
 def reset() -> None:
     queueing.connection().flushall()
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         for model in TABLES:
             cursor.execute(f"DELETE FROM {model._meta.db_table}")

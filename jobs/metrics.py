@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
@@ -27,6 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from jobs import events, live, queueing, stats
 from jobs.models import JobRecord
+from jobs.selectors.overview import dead_counts
 
 STATES = ("queued", "scheduled", "started", "deferred")
 
@@ -45,12 +45,7 @@ def _depth_metrics() -> Iterator[Metric]:
         for state in STATES:
             depth.add_metric([name, state], getattr(d, state))
         oldest.add_metric([name], d.oldest_wait or 0.0)
-    dead = {
-        row["queue"]: row["n"]
-        for row in JobRecord.objects.filter(status=JobRecord.Status.DEAD)
-        .values("queue")
-        .annotate(n=Count("pk"))
-    }
+    dead = dead_counts(list(depths))
     for name in depths:
         depth.add_metric([name, "dead"], dead.get(name, 0))
     yield depth

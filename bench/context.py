@@ -1,0 +1,85 @@
+"""What every figure gets: the sizes of this run, its directory, its results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.results import Results
+
+if TYPE_CHECKING:
+    from bench.drain import Drain
+
+#: Every figure's name for `--only`, in the order they run (bench.figures).
+NAMES = (
+    "latency",
+    "bulk",
+    "workers",
+    "recorder",
+    "scaling",
+    "memory",
+    "recovery",
+    "schedule",
+    "metrics",
+)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    latency: int
+    bulk: int
+    worker: int
+    rounds: int
+    scaling: int
+    memory: int
+    recoveries: int
+    firings: int
+    records: int
+    dead: int
+    requests: int
+    counts: tuple[int, ...] = (1, 2, 4)
+
+    @classmethod
+    def of(cls, quick: bool) -> Sizes:
+        if quick:  # the whole run in under 2 minutes on 2 busy cores
+            return cls(
+                latency=300,
+                bulk=1000,
+                worker=60,
+                rounds=3,
+                scaling=200,
+                memory=200,  # = scaling: the one-worker drain serves both
+                recoveries=2,
+                firings=10,
+                records=50_000,
+                dead=5_000,
+                requests=30,
+            )
+        return cls(
+            latency=2000,
+            bulk=10_000,
+            worker=2000,
+            rounds=20,
+            scaling=2000,
+            memory=2000,
+            recoveries=5,
+            firings=60,
+            records=1_000_000,
+            dead=100_000,
+            requests=30,
+        )
+
+
+@dataclass
+class Context:
+    sizes: Sizes
+    directory: Path
+    #: Where the scaling figure draws its bar chart (None: not drawn).
+    chart: Path | None = None
+    results: Results = field(default_factory=Results)
+    #: Drains already measured, by (side, workers, jobs): the memory figure
+    #: reuses the one-worker scaling drain when the sizes agree.
+    drains: dict[tuple[str, int, int], Drain] = field(default_factory=dict)
+    #: Monitor cycles that failed (and were retried) in any figure.
+    monitor_failures: list[str] = field(default_factory=list)
