@@ -151,8 +151,8 @@ def test_worker_reports_its_health(workers):
     def registered() -> dict[bytes, bytes] | None:
         for key in client.smembers("rq:workers"):
             data = client.hgetall(key)
-            if data.get(b"pid") == str(proc.pid).encode():
-                return data
+            if data.get(b"pid") == str(proc.pid).encode() and b"rss_kb" in data:
+                return data  # registered, and heartbeated at least once
         return None
 
     data = wait_for(registered)
