@@ -7,6 +7,7 @@ production deployment (DEBUG off) must provide its secrets or refuses to start.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -170,6 +171,14 @@ INSTALLED_APPS = [
     "jobs",
 ]
 
+#: A worker process loads only the apps a job needs: the admin, templates and
+#: the web's metrics would cost it memory for nothing (see `make bench`).
+WORKER_APPS = ["django.contrib.auth", "django.contrib.contenttypes", "django_rq",
+               "jobs"]
+WORKER_PROCESS = len(sys.argv) > 1 and sys.argv[1] in {"rqworker", "rqworker-pool"}
+if WORKER_PROCESS:
+    INSTALLED_APPS = [app for app in INSTALLED_APPS if app in WORKER_APPS]
+
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -184,7 +193,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
-ROOT_URLCONF = "console.urls"
+ROOT_URLCONF = "console.worker_urls" if WORKER_PROCESS else "console.urls"
 WSGI_APPLICATION = "console.wsgi.application"
 
 TEMPLATES = [
