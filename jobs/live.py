@@ -214,3 +214,48 @@ def delete(job_ids: Iterable[str]) -> None:
                     continue
                 job.delete(pipeline=pipe, remove_from_queue=True)
             pipe.execute()
+
+
+# -- jobs stranded between a dequeue and their registration -------------------
+
+
+def queued_ids(queues: list[str]) -> set[str]:
+    """Every job id waiting in any lane of these queues."""
+    client = connection()
+    found: set[str] = set()
+    for q in queues:
+        for lane_name in lanes(q):
+            key = f"rq:queue:{lane_name}"
+            for start in range(0, int(client.llen(key)), 10_000):
+                found.update(
+                    r.decode() for r in client.lrange(key, start, start + 9_999)
+                )
+    return found
+
+
+def still_stranded(job_ids: list[str]) -> list[str]:
+    """Of these suspects, the jobs Redis still calls "queued" that are in no
+    queue list: a worker popped them and died before registering them (a
+    multi-queue BLPOP has no safety net in RQ)."""
+    client = connection()
+    found = []
+    for job_id in job_ids:
+        status, origin = client.hmget(Job.key_for(job_id), "status", "origin")
+        if status != b"queued" or not origin:
+            continue
+        if client.lpos(f"rq:queue:{origin.decode()}", job_id) is None:
+            found.append(job_id)
+    return found
+
+
+def requeue_stranded(job_ids: list[str]) -> None:
+    """Put stranded jobs back at the head of the lane they came from."""
+    client = connection()
+    for job_id in job_ids:
+        origin = client.hget(Job.key_for(job_id), "origin")
+        if origin is None:
+            continue
+        with client.pipeline() as pipe:
+            pipe.lpush(f"rq:queue:{origin.decode()}", job_id)
+            pipe.xadd(events.STREAM, events.fields("enqueued", job_id))
+            pipe.execute()

@@ -21,6 +21,7 @@ from django.db import DatabaseError, close_old_connections
 from jobs import alerts, live, queueing, stats
 from jobs.recorder import Recorder
 from jobs.services import outbox_relay, queue_sync_paused
+from jobs.services.reconcile import stranded_sweep
 from jobs.workers import recover_abandoned
 
 log = logging.getLogger("jobs.monitor")
@@ -33,6 +34,7 @@ RECOVER_EVERY = 2.0
 PAUSE_SYNC_EVERY = 2.0
 SAMPLE_EVERY = 10.0
 ALERTS_EVERY = 5.0
+STRANDED_EVERY = 30.0
 CLAIM_EVERY = 15.0
 MAX_BACKOFF = 5.0
 
@@ -80,11 +82,20 @@ class Monitor:
             ("claim", CLAIM_EVERY, self.recorder.claim_abandoned),
             ("sample", SAMPLE_EVERY, sample_live_state),
             ("alerts", ALERTS_EVERY, alerts.evaluate),
+            ("stranded", STRANDED_EVERY, self.requeue_stranded),
         ]
         self._due: dict[str, float] = {}
+        self._stranded_suspects: set[str] = set()
 
     def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         self.stopping = True
+
+    def requeue_stranded(self) -> None:
+        requeued, self._stranded_suspects = stranded_sweep(self._stranded_suspects)
+        for job_id in requeued:
+            log.warning(
+                "requeued a job stranded outside any queue", extra={"job_id": job_id}
+            )
 
     def recover(self) -> None:
         for found in recover_abandoned(settings.JOB_QUEUES):

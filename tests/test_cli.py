@@ -254,3 +254,34 @@ def test_stats_table_and_json():
     assert data["redis_ok"] is True
     table = jobs("stats")
     assert "queue" in table and "default" in table and "paused" in table
+
+
+def test_reconcile_requeues_a_job_a_dying_worker_popped(run_until):
+    """A multi-lane worker that dies between BLPOP and registering the job
+    leaves it "queued" in no queue: reconcile puts it back."""
+    job_id = jobs("submit", "demo.echo", "--payload", '{"text": "stranded"}')
+    client = queueing.connection()
+    assert client.lpop("rq:queue:default") == job_id.encode()  # the dying pop
+    report = json.loads(jobs("reconcile", "--dry-run", "--json"))
+    assert [(d["job_id"], d["redis"], d["repair"]) for d in report] == [
+        (job_id, "queued, in no queue", "requeue")
+    ]
+    jobs("reconcile")
+    assert client.lrange("rq:queue:default", 0, -1) == [job_id.encode()]
+    run_until(final(JobRecord.objects.get(pk=job_id)))
+    assert JobRecord.objects.get(pk=job_id).status == "succeeded"
+
+
+def test_monitor_requeues_a_stranded_job_on_its_second_sweep():
+    from jobs.monitor import Monitor
+
+    job_id = jobs("submit", "demo.echo", "--payload", '{"text": "stranded"}')
+    client = queueing.connection()
+    client.lpop("rq:queue:default")
+    monitor = Monitor()
+    monitor.requeue_stranded()
+    assert client.llen("rq:queue:default") == 0  # one sighting is not enough
+    monitor.requeue_stranded()
+    assert client.lrange("rq:queue:default", 0, -1) == [job_id.encode()]
+    monitor.requeue_stranded()
+    assert client.llen("rq:queue:default") == 1  # never twice
