@@ -56,5 +56,12 @@ bench: install
 bench-quick: install
 	$(BENCH_ENV) $(BIN)/python -m bench.run --quick
 
+## Failure scenarios with real processes (docs/resilience.md).
+chaos: install
+	$(BENCH_ENV) $(BIN)/python -m bench.chaos
+
+chaos-quick: install
+	$(BENCH_ENV) $(BIN)/python -m bench.chaos --quick
+
 clean:
 	rm -rf $(VENV) var .coverage* .pytest_cache .mypy_cache .ruff_cache

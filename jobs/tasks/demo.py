@@ -115,3 +115,17 @@ def count_jobs(payload: Empty) -> dict[str, int]:
     from jobs.models import JobRecord
 
     return {"jobs": JobRecord.objects.count()}
+
+
+class Flaky(BaseModel):
+    rate: float = Field(default=0.2, ge=0, le=1)
+
+
+@task("demo.flaky", schema=Flaky, retry=RetryPolicy(max_attempts=4, base=0.2, cap=2.0))
+def flaky(payload: Flaky) -> dict[str, int]:
+    """Fail at random with probability `rate` on every attempt (chaos tests)."""
+    import random
+
+    if random.random() < payload.rate:
+        raise DemoFailure(f"random failure (rate {payload.rate})")
+    return {"attempt": progress.current().attempt}
