@@ -24,7 +24,6 @@ from rq import get_current_job
 from rq.exceptions import DeserializationError
 from rq.job import Dependency, Job, JobStatus
 from rq.queue import Queue
-from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
 from jobs import events
@@ -340,13 +339,6 @@ def read_progress(job_id: str) -> tuple[float | None, list[dict[str, Any]]]:
         pipe.lrange(f"{key}:log", 0, -1)
         percent, lines = pipe.execute()
     return (float(percent) if percent else None, [json.loads(line) for line in lines])
-
-
-def scheduled_ids(queue: str) -> list[str]:
-    ids: list[str] = []
-    for name in lanes(queue):
-        ids.extend(ScheduledJobRegistry(name, connection=connection()).get_job_ids())
-    return ids
 
 
 PAUSED_KEY = "console:paused"
