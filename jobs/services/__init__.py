@@ -11,6 +11,8 @@ from jobs.services.control import (
     jobs_cancel,
     jobs_delete,
     jobs_retry,
+)
+from jobs.services.queues import (
     queue_empty,
     queue_pause,
     queue_resume,

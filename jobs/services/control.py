@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -24,7 +23,6 @@ from jobs.models import (
     JobRecord,
     OperatorAction,
     Origin,
-    QueueState,
 )
 from jobs.services.submit import InvalidInput, enqueue_records, spec_for
 
@@ -64,7 +62,7 @@ class BulkResult:
         return text
 
 
-def _user(actor: Any) -> Any:
+def acting_user(actor: Any) -> Any:
     return actor if getattr(actor, "is_authenticated", False) else None
 
 
@@ -78,7 +76,7 @@ def audit(
     origin: str = Origin.CODE,
     **detail: Any,
 ) -> OperatorAction:
-    user = _user(actor)
+    user = acting_user(actor)
     entry = OperatorAction.objects.create(
         actor=user,
         actor_name=user.get_username() if user else "system",
@@ -152,7 +150,9 @@ def _timeline(records: list[JobRecord], kind: str, actor: Any, message: str) -> 
     now = timezone.now()
     JobEvent.objects.bulk_create(
         [
-            JobEvent(job=r, kind=kind, at=now, actor=_user(actor), message=message)
+            JobEvent(
+                job=r, kind=kind, at=now, actor=acting_user(actor), message=message
+            )
             for r in records
         ]
     )
@@ -285,21 +285,6 @@ def jobs_delete(
     )
 
 
-def queue_empty(
-    *, name: str, actor: Any, origin: str = Origin.CODE, reason: str = ""
-) -> BulkResult:
-    """Cancel every job waiting in a queue (capped at BULK_CAP)."""
-    _known_queue(name)
-    ids = live.waiting_job_ids(name, BULK_CAP)
-    return jobs_cancel(
-        ids=ids,
-        actor=actor,
-        origin=origin,
-        reason=reason or "queue emptied",
-        target=f"queue {name}",
-    )
-
-
 @transaction.atomic
 def job_run_now(*, record: JobRecord, actor: Any, origin: str = Origin.CODE) -> bool:
     """Run a delayed or retry-waiting job now, ahead of its queue."""
@@ -338,66 +323,6 @@ def job_cancel(
         reason=reason,
         target=f"job {record.pk}",
     )
-
-
-def queue_sync_paused() -> None:
-    """The database is the source of truth for pauses; Redis (which workers
-    read) is brought back in line, e.g. after it restarted without its data."""
-    paused = set(QueueState.objects.filter(paused=True).values_list("name", flat=True))
-    queueing.sync_paused(paused)
-
-
-def _known_queue(name: str) -> None:
-    if name not in settings.JOB_QUEUES:
-        raise InvalidInput.one(
-            "queue", f"unknown queue {name!r} (known: {', '.join(settings.JOB_QUEUES)})"
-        )
-
-
-@transaction.atomic
-def queue_pause(
-    *, name: str, actor: Any, reason: str = "", origin: str = Origin.CODE
-) -> QueueState:
-    _known_queue(name)
-    state, _ = QueueState.objects.select_for_update().get_or_create(name=name)
-    state.paused = True
-    state.paused_by = _user(actor)
-    state.paused_at = timezone.now()
-    state.reason = reason[:500]
-    state.save()
-    transaction.on_commit(lambda: queueing.set_paused(name, True))
-    audit(
-        actor=actor,
-        action="pause",
-        target=f"queue {name}",
-        count=1,
-        reason=reason,
-        origin=origin,
-    )
-    return state
-
-
-@transaction.atomic
-def queue_resume(
-    *, name: str, actor: Any, reason: str = "", origin: str = Origin.CODE
-) -> QueueState:
-    _known_queue(name)
-    state, _ = QueueState.objects.select_for_update().get_or_create(name=name)
-    state.paused = False
-    state.paused_by = None
-    state.paused_at = None
-    state.reason = ""
-    state.save()
-    transaction.on_commit(lambda: queueing.set_paused(name, False))
-    audit(
-        actor=actor,
-        action="resume",
-        target=f"queue {name}",
-        count=1,
-        reason=reason,
-        origin=origin,
-    )
-    return state
 
 
 #: Purge deletes in batches: each is one short transaction, so the workers'

@@ -1,0 +1,93 @@
+"""Queue actions: pause, resume, empty, and keeping Redis's pause set true.
+
+The database (QueueState) is the source of truth for pauses; workers read
+Redis, which is updated after commit and re-synced by the monitor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from jobs import live, queueing
+from jobs.models import Origin, QueueState
+from jobs.services.control import BULK_CAP, BulkResult, acting_user, audit, jobs_cancel
+from jobs.services.submit import InvalidInput
+
+
+def queue_empty(
+    *, name: str, actor: Any, origin: str = Origin.CODE, reason: str = ""
+) -> BulkResult:
+    """Cancel every job waiting in a queue (capped at BULK_CAP)."""
+    _known_queue(name)
+    ids = live.waiting_job_ids(name, BULK_CAP)
+    return jobs_cancel(
+        ids=ids,
+        actor=actor,
+        origin=origin,
+        reason=reason or "queue emptied",
+        target=f"queue {name}",
+    )
+
+
+def queue_sync_paused() -> None:
+    """The database is the source of truth for pauses; Redis (which workers
+    read) is brought back in line, e.g. after it restarted without its data."""
+    paused = set(QueueState.objects.filter(paused=True).values_list("name", flat=True))
+    queueing.sync_paused(paused)
+
+
+def _known_queue(name: str) -> None:
+    if name not in settings.JOB_QUEUES:
+        raise InvalidInput.one(
+            "queue", f"unknown queue {name!r} (known: {', '.join(settings.JOB_QUEUES)})"
+        )
+
+
+@transaction.atomic
+def queue_pause(
+    *, name: str, actor: Any, reason: str = "", origin: str = Origin.CODE
+) -> QueueState:
+    _known_queue(name)
+    state, _ = QueueState.objects.select_for_update().get_or_create(name=name)
+    state.paused = True
+    state.paused_by = acting_user(actor)
+    state.paused_at = timezone.now()
+    state.reason = reason[:500]
+    state.save()
+    transaction.on_commit(lambda: queueing.set_paused(name, True))
+    audit(
+        actor=actor,
+        action="pause",
+        target=f"queue {name}",
+        count=1,
+        reason=reason,
+        origin=origin,
+    )
+    return state
+
+
+@transaction.atomic
+def queue_resume(
+    *, name: str, actor: Any, reason: str = "", origin: str = Origin.CODE
+) -> QueueState:
+    _known_queue(name)
+    state, _ = QueueState.objects.select_for_update().get_or_create(name=name)
+    state.paused = False
+    state.paused_by = None
+    state.paused_at = None
+    state.reason = ""
+    state.save()
+    transaction.on_commit(lambda: queueing.set_paused(name, False))
+    audit(
+        actor=actor,
+        action="resume",
+        target=f"queue {name}",
+        count=1,
+        reason=reason,
+        origin=origin,
+    )
+    return state
