@@ -125,6 +125,9 @@ class Monitor:
                 self._due[name] = now + every
             except (redis.exceptions.RedisError, DatabaseError) as exc:
                 failures.append(exc)
+            except Exception:  # noqa: BLE001 - one broken duty must not stop the rest
+                log.exception("monitor duty failed", extra={"duty": name})
+                self._due[name] = now + every
         if failures:
             raise failures[0]
         return applied
