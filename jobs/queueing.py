@@ -37,6 +37,9 @@ FAILURE_TTL = 30 * 24 * 3600
 #: A pipeline flushes after this many jobs: bounds client memory and the
 #: time Redis spends on one request.
 PIPELINE_CHUNK = 1000
+#: A claim to enqueue a job lapses after this, so a job whose enqueue failed
+#: half-way (Redis went down) is picked up again by the outbox relay.
+ENQUEUE_CLAIM_SECONDS = 60
 
 _connections: dict[tuple[int, str], Any] = {}
 #: True in a forked job process (set by the worker right after the fork).
@@ -227,6 +230,24 @@ def _put(spec: EnqueueSpec, pipe: Any) -> None:
     pipe.xadd(events.STREAM, events.fields(kind, spec.id))
 
 
+def _claimed(client: Any, specs: list[EnqueueSpec]) -> list[EnqueueSpec]:
+    """The specs this process may enqueue: a short-lived claim per job (and
+    retry round) means the after-commit path and the outbox relay never both
+    enqueue the same job, however slow a large batch is."""
+    if not specs:
+        return []
+    with client.pipeline(transaction=False) as pipe:
+        for spec in specs:
+            pipe.set(
+                f"console:enqueuing:{spec.id}:{spec.attempt_offset}",
+                "1",
+                nx=True,
+                ex=ENQUEUE_CLAIM_SECONDS,
+            )
+        won = pipe.execute()
+    return [spec for spec, ok in zip(specs, won, strict=True) if ok]
+
+
 def enqueue(specs: list[EnqueueSpec]) -> None:
     """Put jobs into Redis with their "enqueued" events, in few round trips.
 
@@ -237,16 +258,18 @@ def enqueue(specs: list[EnqueueSpec]) -> None:
     _forget([s.id for s in specs if s.replace])
     plain = [s for s in specs if not s.depends_on]
     for start in range(0, len(plain), PIPELINE_CHUNK):
+        chunk = _claimed(client, plain[start : start + PIPELINE_CHUNK])
+        if not chunk:
+            continue
         with client.pipeline() as pipe:
             pipe.multi()  # one MULTI for the whole chunk
-            for spec in plain[start : start + PIPELINE_CHUNK]:
+            for spec in chunk:
                 _put(spec, pipe)
             pipe.execute()
-    for spec in specs:
-        if spec.depends_on:
-            with client.pipeline() as pipe:
-                _put(spec, pipe)
-                pipe.execute()
+    for spec in _claimed(client, [s for s in specs if s.depends_on]):
+        with client.pipeline() as pipe:
+            _put(spec, pipe)
+            pipe.execute()
 
 
 def _forget(job_ids: list[str]) -> None:

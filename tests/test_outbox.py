@@ -55,3 +55,14 @@ def test_relay_waits_for_the_grace_period():
     queueing.connection().flushall()
     assert services.outbox_relay(grace_seconds=60) == 0
     assert services.outbox_relay(grace_seconds=0) == 1
+
+
+def test_the_same_job_is_never_enqueued_twice_by_two_paths():
+    """The after-commit enqueue of a large batch can still be running when the
+    outbox relay looks at the same jobs: only one of them may enqueue each."""
+    jobs = services.job_submit_many(requests=[
+        services.SubmitRequest(task="demo.echo", payload={"text": str(i)})
+        for i in range(3)])
+    specs = [services.submit.spec_for(j, [], False) for j in jobs]
+    queueing.enqueue(specs)  # the relay, racing the first enqueue
+    assert queueing.connection().llen("rq:queue:default") == 3
