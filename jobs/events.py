@@ -32,7 +32,7 @@ def fields(
         "kind": kind,
         "job": job_id,
         "at": repr(time.time() if at is None else at),
-        "data": json.dumps(data, default=str),
+        "data": json.dumps(data, default=str) if data else "{}",
     }
 
 

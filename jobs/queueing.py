@@ -13,9 +13,11 @@ import math
 import os
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 import redis
@@ -26,7 +28,7 @@ from rq.job import Dependency, Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
-from jobs import events
+from jobs import events, rqwrites
 
 RUNNER = "jobs.runner.run"
 PRIORITY_SUFFIX = {"high": ":high", "normal": "", "low": ":low"}
@@ -37,9 +39,6 @@ FAILURE_TTL = 30 * 24 * 3600
 #: A pipeline flushes after this many jobs: bounds client memory and the
 #: time Redis spends on one request.
 PIPELINE_CHUNK = 1000
-#: A claim to enqueue a job lapses after this, so a job whose enqueue failed
-#: half-way (Redis went down) is picked up again by the outbox relay.
-ENQUEUE_CLAIM_SECONDS = 60
 
 _connections: dict[tuple[int, str], Any] = {}
 #: True in a forked job process (set by the worker right after the fork).
@@ -55,6 +54,12 @@ def in_job_process() -> bool:
     return _in_job_process
 
 
+#: No CLIENT SETINFO on connect: redis-py would read its own package metadata
+#: for it (about 2 ms of CPU) and then spend two round trips, on every new
+#: connection, and a job process opens a new connection for every job.
+NO_CLIENT_INFO: dict[str, Any] = {"driver_info": None}
+
+
 def connection() -> Any:
     """A Redis client for this process (clients are not shared across fork).
 
@@ -68,9 +73,26 @@ def connection() -> Any:
             socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
             socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
             health_check_interval=10,
+            **NO_CLIENT_INFO,
         )
         _connections[key] = client
     return client
+
+
+def worker_connection(client: Any) -> Any:
+    """The server and credentials of `client` (django-rq builds it from the
+    URL alone), with the timeouts and options of connection()."""
+    pool = client.connection_pool
+    options = {
+        **pool.connection_kwargs,
+        "socket_timeout": settings.REDIS_SOCKET_TIMEOUT,
+        "socket_connect_timeout": settings.REDIS_SOCKET_TIMEOUT,
+        "health_check_interval": 10,
+        **NO_CLIENT_INFO,
+    }
+    return redis.Redis(
+        connection_pool=type(pool)(connection_class=pool.connection_class, **options)
+    )
 
 
 def ping() -> bool:
@@ -80,7 +102,10 @@ def ping() -> bool:
     client = _connections.get(key)
     if client is None:
         client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5
+            settings.REDIS_URL,
+            socket_timeout=0.5,
+            socket_connect_timeout=0.5,
+            **NO_CLIENT_INFO,
         )
         _connections[key] = client
     try:
@@ -211,6 +236,7 @@ def whole_second_after(moment: float) -> float:
 
 
 def _put(spec: EnqueueSpec, pipe: Any) -> None:
+    """Through RQ itself: a job with dependencies (RQ watches its parents)."""
     queue = rq_queue(lane(spec.queue, spec.priority))
     job = _job(spec, queue)
     if spec.run_at is not None:
@@ -230,46 +256,85 @@ def _put(spec: EnqueueSpec, pipe: Any) -> None:
     pipe.xadd(events.STREAM, events.fields(kind, spec.id))
 
 
-def _claimed(client: Any, specs: list[EnqueueSpec]) -> list[EnqueueSpec]:
-    """The specs this process may enqueue: a short-lived claim per job (and
-    retry round) means the after-commit path and the outbox relay never both
-    enqueue the same job, however slow a large batch is."""
-    if not specs:
-        return []
-    with client.pipeline(transaction=False) as pipe:
-        for spec in specs:
-            pipe.set(
-                f"console:enqueuing:{spec.id}:{spec.attempt_offset}",
-                "1",
-                nx=True,
-                ex=ENQUEUE_CLAIM_SECONDS,
-            )
-        won = pipe.execute()
-    return [spec for spec, ok in zip(specs, won, strict=True) if ok]
+def _claim_key(spec: EnqueueSpec) -> str:
+    return f"console:enqueuing:{spec.id}:{spec.attempt_offset}"
+
+
+_templates: OrderedDict[tuple[Any, ...], rqwrites.Template] = OrderedDict()
+#: Kinds of job whose writes are remembered (a kind is a lane, task, policy...).
+TEMPLATES_KEPT = 256
+
+
+def _template(spec: EnqueueSpec, scheduled: bool) -> rqwrites.Template:
+    kind = (
+        lane(spec.queue, spec.priority),
+        spec.task,
+        spec.timeout,
+        json.dumps(spec.policy, sort_keys=True),
+        spec.attempt_offset,
+        scheduled,
+    )
+    found = _templates.get(kind)
+    if found is None:
+        queue = rq_queue(str(kind[0]))
+        model = replace(spec, id=rqwrites.TEMPLATE_ID, depends_on=[])
+        found = rqwrites.learn(queue, _job(model, queue), scheduled=scheduled)
+        _templates[kind] = found
+        while len(_templates) > TEMPLATES_KEPT:
+            _templates.popitem(last=False)
+    return found
+
+
+def _writes(spec: EnqueueSpec, now: str) -> tuple[str, list[Any]]:
+    """The claim key and the guarded commands that enqueue one job."""
+    data = rqwrites.job_data(RUNNER, {"task": spec.task, "payload": spec.payload})
+    if spec.run_at is None:
+        argv = _template(spec, False).fill(spec.id, data, now)
+        event = events.fields("enqueued", spec.id)
+    else:
+        due = int(whole_second_after(spec.run_at.timestamp()))
+        argv = _template(spec, True).fill(spec.id, data, now, due)
+        event = events.fields("scheduled", spec.id, run_at=spec.run_at.isoformat())
+    argv += (3 + 2 * len(event), "XADD", events.STREAM, "*")
+    argv += chain.from_iterable(event.items())
+    return _claim_key(spec), argv
 
 
 def enqueue(specs: list[EnqueueSpec]) -> None:
-    """Put jobs into Redis with their "enqueued" events, in few round trips.
+    """Put jobs into Redis with their "enqueued" events, a chunk of jobs per
+    round trip; a job already claimed by another path is left to it.
 
-    Jobs with dependencies go one by one: RQ watches their parents' keys so a
-    parent finishing meanwhile cannot strand the child.
+    Jobs with dependencies go one by one through RQ, which watches their
+    parents' keys so that a parent finishing meanwhile cannot strand them.
     """
     client = connection()
     _forget([s.id for s in specs if s.replace])
     plain = [s for s in specs if not s.depends_on]
+    now = rqwrites.now_text()
     for start in range(0, len(plain), PIPELINE_CHUNK):
-        chunk = _claimed(client, plain[start : start + PIPELINE_CHUNK])
-        if not chunk:
-            continue
-        with client.pipeline() as pipe:
-            pipe.multi()  # one MULTI for the whole chunk
-            for spec in chunk:
+        chunk = plain[start : start + PIPELINE_CHUNK]
+        rqwrites.run_guarded(client, [_writes(spec, now) for spec in chunk])
+    for spec in [s for s in specs if s.depends_on]:
+        if client.set(_claim_key(spec), "1", nx=True, ex=rqwrites.CLAIM_SECONDS):
+            _put_dependent(client, spec)
+
+
+#: A parent changing while its child is enqueued makes RQ start over.
+DEPENDENT_TRIES = 10
+
+
+def _put_dependent(client: Any, spec: EnqueueSpec) -> None:
+    for _ in range(DEPENDENT_TRIES - 1):
+        try:
+            with client.pipeline() as pipe:
                 _put(spec, pipe)
-            pipe.execute()
-    for spec in _claimed(client, [s for s in specs if s.depends_on]):
-        with client.pipeline() as pipe:
-            _put(spec, pipe)
-            pipe.execute()
+                pipe.execute()
+            return
+        except redis.exceptions.WatchError:
+            continue
+    with client.pipeline() as pipe:
+        _put(spec, pipe)
+        pipe.execute()
 
 
 def _forget(job_ids: list[str]) -> None:

@@ -10,6 +10,7 @@ import importlib
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel
@@ -49,9 +50,12 @@ class RetryPolicy:
         return not any(name in self.no_retry for name in exc_names)
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["no_retry"] = list(self.no_retry)
-        return data
+        """A new dict each call (callers may change it); the work is done once."""
+        return {**self._as_dict, "no_retry": list(self.no_retry)}
+
+    @cached_property
+    def _as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RetryPolicy:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.db import transaction
 
@@ -60,9 +62,28 @@ def test_relay_waits_for_the_grace_period():
 def test_the_same_job_is_never_enqueued_twice_by_two_paths():
     """The after-commit enqueue of a large batch can still be running when the
     outbox relay looks at the same jobs: only one of them may enqueue each."""
-    jobs = services.job_submit_many(requests=[
-        services.SubmitRequest(task="demo.echo", payload={"text": str(i)})
-        for i in range(3)])
+    jobs = services.job_submit_many(
+        requests=[
+            services.SubmitRequest(task="demo.echo", payload={"text": str(i)})
+            for i in range(3)
+        ]
+    )
     specs = [services.submit.spec_for(j, [], False) for j in jobs]
     queueing.enqueue(specs)  # the relay, racing the first enqueue
     assert queueing.connection().llen("rq:queue:default") == 3
+
+
+def test_relay_and_operator_retry_claim_the_same_round():
+    """An operator's retry leaves the record pending until its after-commit
+    enqueue runs; the relay may get there first. It must go on with the job's
+    numbering, and the retry's own enqueue must then find the round taken."""
+    job = services.job_submit(task="demo.echo", payload={"text": "x"})
+    JobRecord.objects.filter(pk=job.pk).update(status=Status.PENDING, attempts=3)
+    queueing.connection().flushall()  # the retry has dropped the old job
+    assert services.outbox_relay(grace_seconds=0) == 1
+    meta = json.loads(queueing.connection().hget(f"rq:job:{job.pk}", "meta"))
+    assert meta["attempt_offset"] == 3
+    job.refresh_from_db()
+    retry = services.submit.spec_for(job, [], False)
+    queueing.enqueue([retry])  # the operator's retry, late
+    assert queueing.connection().llen("rq:queue:default") == 1

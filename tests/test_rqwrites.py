@@ -1,0 +1,118 @@
+"""The fast enqueue writes exactly what RQ itself would write."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from rq.job import Job
+
+from jobs import queueing, rqwrites
+from jobs.queueing import EnqueueSpec, rq_queue
+from jobs.services.submit import new_job_id
+
+#: Set by the moment of the write, not by the job.
+TIMES = {"created_at", "enqueued_at"}
+
+
+def _spec(job_id: str, run_at: datetime | None = None) -> EnqueueSpec:
+    return EnqueueSpec(
+        id=job_id,
+        task="demo.echo",
+        payload={"text": 'ünïcode <b> & "quotes"'},
+        queue="default",
+        priority="high",
+        timeout=42,
+        policy={"max_attempts": 4, "base": 0.5, "no_retry": ["ValueError"]},
+        run_at=run_at,
+        attempt_offset=2,
+    )
+
+
+def _written_by_rq(spec: EnqueueSpec) -> None:
+    queue = rq_queue(queueing.lane(spec.queue, spec.priority))
+    job = queueing._job(spec, queue)
+    if spec.run_at is None:
+        queue.enqueue_job(job)
+    else:
+        queue.schedule_job(job, spec.run_at)
+
+
+def _hash(job_id: str) -> dict[bytes, bytes]:
+    return queueing.connection().hgetall(Job.key_for(job_id))
+
+
+@pytest.mark.parametrize("scheduled", [False, True])
+def test_fast_writes_equal_rq_writes(redis_server, scheduled):
+    run_at = (
+        datetime.fromtimestamp(int(datetime.now(UTC).timestamp()) + 3600, UTC)
+        if scheduled
+        else None
+    )
+    ours, theirs = new_job_id(), new_job_id()
+    queueing.enqueue([_spec(ours, run_at)])
+    _written_by_rq(_spec(theirs, run_at))
+    mine, rqs = _hash(ours), _hash(theirs)
+    assert mine.keys() == rqs.keys()
+    for name in mine.keys() - {t.encode() for t in TIMES}:
+        assert mine[name] == rqs[name], name
+    assert json.loads(zlib.decompress(mine[b"data"]))[3]["payload"] == {
+        "text": 'ünïcode <b> & "quotes"'
+    }
+    client = queueing.connection()
+    if scheduled:
+        registry = rq_queue("default:high").scheduled_job_registry.key
+        assert client.zscore(registry, ours) == client.zscore(registry, theirs)
+    else:
+        assert client.lrange("rq:queue:default:high", 0, -1) == [
+            ours.encode(),
+            theirs.encode(),
+        ]
+    assert client.smembers("rq:queues") == {b"rq:queue:default:high"}
+
+
+def test_a_job_is_written_once_however_many_times_it_is_enqueued(redis_server):
+    spec = _spec(new_job_id())
+    queueing.enqueue([spec, spec])
+    queueing.enqueue([spec])
+    assert queueing.connection().llen("rq:queue:default:high") == 1
+
+
+def test_a_server_that_lost_its_scripts_gets_them_again(redis_server):
+    queueing.enqueue([_spec(new_job_id())])
+    queueing.connection().script_flush()
+    queueing.enqueue([_spec(new_job_id())])
+    assert queueing.connection().llen("rq:queue:default:high") == 2
+
+
+def test_only_the_template_id_may_be_learnt(redis_server):
+    queue = rq_queue("default")
+    job = queueing._job(_spec("not-the-template"), queue)
+    with pytest.raises(ValueError, match="template id"):
+        rqwrites.learn(queue, job, scheduled=False)
+
+
+def test_an_id_written_where_it_is_not_expected_is_refused(redis_server):
+    """A new RQ release writing the id somewhere else must not go unnoticed."""
+    argv = (3, b"SET", f"elsewhere:{rqwrites.TEMPLATE_ID}", "1")
+    with pytest.raises(rqwrites.UnexpectedWrite):
+        rqwrites._check_every_id_is_marked(argv, set())
+
+
+def test_job_ids_sort_by_creation_time():
+    first = new_job_id()
+    later = [new_job_id() for _ in range(50)]
+    assert len(first) == 32 and int(first, 16) >= 0
+    assert all(first[:12] <= other[:12] for other in later)
+    assert len(set(later)) == 50
+
+
+def test_the_delay_is_kept_to_the_second(redis_server):
+    run_at = datetime.now(UTC) + timedelta(seconds=10.2)
+    spec = _spec(new_job_id(), run_at)
+    queueing.enqueue([spec])
+    registry = rq_queue("default:high").scheduled_job_registry.key
+    score = queueing.connection().zscore(registry, spec.id)
+    assert score == int(queueing.whole_second_after(run_at.timestamp()))

@@ -1,0 +1,68 @@
+"""What makes a worker a good parent for its job processes."""
+
+from __future__ import annotations
+
+import gc
+import sys
+
+import pytest
+import redis
+from django.db import connection
+
+from jobs import queueing, services, workers
+from jobs.models import JobRecord
+from jobs.monitor import checkpoint_sqlite
+from tests.conftest import final
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_worker_keeps_the_server_and_credentials_of_the_given_client(redis_server):
+    given = redis.Redis.from_url(redis_server.url.rsplit("/", 1)[0] + "/3")
+    client = queueing.worker_connection(given)
+    options = client.connection_pool.connection_kwargs
+    assert options["port"] == given.connection_pool.connection_kwargs["port"]
+    assert options["password"] == given.connection_pool.connection_kwargs["password"]
+    assert options["db"] == 3
+    assert options["socket_timeout"] > 0
+    client.set("worker-connection-check", "1")
+    assert given.get("worker-connection-check") == b"1"
+
+
+def test_connections_do_not_announce_the_client_library(redis_server):
+    """CLIENT SETINFO costs two round trips and a metadata read per new
+    connection; a job process opens one per job."""
+    client = queueing.worker_connection(queueing.connection())
+    client.ping()
+    mine = [c for c in client.client_list() if c.get("lib-name")]
+    assert mine == []
+
+
+def test_a_worker_imports_the_runner_before_it_forks(redis_server, monkeypatch):
+    monkeypatch.delitem(sys.modules, "jobs.runner", raising=False)
+    gc.unfreeze()
+    workers.prepare_to_fork()
+    assert "jobs.runner" in sys.modules
+    assert gc.get_freeze_count() > 0
+    gc.unfreeze()
+
+
+def test_resident_size_is_read_at_most_once_a_second(monkeypatch):
+    workers._rss[:] = [0.0, 0.0]
+    first = workers.resident_kb()
+    assert first > 0
+    monkeypatch.setattr(workers, "open", lambda *a, **k: 1 / 0, raising=False)
+    assert workers.resident_kb() == first  # served from the last reading
+
+
+def test_monitor_checkpoints_the_sqlite_log(run_until):
+    job = services.job_submit(task="demo.echo", payload={"text": "x"})
+    run_until(final(job))
+    checkpoint_sqlite()
+    if connection.vendor != "sqlite":
+        return  # nothing to checkpoint
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        busy, frames, copied = cursor.fetchone()
+    assert busy == 0 and frames == copied
+    assert JobRecord.objects.get(pk=job.pk).status == JobRecord.Status.SUCCEEDED
