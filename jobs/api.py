@@ -127,6 +127,7 @@ def _submit(request: HttpRequest) -> JsonResponse:
         allow_failure=bool(data.get("allow_failure", False)),
         idempotency_key=_optional_str(data, "idempotency_key"),
         retry=retry,
+        timeout=data.get("timeout"),
         actor=request.user,
         origin=Origin.API,
     )

@@ -71,6 +71,7 @@ SUBMIT = {
         "depends_on": {"type": "array", "items": {"type": "string"}},
         "allow_failure": {"type": "boolean"},
         "idempotency_key": {"type": "string"},
+        "timeout": {"type": "integer", "minimum": 1, "maximum": 86400},
         "retry": {
             "type": "object",
             "properties": {

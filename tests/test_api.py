@@ -208,3 +208,21 @@ def test_random_bodies_never_cause_a_server_error(operator, raw):
     )
     assert response.status_code in (201, 400, 413), response.content
     assert "error" in response.json() or response.status_code == 201
+
+
+def test_a_submission_may_set_its_own_timeout(operator):
+    created = post(
+        "/api/jobs/",
+        {"task": "demo.sleep", "payload": {"seconds": 1}, "timeout": 30},
+        operator,
+    )
+    assert created.status_code == 201
+    assert JobRecord.objects.get(pk=created.json()["id"]).timeout == 30
+    refused = post(
+        "/api/jobs/",
+        {"task": "demo.sleep", "payload": {"seconds": 1}, "timeout": "soon"},
+        operator,
+    )
+    assert refused.status_code == 400
+    assert "timeout" in json.dumps(refused.json())
+    assert JobRecord.objects.count() == 1

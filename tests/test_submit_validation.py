@@ -64,6 +64,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
             },
             "retry",
         ),
+        ({"task": "demo.echo", "payload": {"text": "a"}, "timeout": 0}, "timeout"),
+        ({"task": "demo.echo", "payload": {"text": "a"}, "timeout": 86_401}, "timeout"),
+        ({"task": "demo.echo", "payload": {"text": "a"}, "timeout": "5"}, "timeout"),
+        ({"task": "demo.echo", "payload": {"text": "a"}, "timeout": 1.5}, "timeout"),
+        ({"task": "demo.echo", "payload": {"text": "a"}, "timeout": True}, "timeout"),
     ],
 )
 def test_bad_submission_names_the_field_and_writes_nothing(kwargs, field):

@@ -30,6 +30,7 @@ log = logging.getLogger("jobs.services")
 
 MAX_PAYLOAD_BYTES = 1_000_000
 MAX_DELAY_SECONDS = 366 * 24 * 3600
+MAX_TIMEOUT_SECONDS = 24 * 3600
 #: Ids per UPDATE statement (SQLite's default limit is 999 parameters).
 UPDATE_CHUNK = 900
 _UNSET = object()
@@ -66,6 +67,8 @@ class SubmitRequest:
     allow_failure: bool = False
     idempotency_key: str | None = None
     retry: dict[str, Any] | None = None
+    #: Seconds a run may take before it is stopped (default: the task's).
+    timeout: int | None = None
 
 
 def new_job_id() -> str:
@@ -123,6 +126,18 @@ def _when(request: SubmitRequest, now: datetime) -> datetime | None:
     return None
 
 
+def _timeout(given: Any, default: int) -> int:
+    if given is None:
+        return default
+    if isinstance(given, bool) or not isinstance(given, int):
+        raise InvalidSubmission.one("timeout", "must be a whole number of seconds")
+    if not 1 <= given <= MAX_TIMEOUT_SECONDS:
+        raise InvalidSubmission.one(
+            "timeout", f"must be between 1 and {MAX_TIMEOUT_SECONDS} seconds"
+        )
+    return given
+
+
 @dataclass
 class _Valid:
     record: JobRecord
@@ -171,7 +186,7 @@ def _validate(request: SubmitRequest, now: datetime) -> _Valid:
         status=JobRecord.Status.PENDING,
         max_attempts=policy.max_attempts,
         retry_policy=policy.as_dict(),
-        timeout=task.timeout,
+        timeout=_timeout(request.timeout, task.timeout),
         submitted_at=now,
         run_at=_when(request, now),
         idempotency_key=key,
@@ -408,6 +423,7 @@ def job_submit(
     allow_failure: bool = False,
     idempotency_key: str | None = None,
     retry: dict[str, Any] | None = None,
+    timeout: int | None = None,
     actor: Any = None,
     origin: str = Origin.CODE,
 ) -> JobRecord:
@@ -423,6 +439,7 @@ def job_submit(
         allow_failure=allow_failure,
         idempotency_key=idempotency_key,
         retry=retry,
+        timeout=timeout,
     )
     if idempotency_key:
         existing = JobRecord.objects.filter(idempotency_key=idempotency_key).first()

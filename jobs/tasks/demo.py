@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import time
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -30,7 +32,7 @@ class Fail(BaseModel):
 
 
 class Crash(BaseModel):
-    pass
+    how: Literal["kill", "segfault", "exit"] = "kill"
 
 
 class Progress(BaseModel):
@@ -71,7 +73,12 @@ def fail(payload: Fail) -> dict[str, int]:
 
 @task("demo.crash", schema=Crash, retry=RetryPolicy(max_attempts=3, base=0.5))
 def crash(payload: Crash) -> None:
-    """Kill the job's own process abruptly (as an OOM kill would)."""
+    """End the job's own process abruptly: killed (as by the OOM killer), a
+    segmentation fault, or an exit that skips every clean-up."""
+    if payload.how == "segfault":
+        ctypes.string_at(0)  # reads address 0: SIGSEGV
+    elif payload.how == "exit":
+        os._exit(3)
     os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -50,6 +50,7 @@ class Command(BaseCommand):
         submit.add_argument("--depends-on", nargs="+", default=[], metavar="ID")
         submit.add_argument("--allow-failure", action="store_true")
         submit.add_argument("--idempotency-key")
+        submit.add_argument("--timeout", type=int, help="seconds a run may take")
 
         status = sub.add_parser("status", help="one job's state")
         status.add_argument("id")
@@ -204,6 +205,7 @@ class Command(BaseCommand):
             depends_on=options["depends_on"],
             allow_failure=options["allow_failure"],
             idempotency_key=options["idempotency_key"],
+            timeout=options["timeout"],
             origin=Origin.CLI,
         )
         self.stdout.write(record.pk)
