@@ -105,7 +105,9 @@ def learn(queue: Queue, job: Job, *, scheduled: bool) -> Template:
         pipe.zadd(queue.scheduled_job_registry.key, {job.id: _TEMPLATE_SCORE})
     else:
         queue.enqueue_job(job, pipeline=pipe)
-    commands = tuple(tuple(args) for args, _options in pipe.command_stack)
+    commands = _without_repeated_writes(
+        [tuple(args) for args, _options in pipe.command_stack]
+    )
     pipe.reset()
     marks: dict[Any, str] = {
         TEMPLATE_ID: "id",
@@ -125,6 +127,31 @@ def learn(queue: Queue, job: Job, *, scheduled: bool) -> Template:
     )
     _check_every_id_is_marked(argv, {index for index, _ in slots})
     return Template(argv, slots)
+
+
+def _without_repeated_writes(
+    commands: list[tuple[Any, ...]],
+) -> tuple[tuple[Any, ...], ...]:
+    """RQ sets a job's status with one HSET and then writes the whole hash,
+    status included: in a script every call counts, so an HSET whose fields
+    the next write of the same key sets again to the same values is dropped."""
+    kept = []
+    for index, command in enumerate(commands):
+        later = commands[index + 1] if index + 1 < len(commands) else ()
+        if (
+            command[0] == "HSET"
+            and later[:1] == ("HSET",)
+            and command[1] == later[1]
+            and _pairs(command) <= _pairs(later)
+        ):
+            continue
+        kept.append(command)
+    return tuple(kept)
+
+
+def _pairs(hset: tuple[Any, ...]) -> set[tuple[Any, Any]]:
+    fields = hset[2:]
+    return {(fields[i], fields[i + 1]) for i in range(0, len(fields) - 1, 2)}
 
 
 def _hashable(value: Any) -> bool:

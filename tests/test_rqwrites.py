@@ -116,3 +116,15 @@ def test_the_delay_is_kept_to_the_second(redis_server):
     registry = rq_queue("default:high").scheduled_job_registry.key
     score = queueing.connection().zscore(registry, spec.id)
     assert score == int(queueing.whole_second_after(run_at.timestamp()))
+
+
+def test_only_an_hset_that_the_next_write_repeats_is_dropped():
+    drop = [
+        ("HSET", "k", "status", "queued"),
+        ("HSET", "k", "a", "1", "status", "queued"),
+    ]
+    assert rqwrites._without_repeated_writes(drop) == (drop[1],)
+    changed = [("HSET", "k", "status", "queued"), ("HSET", "k", "status", "started")]
+    assert rqwrites._without_repeated_writes(changed) == tuple(changed)
+    other_key = [("HSET", "k", "status", "queued"), ("HSET", "j", "status", "queued")]
+    assert rqwrites._without_repeated_writes(other_key) == tuple(other_key)
