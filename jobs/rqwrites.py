@@ -38,7 +38,11 @@ _TEMPLATE_KEY = Job.key_for(TEMPLATE_ID)
 #: A due time no real job has (2099-12-31T23:59:59Z): marks the ZADD score.
 _TEMPLATE_SCORE = 4102444799
 
+# Redis 5 and 6 replicate a script verbatim unless told otherwise, and XADD
+# with an automatic id is not deterministic; 7 and later always replicate the
+# effects.
 _GUARDED = """
+if redis.replicate_commands then redis.replicate_commands() end
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   return 0
 end
