@@ -39,8 +39,10 @@ class Sizes:
     records: int
     dead: int
     requests: int
-    #: Figure 9 grows the history through these sizes (the last is `records`).
+    #: Figure 9 grows the history through these sizes (`dead` / `records` of
+    #: them dead) and requests each screen `screen_requests` times at the last.
     screen_steps: tuple[int, ...]
+    screen_requests: int
     counts: tuple[int, ...] = (1, 2, 4)
 
     @classmethod
@@ -58,7 +60,8 @@ class Sizes:
                 records=50_000,
                 dead=5_000,
                 requests=30,
-                screen_steps=(10_000, 50_000),
+                screen_steps=(2_000, 20_000),
+                screen_requests=15,
             )
         return cls(
             latency=2000,
@@ -73,6 +76,7 @@ class Sizes:
             dead=100_000,
             requests=30,
             screen_steps=(10_000, 100_000, 1_000_000),
+            screen_requests=30,
         )
 
 

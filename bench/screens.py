@@ -60,7 +60,7 @@ def _run_side(ctx: Context, name: str, url: str) -> dict[str, Any]:
         "--dead-share",
         str(sizes.dead / sizes.records),
         "--requests",
-        str(sizes.requests),
+        str(sizes.screen_requests),
         "--log",
         str(ctx.directory / f"screens-{name}.log"),
         "--output",

@@ -30,7 +30,6 @@ SCREENS = (
     ("failures", "/failures/", "failure-group"),
 )
 WARMUP = 3
-STEP_REQUESTS = 10
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -216,7 +215,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         settle()
         written = time.perf_counter() - start
         # Earlier steps only draw the chart: fewer requests.
-        requests = args.requests if total == steps[-1] else STEP_REQUESTS
+        requests = args.requests if total == steps[-1] else args.requests // 3
         found = screens(client, requests)
         by_step.append({"records": total, "written_s": written, "screens": found})
         done = total
