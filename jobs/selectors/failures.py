@@ -64,6 +64,7 @@ class FailureBoard:
     read_at: datetime
 
 
+_TABLE = JobRecord._meta.db_table
 _FAILING = ", ".join(f"'{status.value}'" for status in FAILING)
 _GROUP = ("status", "task", "error_type", "error_fingerprint")
 _SEEN = 'COALESCE(j."finished_at", j."started_at", j."submitted_at")'
@@ -75,23 +76,24 @@ _SAME_GROUP = " AND ".join(
 
 def _seek(what: str, order: str) -> str:
     return (
-        f'(SELECT {what} FROM "jobs_jobrecord" j WHERE {_SAME_GROUP} '
+        f'(SELECT {what} FROM "{_TABLE}" j WHERE {_SAME_GROUP} '
         f"ORDER BY {order} LIMIT 1)"
     )
 
 
 _COLUMNS = ", ".join(f'"{c}"' for c in _GROUP)
+_G_COLUMNS = ", ".join(f'g."{c}"' for c in _GROUP)
 #: One row per status and group: its count from the partial index
 #: jobs_failure_groups (read once, in index order), then its first and last
 #: failure and latest job by a seek into that index (not an aggregate over
 #: every failing row). The statuses are literals: SQLite cannot prove a partial
 #: index's condition from bound parameters.
 GROUPS_SQL = (
-    f"SELECT {', '.join(f'g.{c}' for c in _COLUMNS.split(', '))}, g.n, "
+    f"SELECT {_G_COLUMNS}, g.n, "
     f"{_seek(_SEEN, _SEEN)} AS first_seen, "
     f"{_seek(_SEEN, _SEEN + ' DESC')} AS last_seen, "
     f"{_seek(_ID, _SEEN + ' DESC, ' + _ID + ' DESC')} AS example_job "
-    f'FROM (SELECT {_COLUMNS}, COUNT(*) AS n FROM "jobs_jobrecord" '
+    f'FROM (SELECT {_COLUMNS}, COUNT(*) AS n FROM "{_TABLE}" '
     f'WHERE "status" IN ({_FAILING}) GROUP BY {_COLUMNS}) g'
 )
 
