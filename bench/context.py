@@ -22,6 +22,7 @@ NAMES = (
     "recovery",
     "schedule",
     "metrics",
+    "screens",
 )
 
 
@@ -38,6 +39,10 @@ class Sizes:
     records: int
     dead: int
     requests: int
+    #: Figure 9 grows the history through these sizes (`dead` / `records` of
+    #: them dead) and requests each screen `screen_requests` times at the last.
+    screen_steps: tuple[int, ...]
+    screen_requests: int
     counts: tuple[int, ...] = (1, 2, 4)
 
     @classmethod
@@ -55,6 +60,8 @@ class Sizes:
                 records=50_000,
                 dead=5_000,
                 requests=30,
+                screen_steps=(2_000, 20_000),
+                screen_requests=15,
             )
         return cls(
             latency=2000,
@@ -68,6 +75,8 @@ class Sizes:
             records=1_000_000,
             dead=100_000,
             requests=30,
+            screen_steps=(10_000, 100_000, 1_000_000),
+            screen_requests=30,
         )
 
 
@@ -77,6 +86,8 @@ class Context:
     directory: Path
     #: Where the scaling figure draws its bar chart (None: not drawn).
     chart: Path | None = None
+    #: Where the screens figure draws render time against records (PNG).
+    screens_chart: Path | None = None
     results: Results = field(default_factory=Results)
     #: Drains already measured, by (side, workers, jobs): the memory figure
     #: reuses the one-worker scaling drain when the sizes agree.

@@ -11,7 +11,15 @@ from statistics import median
 
 from rq.worker import BaseWorker
 
-from bench import memory, metrics_time, recovery, scaling, schedule_delay, submit
+from bench import (
+    memory,
+    metrics_time,
+    recovery,
+    scaling,
+    schedule_delay,
+    screens,
+    submit,
+)
 from bench import workers as worker_pairs
 from bench.context import NAMES, Context, Sizes
 from bench.results import Results, progress
@@ -110,7 +118,8 @@ def recorder(ctx: Context) -> None:
     ]
 
 
-#: In the order they run (the /metrics figure last: it leaves a million rows).
+#: In the order they run (/metrics and the screens last: they write a million
+#: rows; the screens' own databases live in their own processes).
 FIGURES: dict[str, Callable[[Context], None]] = {
     "latency": latency,
     "bulk": bulk,
@@ -121,6 +130,7 @@ FIGURES: dict[str, Callable[[Context], None]] = {
     "recovery": recovery.figure,
     "schedule": schedule_delay.figure,
     "metrics": metrics_time.figure,
+    "screens": screens.figure,
 }
 
 assert tuple(FIGURES) == NAMES, "bench.context.NAMES lists every figure in order"
@@ -150,6 +160,7 @@ NOTES: dict[str, str] = {
     "recovery": recovery.NOTE,
     "schedule": schedule_delay.NOTE,
     "metrics": metrics_time.NOTE,
+    "screens": screens.NOTE,
 }
 
 

@@ -74,6 +74,7 @@ def measure(directory: Path, args: argparse.Namespace) -> None:
         Sizes.of(args.quick),
         directory,
         chart=DOCS / f"throughput-by-workers{_suffix(args.quick)}.svg",
+        screens_chart=DOCS / f"render-by-records{_suffix(args.quick)}.png",
     )
     results = figures(ctx, args.only or list(NAMES))
     mode = "quick" if args.quick else "full"

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 
 
 class Priority(models.TextChoices):
@@ -108,6 +109,19 @@ class JobRecord(models.Model):
             models.Index(fields=["task", "status"]),
             models.Index(fields=["status", "error_fingerprint"]),
             models.Index(fields=["status", "finished_at"]),
+            # The Failures screen's groups, for failing jobs only: it counts
+            # them in this small index and seeks each group's first and last
+            # failure (jobs.selectors.failures), never reading the rows.
+            models.Index(
+                "status",
+                "task",
+                "error_type",
+                "error_fingerprint",
+                Coalesce("finished_at", "started_at", "submitted_at"),
+                "id",
+                condition=models.Q(status__in=["dead", "retrying"]),
+                name="jobs_failure_groups",
+            ),
         ]
         permissions = [("operate", "Can act on jobs, queues and schedules")]
 

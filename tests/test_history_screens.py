@@ -362,6 +362,38 @@ def test_group_counts_link_to_exactly_its_jobs(viewer_client):
     }
 
 
+def test_groups_come_newest_failure_first_with_first_and_last_seen():
+    now = timezone.now()
+    retrying = make(
+        status=Status.RETRYING,
+        error_type="DemoFailure",
+        last_error="lock 3 timed out",
+        error_fingerprint=fingerprint("demo.echo", "DemoFailure", "lock 3 timed out"),
+        started_at=now - timedelta(minutes=10),
+    )
+    first, second = (make_dead(message=f"lock {n} timed out") for n in (1, 2))
+    other = make_dead(message="disk full")
+    for record, ago in ((first, 180), (second, 60), (other, 30)):
+        JobRecord.objects.filter(pk=record.pk).update(
+            finished_at=now - timedelta(minutes=ago)
+        )
+
+    board = failures.failure_board()
+    locks, disk = board.groups
+    assert (locks.dead, locks.retrying, disk.dead, disk.retrying) == (2, 1, 1, 0)
+    # A retrying job has no finished_at: it was last seen when it started.
+    assert locks.last_seen == now - timedelta(minutes=10)
+    assert locks.first_seen == now - timedelta(minutes=180)
+    assert disk.first_seen == disk.last_seen == now - timedelta(minutes=30)
+    # The example is the latest failure (here the retrying job's).
+    assert locks.example_job == retrying.pk
+    assert disk.message == "disk full" and "DemoFailure: disk full" in disk.traceback
+    assert not board.truncated
+    newest = failures.failure_board(limit=1)
+    assert [g.fingerprint for g in newest.groups] == [locks.fingerprint]
+    assert newest.truncated
+
+
 def test_error_text_is_escaped_on_the_failures_page(viewer_client):
     make_dead(task="demo.echo", message="<script>alert(1)</script>")
     body = viewer_client.get("/failures/").content.decode()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-from django.db.models import Count, Max, Min, Q
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from jobs.models import Attempt, JobRecord
@@ -64,41 +64,112 @@ class FailureBoard:
     read_at: datetime
 
 
-def failure_board(*, limit: int = GROUP_LIMIT) -> FailureBoard:
-    """The most recently failing groups, each with one example failure."""
-    seen = Coalesce("finished_at", "started_at", "submitted_at")
-    rows = list(
-        JobRecord.objects.filter(status__in=FAILING)
-        .values("task", "error_type", "error_fingerprint")
-        .annotate(
-            dead=Count("pk", filter=Q(status=Status.DEAD)),
-            retrying=Count("pk", filter=Q(status=Status.RETRYING)),
-            first_seen=Min(seen),
-            last_seen=Max(seen),
-            example_job=Max("pk"),
-        )
-        .order_by("-last_seen", "task", "error_fingerprint")[: limit + 1]
+_TABLE = JobRecord._meta.db_table
+_FAILING = ", ".join(f"'{status.value}'" for status in FAILING)
+_GROUP = ("status", "task", "error_type", "error_fingerprint")
+_SEEN = 'COALESCE(j."finished_at", j."started_at", j."submitted_at")'
+_ID = 'j."id"'
+_SAME_GROUP = " AND ".join(
+    [f'j."{c}" = g."{c}"' for c in _GROUP] + [f'j."status" IN ({_FAILING})']
+)
+
+
+def _seek(what: str, order: str) -> str:
+    return (
+        f'(SELECT {what} FROM "{_TABLE}" j WHERE {_SAME_GROUP} '
+        f"ORDER BY {order} LIMIT 1)"
     )
-    examples = _latest_failures([row["example_job"] for row in rows[:limit]])
+
+
+_COLUMNS = ", ".join(f'"{c}"' for c in _GROUP)
+_G_COLUMNS = ", ".join(f'g."{c}"' for c in _GROUP)
+#: One row per status and group: its count from the partial index
+#: jobs_failure_groups (read once, in index order), then its first and last
+#: failure and latest job by a seek into that index (not an aggregate over
+#: every failing row). The statuses are literals: SQLite cannot prove a partial
+#: index's condition from bound parameters.
+GROUPS_SQL = (
+    f"SELECT {_G_COLUMNS}, g.n, "
+    f"{_seek(_SEEN, _SEEN)} AS first_seen, "
+    f"{_seek(_SEEN, _SEEN + ' DESC')} AS last_seen, "
+    f"{_seek(_ID, _SEEN + ' DESC, ' + _ID + ' DESC')} AS example_job "
+    f'FROM (SELECT {_COLUMNS}, COUNT(*) AS n FROM "{_TABLE}" '
+    f'WHERE "status" IN ({_FAILING}) GROUP BY {_COLUMNS}) g'
+)
+
+
+@dataclass
+class _Merged:
+    """A group's statuses added up."""
+
+    task: str
+    error_type: str
+    fingerprint: str
+    dead: int = 0
+    retrying: int = 0
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    example_job: str = ""
+
+    def add(
+        self, status: str, n: int, first: datetime, last: datetime, job: str
+    ) -> None:
+        if status == Status.DEAD:
+            self.dead += n
+        else:
+            self.retrying += n
+        self.first_seen = min(first, self.first_seen or first)
+        if self.last_seen is None or (last, job) > (self.last_seen, self.example_job):
+            self.last_seen, self.example_job = last, job
+
+
+def _groups() -> list[_Merged]:
+    """Every group, the most recently failing first."""
+    parse = JobRecord._meta.get_field("finished_at").to_python
+    merged: dict[tuple[str, str, str], _Merged] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(GROUPS_SQL)
+        for status, task, error_type, fp, n, first, last, job in cursor.fetchall():
+            group = merged.setdefault(
+                (task, error_type, fp), _Merged(task, error_type, fp)
+            )
+            group.add(status, n, _aware(parse(first)), _aware(parse(last)), job)
+    ordered = sorted(merged.values(), key=lambda g: (g.task, g.fingerprint))
+    return sorted(ordered, key=lambda g: g.last_seen or _EPOCH, reverse=True)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive UTC text through a raw cursor."""
+    return timezone.make_aware(value, UTC) if timezone.is_naive(value) else value
+
+
+def failure_board(*, limit: int = GROUP_LIMIT) -> FailureBoard:
+    """The most recently failing groups, each with its latest failure."""
+    found = _groups()
+    shown = found[:limit]
+    examples = _latest_failures([group.example_job for group in shown])
     groups = []
-    for row in rows[:limit]:
-        attempt = examples.get(row["example_job"])
+    for group in shown:
+        attempt = examples.get(group.example_job)
         groups.append(
             FailureGroup(
-                task=row["task"],
-                error_type=row["error_type"],
-                fingerprint=row["error_fingerprint"],
-                dead=row["dead"],
-                retrying=row["retrying"],
-                first_seen=row["first_seen"],
-                last_seen=row["last_seen"],
-                example_job=row["example_job"],
+                task=group.task,
+                error_type=group.error_type,
+                fingerprint=group.fingerprint,
+                dead=group.dead,
+                retrying=group.retrying,
+                first_seen=group.first_seen,
+                last_seen=group.last_seen,
+                example_job=group.example_job,
                 example_attempt=attempt.number if attempt else 0,
                 message=attempt.exc_message if attempt else "",
                 traceback=attempt.traceback if attempt else "",
             )
         )
-    return FailureBoard(groups, len(rows) > limit, timezone.now())
+    return FailureBoard(groups, len(found) > limit, timezone.now())
 
 
 def _latest_failures(job_ids: list[str]) -> dict[str, Attempt]:

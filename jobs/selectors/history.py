@@ -13,6 +13,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.timezone import localtime, make_aware
 
 from jobs.models import Attempt, JobEvent, JobRecord
+from jobs.selectors.text_search import TextMatches
 
 
 @dataclass
@@ -31,6 +32,7 @@ class JobFilter:
     #: selects failures that have none (e.g. marked dead by reconcile).
     fingerprint: str = ""
     problems: list[str] = field(default_factory=list)
+    _text: TextMatches = field(default_factory=TextMatches, repr=False, compare=False)
 
     FIELDS = (
         "status",
@@ -44,6 +46,8 @@ class JobFilter:
         "fingerprint",
     )
     NO_FINGERPRINT = "none"
+    #: Text filters and the column each searches.
+    TEXT = {"payload": "payload", "error": "last_error"}
     #: Filters served by an index on JobRecord: counting them stays cheap.
     INDEXED = (
         "status",
@@ -83,10 +87,9 @@ class JobFilter:
             rows = rows.filter(queue=self.queue)
         if self.task:
             rows = rows.filter(task=self.task)
-        if self.payload:
-            rows = rows.filter(payload__icontains=self.payload)
-        if self.error:
-            rows = rows.filter(last_error__icontains=self.error)
+        for name, column in self.TEXT.items():
+            if getattr(self, name):
+                rows = self._text.containing(rows, column, getattr(self, name))
         if self.since:
             rows = rows.filter(submitted_at__gte=self.since)
         if self.until:
@@ -100,6 +103,15 @@ class JobFilter:
                 else self.fingerprint
             )
         return rows
+
+    def is_one_common_text_term(self, limit: int) -> bool:
+        """Is the whole filter one text term the index found more than `limit`
+        matches of? Then a count can stop there without reading rows."""
+        used = list(self.as_query())
+        if len(used) != 1 or used[0] not in self.TEXT:
+            return False
+        name = used[0]
+        return self._text.more_than(self.TEXT[name], getattr(self, name), limit)
 
     def as_query(self) -> dict[str, str]:
         query = {}
@@ -190,6 +202,8 @@ def job_count(job_filter: JobFilter, *, limit: int = COUNT_LIMIT) -> MatchCount:
     at most `limit` + 1 of them, and count exactly only when an index serves
     the filter (or the matches are few)."""
     rows = job_filter.apply(JobRecord.objects.all()).order_by()
+    if job_filter.is_one_common_text_term(limit):
+        return MatchCount(limit, exact=False)
     capped = rows.values_list("pk")[: limit + 1].count()
     if capped <= limit:
         return MatchCount(capped)
