@@ -308,7 +308,14 @@ def enqueue(specs: list[EnqueueSpec]) -> None:
     parents' keys so that a parent finishing meanwhile cannot strand them.
     """
     client = connection()
-    _forget([s.id for s in specs if s.replace])
+    replacing = [s for s in specs if s.replace]
+    _forget([s.id for s in replacing])
+    if replacing:
+        # A job retried before it ever ran (canceled while queued) is on the
+        # same attempt count as its last enqueue, whose claim may not have
+        # lapsed. The outbox relay can only enqueue it once its old hash is
+        # gone, under this same claim: one of the two still wins.
+        client.delete(*[_claim_key(s) for s in replacing])
     plain = [s for s in specs if not s.depends_on]
     now = rqwrites.now_text()
     for start in range(0, len(plain), PIPELINE_CHUNK):
