@@ -74,6 +74,8 @@ def body(request: HttpRequest) -> dict[str, Any]:
         data = json.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "request body is not valid JSON") from None
+    except RecursionError:
+        raise ApiError(400, "request body is nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError(400, "request body must be a JSON object")
     return data

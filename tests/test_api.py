@@ -226,3 +226,27 @@ def test_a_submission_may_set_its_own_timeout(operator):
     assert refused.status_code == 400
     assert "timeout" in json.dumps(refused.json())
     assert JobRecord.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000,
+        b'{"task": "demo.echo", "payload": ' + b"[" * 100_000,
+        json.dumps({"task": "demo.echo", "payload": {"text": "a\x00"}}).encode(),
+        json.dumps(
+            {"task": "demo.echo", "payload": {"text": "a"}, "retry": {"cap": None}}
+        ).encode(),
+        json.dumps(
+            {"task": "demo.echo", "payload": {"text": "a"}, "idempotency_key": "\x00"}
+        ).encode(),
+    ],
+    ids=["deep-body", "deep-payload", "nul-payload", "null-cap", "nul-key"],
+)
+def test_hostile_bodies_get_a_400_and_write_nothing(operator, raw):
+    response = Client().post(
+        "/api/jobs/", raw, content_type="application/json", **operator
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]
+    assert JobRecord.objects.count() == 0

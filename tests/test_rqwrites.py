@@ -11,7 +11,7 @@ from rq.job import Job
 
 from jobs import queueing, rqwrites
 from jobs.queueing import EnqueueSpec, rq_queue
-from jobs.services.submit import new_job_id
+from jobs.services.validation import new_job_id
 
 #: Set by the moment of the write, not by the job.
 TIMES = {"created_at", "enqueued_at"}

@@ -69,6 +69,56 @@ pytestmark = pytest.mark.django_db(transaction=True)
         ({"task": "demo.echo", "payload": {"text": "a"}, "timeout": "5"}, "timeout"),
         ({"task": "demo.echo", "payload": {"text": "a"}, "timeout": 1.5}, "timeout"),
         ({"task": "demo.echo", "payload": {"text": "a"}, "timeout": True}, "timeout"),
+        # What the chaos run's 1,000 random submissions found (500s or bad rows).
+        ({"task": "demo.echo", "payload": {"text": "a\x00b"}}, "payload"),
+        ({"task": "demo.echo", "payload": "[" * 100_000}, "payload"),
+        ({"task": "demo.cpu", "payload": '{"ms": NaN}'}, "payload.ms"),
+        (
+            {"task": "demo.echo", "payload": {"text": "a"}, "retry": {"cap": None}},
+            "retry",
+        ),
+        (
+            {"task": "demo.echo", "payload": {"text": "a"}, "retry": {"cap": {}}},
+            "retry",
+        ),
+        (
+            {"task": "demo.echo", "payload": {"text": "a"}, "retry": {"jitter": -1}},
+            "retry",
+        ),
+        (
+            {"task": "demo.echo", "payload": {"text": "a"}, "retry": {"jitter": "x"}},
+            "retry",
+        ),
+        (
+            {"task": "demo.echo", "payload": {"text": "a"}, "retry": {"base": 1e309}},
+            "retry",
+        ),
+        (
+            {"task": "demo.echo", "payload": {"text": "a"}, "retry": {"cap": 1e30}},
+            "retry",
+        ),
+        ({"task": "demo.echo", "payload": {"text": "a"}, "retry": {"x": 1}}, "retry"),
+        ({"task": "demo.echo", "payload": {"text": "a"}, "retry": [1]}, "retry"),
+        (
+            {"task": "demo.echo", "payload": {"text": "a"}, "idempotency_key": "\x00"},
+            "idempotency_key",
+        ),
+        (
+            {"task": "demo.echo", "payload": {"text": "a"}, "idempotency_key": 5},
+            "idempotency_key",
+        ),
+        (
+            {"task": "demo.echo", "payload": {"text": "a"}, "depends_on": "abc"},
+            "depends_on",
+        ),
+        (
+            {"task": "demo.echo", "payload": {"text": "a"}, "depends_on": ["a\x00"]},
+            "depends_on",
+        ),
+        (
+            {"task": "demo.echo", "payload": {"text": "a"}, "depends_on": [5]},
+            "depends_on",
+        ),
     ],
 )
 def test_bad_submission_names_the_field_and_writes_nothing(kwargs, field):

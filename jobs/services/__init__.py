@@ -18,14 +18,8 @@ from jobs.services.queues import (
     queue_resume,
     queue_sync_paused,
 )
-from jobs.services.submit import (
-    InvalidInput,
-    InvalidSubmission,
-    SubmitRequest,
-    job_submit,
-    job_submit_many,
-    outbox_relay,
-)
+from jobs.services.submit import job_submit, job_submit_many, outbox_relay
+from jobs.services.validation import InvalidInput, InvalidSubmission, SubmitRequest
 
 __all__ = [
     "BULK_CAP",

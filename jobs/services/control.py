@@ -24,7 +24,8 @@ from jobs.models import (
     OperatorAction,
     Origin,
 )
-from jobs.services.submit import InvalidInput, enqueue_records, spec_for
+from jobs.services.submit import enqueue_records, spec_for
+from jobs.services.validation import InvalidInput
 
 log = logging.getLogger("jobs.services")
 Status = JobRecord.Status

@@ -15,7 +15,7 @@ from django.utils import timezone
 from jobs import live, queueing
 from jobs.models import Origin, QueueState
 from jobs.services.control import BULK_CAP, BulkResult, acting_user, audit, jobs_cancel
-from jobs.services.submit import InvalidInput
+from jobs.services.validation import InvalidInput
 
 
 def queue_empty(

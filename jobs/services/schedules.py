@@ -16,12 +16,12 @@ from croniter import croniter
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from pydantic import ValidationError as SchemaError
 
 from jobs import registry, scheduling
 from jobs.models import JobRecord, Origin, Priority, Schedule
 from jobs.services.control import audit
-from jobs.services.submit import InvalidInput, job_submit
+from jobs.services.submit import job_submit
+from jobs.services.validation import InvalidInput, parse_payload, stored_payload
 
 FIELDS = (
     "name",
@@ -53,15 +53,12 @@ def schedule_validate(schedule: Schedule) -> None:
     except registry.UnknownTask as exc:
         bad("task", str(exc))
     else:
-        if not isinstance(schedule.payload, dict):
-            bad("payload", "must be a JSON object")
-        else:
-            try:
-                task.validate(schedule.payload)
-            except SchemaError as exc:
-                for error in exc.errors():
-                    where = ".".join(str(p) for p in error["loc"])
-                    bad(f"payload.{where}" if where else "payload", error["msg"])
+        try:
+            stored_payload(task, parse_payload(schedule.payload))
+        except InvalidInput as exc:
+            for where, messages in exc.errors.items():
+                for message in messages:
+                    bad(where, message)
     if schedule.queue and schedule.queue not in settings.JOB_QUEUES:
         bad("queue", f"unknown queue {schedule.queue!r}")
     if schedule.priority and schedule.priority not in Priority.values:
@@ -101,14 +98,9 @@ def _save(schedule: Schedule) -> Schedule:
 
 
 def _parse_payload(value: Any) -> Any:
-    import json
-
-    if isinstance(value, str):
-        try:
-            return json.loads(value or "{}")
-        except ValueError:
-            raise InvalidInput.one("payload", "not valid JSON") from None
-    return value
+    """JSON text (from a form or the CLI) to a dict; schedule_validate checks
+    the rest, with the very checks a submission gets."""
+    return parse_payload(value) if isinstance(value, str | bytes) else value
 
 
 @transaction.atomic

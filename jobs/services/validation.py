@@ -1,0 +1,292 @@
+"""Checking a submission: a request becomes a valid job record (status
+`pending`, not yet written) or an error that names the offending field.
+
+Every front door submits through jobs.services.submit, so every door gets the
+same checks and the same messages. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+from pydantic import ValidationError as SchemaError
+
+from jobs import registry
+from jobs.models import JobRecord, Priority
+
+MAX_PAYLOAD_BYTES = 1_000_000
+MAX_DELAY_SECONDS = 366 * 24 * 3600
+MAX_TIMEOUT_SECONDS = 24 * 3600
+MAX_KEY_LENGTH = 200
+_PRIORITIES = frozenset(Priority.values)
+
+
+class InvalidInput(ValueError):
+    """Bad input, with the offending field(s): {"payload.text": ["Field required"]}."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {', '.join(v)}" for k, v in errors.items()))
+
+    @classmethod
+    def one(cls, field_name: str, message: str) -> InvalidInput:
+        return cls({field_name: [message]})
+
+
+InvalidSubmission = InvalidInput
+
+
+@dataclass
+class SubmitRequest:
+    task: str
+    payload: Any = None
+    queue: str | None = None
+    priority: str | None = None
+    delay: float | None = None
+    run_at: datetime | None = None
+    depends_on: Sequence[str] = field(default_factory=tuple)
+    allow_failure: bool = False
+    idempotency_key: str | None = None
+    retry: dict[str, Any] | None = None
+    #: Seconds a run may take before it is stopped (default: the task's).
+    timeout: int | None = None
+
+
+def new_job_id() -> str:
+    """32 hex digits that sort by creation time (milliseconds, then 80 random
+    bits, as in UUIDv7): new rows land at the end of the primary key's index
+    instead of on a random page of it, in SQLite and PostgreSQL alike."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+
+
+def parse_payload(raw: Any) -> dict[str, Any]:
+    """A payload given as JSON text or as a dict: a dict, or InvalidInput."""
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, str | bytes):
+        if len(raw) > MAX_PAYLOAD_BYTES:
+            raise InvalidSubmission.one("payload", "larger than 1 MB")
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidSubmission.one("payload", f"not valid JSON ({exc})") from None
+        except RecursionError:
+            raise InvalidSubmission.one("payload", "nested too deeply") from None
+    if not isinstance(raw, dict):
+        raise InvalidSubmission.one("payload", "must be a JSON object")
+    return raw
+
+
+def stored_payload(task: registry.TaskDef, payload: dict[str, Any]) -> Any:
+    """The payload as its schema leaves it, which is what is stored, checked
+    to be storable: finite numbers, no NUL character (PostgreSQL's JSON cannot
+    hold one), at most 1 MB."""
+    try:
+        if len(json.dumps(payload)) > MAX_PAYLOAD_BYTES:
+            raise InvalidSubmission.one("payload", "larger than 1 MB")
+        stored = task.validate(payload).model_dump(mode="json")
+        text = json.dumps(stored, allow_nan=False)
+    except SchemaError as exc:
+        raise InvalidSubmission(_schema_errors(exc)) from None
+    except RecursionError:
+        raise InvalidSubmission.one("payload", "nested too deeply") from None
+    except (ValueError, TypeError) as exc:
+        raise InvalidSubmission.one(
+            "payload", f"not storable as JSON ({exc})"
+        ) from None
+    if len(text) > MAX_PAYLOAD_BYTES:
+        raise InvalidSubmission.one("payload", "larger than 1 MB")
+    if "\\u0000" in text and _has_nul(stored):
+        raise InvalidSubmission.one(
+            "payload", "contains a NUL character (\\u0000), which cannot be stored"
+        )
+    return stored
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+#: What a submission may change in its task's retry policy, and the bounds:
+#: (whole number?, lowest, highest).
+RETRY_OPTIONS: dict[str, tuple[bool, float, float]] = {
+    "max_attempts": (True, 1, 1000),
+    "base": (False, 0, 86_400),
+    "factor": (False, 1, 10),
+    "cap": (False, 0, 30 * 86_400),
+    "jitter": (False, 0, 1),
+}
+
+
+def _retry_policy(task: registry.TaskDef, override: Any) -> registry.RetryPolicy:
+    if override is None or override == {}:
+        return task.retry
+    if not isinstance(override, dict):
+        raise InvalidSubmission.one("retry", "must be an object")
+    for name, value in override.items():
+        if name not in RETRY_OPTIONS:
+            raise InvalidSubmission.one(
+                "retry",
+                f"unknown option {str(name)[:40]!r} "
+                f"(known: {', '.join(RETRY_OPTIONS)})",
+            )
+        whole, low, high = RETRY_OPTIONS[name]
+        kinds = int if whole else int | float
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, kinds)
+            or not math.isfinite(value)
+            or not low <= value <= high
+        ):
+            kind = "a whole number" if whole else "a number"
+            raise InvalidSubmission.one(
+                "retry", f"{name} must be {kind} from {low:g} to {high:g}"
+            )
+    return task.retry.merged(override)
+
+
+def _dependencies(given: Any) -> list[str]:
+    if isinstance(given, str | bytes) or not isinstance(given, Sequence):
+        raise InvalidSubmission.one("depends_on", "must be a list of job ids")
+    for job_id in given:
+        if not (isinstance(job_id, str) and 0 < len(job_id) <= 64):
+            raise InvalidSubmission.one(
+                "depends_on", f"not a job id: {str(job_id)[:70]!r}"
+            )
+        if not job_id.isprintable():
+            raise InvalidSubmission.one(
+                "depends_on", f"not a job id: {job_id!r} (control characters)"
+            )
+    return list(given)
+
+
+def _idempotency_key(given: Any) -> str | None:
+    if given is None or given == "":
+        return None
+    if not isinstance(given, str):
+        raise InvalidSubmission.one("idempotency_key", "must be a string")
+    if len(given) > MAX_KEY_LENGTH:
+        raise InvalidSubmission.one(
+            "idempotency_key", f"at most {MAX_KEY_LENGTH} characters"
+        )
+    if not given.isprintable():
+        raise InvalidSubmission.one(
+            "idempotency_key", "printable characters only (no control characters)"
+        )
+    return given
+
+
+def _schema_errors(exc: SchemaError) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        errors.setdefault(f"payload.{where}" if where else "payload", []).append(
+            error["msg"]
+        )
+    return errors
+
+
+def _when(request: SubmitRequest, now: datetime) -> datetime | None:
+    if request.delay is not None and request.run_at is not None:
+        raise InvalidSubmission.one("delay", "give a delay or a run-at time, not both")
+    if request.delay is not None:
+        try:
+            delay = float(request.delay)
+        except (TypeError, ValueError):
+            raise InvalidSubmission.one(
+                "delay", "must be a number of seconds"
+            ) from None
+        if not 0 <= delay <= MAX_DELAY_SECONDS:
+            raise InvalidSubmission.one("delay", "must be between 0 and one year")
+        return now + timedelta(seconds=delay) if delay > 0 else None
+    if request.run_at is not None:
+        if not isinstance(request.run_at, datetime):
+            raise InvalidSubmission.one("run_at", "must be a date and time")
+        run_at = request.run_at
+        if timezone.is_naive(run_at):
+            raise InvalidSubmission.one("run_at", "needs a time zone (e.g. +00:00)")
+        return run_at if run_at > now else None
+    return None
+
+
+def _timeout(given: Any, default: int) -> int:
+    if given is None:
+        return default
+    if isinstance(given, bool) or not isinstance(given, int):
+        raise InvalidSubmission.one("timeout", "must be a whole number of seconds")
+    if not 1 <= given <= MAX_TIMEOUT_SECONDS:
+        raise InvalidSubmission.one(
+            "timeout", f"must be between 1 and {MAX_TIMEOUT_SECONDS} seconds"
+        )
+    return given
+
+
+def _new_record(**values: Any) -> JobRecord:
+    """JobRecord(**values) through Django's positional path, which skips the
+    per-field keyword handling: 40 % less time, and a bulk builds 10,000."""
+    build: Any = JobRecord  # django-stubs types keyword construction only
+    return build(
+        *[
+            values[f.attname] if f.attname in values else f.get_default()
+            for f in JobRecord._meta.concrete_fields
+        ]
+    )
+
+
+@dataclass
+class Valid:
+    record: JobRecord
+    depends_on: list[str]
+    allow_failure: bool
+
+
+def validate(request: SubmitRequest, now: datetime) -> Valid:
+    try:
+        task = registry.get(str(request.task))
+    except registry.UnknownTask as exc:
+        raise InvalidSubmission.one("task", str(exc)) from None
+    payload = stored_payload(task, parse_payload(request.payload))
+    queue = request.queue or task.queue
+    if queue not in settings.JOB_QUEUES:
+        raise InvalidSubmission.one(
+            "queue",
+            f"unknown queue {str(queue)[:100]!r} "
+            f"(known: {', '.join(settings.JOB_QUEUES)})",
+        )
+    priority = request.priority or task.priority
+    if priority not in _PRIORITIES:
+        raise InvalidSubmission.one(
+            "priority", f"unknown priority {str(priority)[:40]!r} (high, normal or low)"
+        )
+    policy = _retry_policy(task, request.retry)
+    key = _idempotency_key(request.idempotency_key)
+    record = _new_record(
+        id=new_job_id(),
+        task=task.name,
+        queue=queue,
+        priority=priority,
+        payload=payload,
+        status=JobRecord.Status.PENDING,
+        max_attempts=policy.max_attempts,
+        retry_policy=policy.as_dict(),
+        timeout=_timeout(request.timeout, task.timeout),
+        submitted_at=now,
+        run_at=_when(request, now),
+        idempotency_key=key,
+    )
+    return Valid(record, _dependencies(request.depends_on), request.allow_failure)
