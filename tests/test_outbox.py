@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.db import transaction
@@ -87,3 +89,51 @@ def test_relay_and_operator_retry_claim_the_same_round():
     retry = services.submit.spec_for(job, [], False)
     queueing.enqueue([retry])  # the operator's retry, late
     assert queueing.connection().llen("rq:queue:default") == 1
+
+
+@contextmanager
+def status_updates_fail() -> Iterator[None]:
+    """A real database error on any change of a job's status (as a deadlock
+    with the recorder would raise)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(
+                "CREATE TEMP TRIGGER refuse_status BEFORE UPDATE OF status "
+                "ON jobs_jobrecord BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        else:
+            cursor.execute(
+                "CREATE FUNCTION refuse_status() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                "CREATE TRIGGER refuse_status BEFORE UPDATE OF status ON "
+                "jobs_jobrecord FOR EACH ROW EXECUTE FUNCTION refuse_status()"
+            )
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            if connection.vendor == "sqlite":
+                cursor.execute("DROP TRIGGER refuse_status")
+            else:
+                cursor.execute("DROP TRIGGER refuse_status ON jobs_jobrecord")
+                cursor.execute("DROP FUNCTION refuse_status()")
+
+
+def test_a_failed_status_mark_does_not_fail_the_submission(recorder):
+    with status_updates_fail():
+        jobs = services.job_submit_many(
+            requests=[
+                services.SubmitRequest(task="demo.echo", payload={"text": str(i)})
+                for i in range(3)
+            ]
+        )
+        statuses = set(JobRecord.objects.values_list("status", flat=True))
+    assert statuses == {Status.PENDING}
+    assert queueing.existing(j.pk for j in jobs) == {j.pk for j in jobs}
+    assert services.outbox_relay(grace_seconds=0) == 0  # already in Redis
+    recorder.drain_all()  # the "enqueued" events say what the mark could not
+    assert set(JobRecord.objects.values_list("status", flat=True)) == {Status.QUEUED}

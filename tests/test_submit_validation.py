@@ -72,6 +72,19 @@ pytestmark = pytest.mark.django_db(transaction=True)
         # What the chaos run's 1,000 random submissions found (500s or bad rows).
         ({"task": "demo.echo", "payload": {"text": "a\x00b"}}, "payload"),
         ({"task": "demo.echo", "payload": "[" * 100_000}, "payload"),
+        ({"task": "demo.echo", "payload": {"text": "a\udcff"}}, "payload.text"),
+        (
+            {
+                "task": "demo.echo",
+                "payload": {"text": "a"},
+                "idempotency_key": "\udcff",
+            },
+            "idempotency_key",
+        ),
+        (
+            {"task": "demo.echo", "payload": {"text": "a"}, "depends_on": ["\udcff"]},
+            "depends_on",
+        ),
         ({"task": "demo.cpu", "payload": '{"ms": NaN}'}, "payload.ms"),
         (
             {"task": "demo.echo", "payload": {"text": "a"}, "retry": {"cap": None}},

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from jobs import queueing
@@ -24,6 +24,7 @@ from jobs.services.validation import (
     InvalidSubmission,
     SubmitRequest,
     Valid,
+    check_idempotency_key,
     validate,
 )
 
@@ -87,21 +88,33 @@ def enqueue_records(specs: list[queueing.EnqueueSpec]) -> bool:
 def _mark_enqueued(valid: list[Valid]) -> None:
     """Say at once that the jobs left the outbox (the recorder would, a moment
     later): a job page opened right after submitting must not read "pending".
-    One prepared statement per status and chunk: this runs on every submit."""
+    One prepared statement per status and chunk: this runs on every submit.
+
+    Best effort: the jobs are committed and in Redis by now, and the recorder
+    sets the same status from their "enqueued" events. A failure here (on
+    PostgreSQL the recorder's batch can deadlock with this UPDATE) must not
+    tell the caller that its submission failed: it would submit it again.
+    """
     by_status: dict[str, list[str]] = {}
     for v in valid:
         by_status.setdefault(v.record.status, []).append(v.record.pk)
     table = connection.ops.quote_name(JobRecord._meta.db_table)
-    with connection.cursor() as cursor:
-        for status, ids in by_status.items():
-            for start in range(0, len(ids), UPDATE_CHUNK):
-                chunk = ids[start : start + UPDATE_CHUNK]
-                marks = ", ".join(["%s"] * len(chunk))
-                cursor.execute(
-                    f"UPDATE {table} SET status = %s "
-                    f"WHERE status = %s AND id IN ({marks})",
-                    [status, JobRecord.Status.PENDING, *chunk],
-                )
+    try:
+        with connection.cursor() as cursor:
+            for status, ids in by_status.items():
+                for start in range(0, len(ids), UPDATE_CHUNK):
+                    chunk = sorted(ids[start : start + UPDATE_CHUNK])
+                    marks = ", ".join(["%s"] * len(chunk))
+                    cursor.execute(
+                        f"UPDATE {table} SET status = %s "
+                        f"WHERE status = %s AND id IN ({marks})",
+                        [status, JobRecord.Status.PENDING, *chunk],
+                    )
+    except DatabaseError as exc:
+        log.warning(
+            "submitted jobs left for the recorder to mark enqueued",
+            extra={"jobs": len(valid), "error": str(exc)},
+        )
 
 
 def _after_commit(valid: list[Valid]) -> None:
@@ -229,7 +242,7 @@ def job_submit(
         retry=retry,
         timeout=timeout,
     )
-    if idempotency_key:
+    if check_idempotency_key(idempotency_key):
         existing = JobRecord.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing

@@ -105,21 +105,32 @@ def stored_payload(task: registry.TaskDef, payload: dict[str, Any]) -> Any:
         ) from None
     if len(text) > MAX_PAYLOAD_BYTES:
         raise InvalidSubmission.one("payload", "larger than 1 MB")
-    if "\\u0000" in text and _has_nul(stored):
-        raise InvalidSubmission.one(
-            "payload", "contains a NUL character (\\u0000), which cannot be stored"
-        )
+    problem = _unstorable(stored) if "\\u" in text else None
+    if problem:
+        raise InvalidSubmission.one("payload", problem)
     return stored
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
+def _unstorable(value: Any) -> str | None:
+    """Why text in `value` cannot be stored (PostgreSQL holds no NUL character
+    and no lone surrogate, in text or JSON), or None. A loop, not recursion:
+    a payload may be nested a thousand deep."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "contains a NUL character (\\u0000), which cannot be stored"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "is not valid Unicode (a lone surrogate)"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 #: What a submission may change in its task's retry policy, and the bounds:
@@ -168,14 +179,16 @@ def _dependencies(given: Any) -> list[str]:
             raise InvalidSubmission.one(
                 "depends_on", f"not a job id: {str(job_id)[:70]!r}"
             )
-        if not job_id.isprintable():
+        if not job_id.isprintable() or _unstorable(job_id):
             raise InvalidSubmission.one(
                 "depends_on", f"not a job id: {job_id!r} (control characters)"
             )
     return list(given)
 
 
-def _idempotency_key(given: Any) -> str | None:
+def check_idempotency_key(given: Any) -> str | None:
+    """The key, checked before it is looked up: a NUL character or a lone
+    surrogate would make the database refuse the very query."""
     if given is None or given == "":
         return None
     if not isinstance(given, str):
@@ -184,7 +197,7 @@ def _idempotency_key(given: Any) -> str | None:
         raise InvalidSubmission.one(
             "idempotency_key", f"at most {MAX_KEY_LENGTH} characters"
         )
-    if not given.isprintable():
+    if not given.isprintable() or _unstorable(given):
         raise InvalidSubmission.one(
             "idempotency_key", "printable characters only (no control characters)"
         )
@@ -274,7 +287,7 @@ def validate(request: SubmitRequest, now: datetime) -> Valid:
             "priority", f"unknown priority {str(priority)[:40]!r} (high, normal or low)"
         )
     policy = _retry_policy(task, request.retry)
-    key = _idempotency_key(request.idempotency_key)
+    key = check_idempotency_key(request.idempotency_key)
     record = _new_record(
         id=new_job_id(),
         task=task.name,
