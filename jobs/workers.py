@@ -244,6 +244,12 @@ class RecordingMixin(_WorkerBase):
         with self._tolerating_redis_loss("maintenance"):
             super().run_maintenance_tasks()
 
+    def clean_registries(self) -> None:
+        """Our recovery first: RQ's clean-up would fail a dead worker's job
+        with no retry and no history (see recover_abandoned)."""
+        recover_abandoned(sorted({logical_queue(q.name) for q in self._all_lanes}))
+        super().clean_registries()
+
     def check_for_suspension(self, burst: bool) -> None:
         with self._tolerating_redis_loss("suspension check"):
             super().check_for_suspension(burst)
@@ -410,6 +416,16 @@ class ConsoleSimpleWorker(RecordingMixin, SimpleWorker):
 
 
 # -- recovery of jobs whose worker died --------------------------------------
+#
+# RQ has its own clean-up for a dead worker's job (StartedJobRegistry.cleanup,
+# run by every worker at start-up and every 10 minutes, and by anything that
+# reads `registry.count`): it fails the job as abandoned, with no retry (our
+# jobs carry no RQ retry) and no event, so the history would say "started"
+# forever. Workers run our recovery before RQ's clean-up, and a job RQ
+# failed anyway is adopted by the stranded sweep (jobs/services/reconcile.py).
+
+#: How RQ's clean-up words the failure it records for an abandoned job.
+RQ_ABANDONED = "due to AbandonedJobError"
 
 
 @dataclass(frozen=True)
@@ -423,8 +439,8 @@ def recover_abandoned(queues: list[str], now: float | None = None) -> list[Recov
     """Jobs whose worker stopped heartbeating (SIGKILL, OOM, lost host) run
     again at once if attempts remain, else go dead with "worker lost".
 
-    Each started-registry entry is claimed with SET NX, so two monitors never
-    recover the same job twice.
+    Each started-registry entry (one per execution) is claimed with SET NX,
+    so two monitors, or a monitor and a worker, never recover it twice.
     """
     client = queueing.connection()
     moment = time.time() if now is None else now
@@ -434,21 +450,63 @@ def recover_abandoned(queues: list[str], now: float | None = None) -> list[Recov
         key = queue.started_job_registry.key
         for raw in client.zrangebyscore(key, 0, moment):
             entry = raw.decode()
-            if client.set(f"console:recovering:{entry}", 1, nx=True, ex=300):
-                found = _recover_one(queue, key, entry)
-                if found is not None:
-                    recovered.append(found)
+            if not client.set(f"console:recovering:{entry}", 1, nx=True, ex=300):
+                continue
+            try:
+                job = ConsoleJob.fetch(entry.split(":")[0], connection=client)
+            except Exception:  # noqa: BLE001 - the job is gone: only the entry is left
+                client.zrem(key, entry)
+                continue
+            recovered.append(_recover(queue, job, key, entry))
     return recovered
 
 
-def _recover_one(queue: Queue, registry_key: str, entry: str) -> Recovered | None:
-    client: Any = queue.connection
-    job_id = entry.split(":")[0]
+def abandoned_by_rq(job_ids: list[str]) -> list[str]:
+    """The jobs among these that RQ's own clean-up failed as abandoned."""
+    client = queueing.connection()
+    return [job_id for job_id in job_ids if _rq_abandoned(client, job_id)]
+
+
+def adopt_abandoned(job_ids: list[str]) -> list[Recovered]:
+    """Recover jobs RQ's clean-up failed as abandoned, as if we had found them
+    first. Claimed per RQ failure record; a job that already waits in its
+    queue or runs (we recovered it too, racing RQ) is left alone."""
+    client = queueing.connection()
+    recovered: list[Recovered] = []
+    for job_id in job_ids:
+        found = _rq_abandoned(client, job_id)
+        if found is None:
+            continue
+        job, failure_id = found
+        queue = rq_queue(job.origin, client)
+        busy = client.lpos(queue.key, job.id) is not None or any(
+            entry.decode().startswith(f"{job.id}:")
+            for entry in client.zrange(queue.started_job_registry.key, 0, -1)
+        )
+        claim = f"console:recovering:{job.id}:{failure_id}"
+        if busy or not client.set(claim, 1, nx=True, ex=300):
+            continue
+        key = queue.failed_job_registry.key
+        recovered.append(_recover(queue, job, key, job.id))
+    return recovered
+
+
+def _rq_abandoned(client: Any, job_id: str) -> tuple[Job, str] | None:
+    """The job and RQ's failure record, if RQ failed this job as abandoned."""
     try:
         job = ConsoleJob.fetch(job_id, connection=client)
-    except Exception:  # noqa: BLE001 - the job is gone: only the entry is left
-        client.zrem(registry_key, entry)
+    except Exception:  # noqa: BLE001 - gone from Redis: nothing to adopt
         return None
+    if job.get_status(refresh=False) != JobStatus.FAILED:
+        return None
+    latest = job.latest_result()
+    if latest is None or RQ_ABANDONED not in (latest.exc_string or ""):
+        return None
+    return job, str(latest.id)
+
+
+def _recover(queue: Queue, job: Job, registry_key: str, entry: str) -> Recovered:
+    client: Any = queue.connection
     attempt = int(job.meta.get("attempt", 1) or 1)
     this_round = attempt - int(job.meta.get("attempt_offset", 0) or 0)
     policy = RetryPolicy.from_dict(job.meta.get("policy") or {})
@@ -462,6 +520,8 @@ def _recover_one(queue: Queue, registry_key: str, entry: str) -> Recovered | Non
             job.retries_left = 1
             job.retry_intervals = [0]
             job.retry(queue, pipe)
+            # RQ's clean-up may have failed it too, racing us: not dead after all.
+            pipe.zrem(queue.failed_job_registry.key, job.id)
         else:
             job.set_status(JobStatus.FAILED, pipeline=pipe)
             job._handle_failure(message, pipe, worker_name=lost_worker)
@@ -494,4 +554,8 @@ def _recover_one(queue: Queue, registry_key: str, entry: str) -> Recovered | Non
         pipe.execute()
     if not requeue:
         queue.enqueue_dependents(job)
+    log.warning(
+        "recovered a job from a lost worker",
+        extra={"job_id": job.id, "worker": lost_worker, "requeued": requeue},
+    )
     return Recovered(job.id, lost_worker, requeue)
