@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 import redis
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections as db_connections
+from rq import worker_registration
 from rq.exceptions import DequeueTimeout
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
+from rq.utils import now as rq_now
 from rq.worker import SimpleWorker, Worker, WorkerStatus
 
 from console.startup import explain_redis_error
@@ -245,10 +247,17 @@ class RecordingMixin(_WorkerBase):
             super().run_maintenance_tasks()
 
     def clean_registries(self) -> None:
-        """Our recovery first: RQ's clean-up would fail a dead worker's job
-        with no retry and no history (see recover_abandoned)."""
+        """RQ's registry maintenance, except for a dead worker's job: RQ would
+        fail it with no retry and no history; recover_abandoned reruns it."""
         recover_abandoned(sorted({logical_queue(q.name) for q in self._all_lanes}))
-        super().clean_registries()
+        for queue in self.queues:
+            if queue.acquire_maintenance_lock():
+                queue.finished_job_registry.cleanup()
+                queue.failed_job_registry.cleanup()
+                worker_registration.clean_worker_registry(queue)
+                queue.intermediate_queue.cleanup(self, queue)
+                queue.release_maintenance_lock()
+        self.last_cleaned_at = rq_now()  # type: ignore[assignment]  # RQ: None
 
     def check_for_suspension(self, burst: bool) -> None:
         with self._tolerating_redis_loss("suspension check"):
@@ -418,11 +427,12 @@ class ConsoleSimpleWorker(RecordingMixin, SimpleWorker):
 # -- recovery of jobs whose worker died --------------------------------------
 #
 # RQ has its own clean-up for a dead worker's job (StartedJobRegistry.cleanup,
-# run by every worker at start-up and every 10 minutes, and by anything that
-# reads `registry.count`): it fails the job as abandoned, with no retry (our
-# jobs carry no RQ retry) and no event, so the history would say "started"
-# forever. Workers run our recovery before RQ's clean-up, and a job RQ
-# failed anyway is adopted by the stranded sweep (jobs/services/reconcile.py).
+# run by every RQ worker at start-up and every 10 minutes, and by anything
+# that reads `registry.count`, such as `rq info`): it fails the job as
+# abandoned, with no retry (our jobs carry no RQ retry) and no event, so the
+# history would say "started" forever. Our workers run recover_abandoned in
+# its place; a job RQ failed anyway is adopted by the monitor's stranded
+# sweep (jobs/services/reconcile.py).
 
 #: How RQ's clean-up words the failure it records for an abandoned job.
 RQ_ABANDONED = "due to AbandonedJobError"
