@@ -263,6 +263,29 @@ class RecordingMixin(_WorkerBase):
         with self._tolerating_redis_loss("suspension check"):
             super().check_for_suspension(burst)
 
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """RQ's bookkeeping around a job meeting a lost Redis would end the
+        worker. It waits for Redis instead; the job, still in the started
+        registry, is recovered like any job whose worker stopped heartbeating."""
+        try:
+            super().execute_job(job, queue)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            self._horse_pid = 0  # the job process has ended (or never began)
+            self.log.warning(
+                "redis unavailable around a job; waiting for it",
+                extra={"worker": self.name, "job_id": job.id, "error": str(exc)},
+            )
+            backoff = 0.1
+            while not self._redis_answers():
+                time.sleep(backoff)
+                backoff = min(1.0, backoff * 2)
+
+    def _redis_answers(self) -> bool:
+        try:
+            return bool(self.connection.ping())
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            return False  # down, or still loading its data
+
     @contextmanager
     def _tolerating_redis_loss(self, what: str) -> Iterator[None]:
         """RQ's work loop quits on any error outside the dequeue; a Redis

@@ -279,3 +279,21 @@ def test_a_job_rq_failed_as_abandoned_is_recovered_by_the_sweep(spawn, recorder)
     assert outcomes(job) == ["lost", "succeeded"]
     assert stranded_sweep(suspects) == ([], set())
     assert find_differences() == []
+
+
+def test_worker_survives_redis_dying_as_its_job_ends(spawn, monitor, redis_server):
+    """Redis SIGKILLed while a job runs: the job ends with Redis still down,
+    and RQ's bookkeeping after it raises. The worker must live on, and the
+    job (left in the started registry) run again once and only once."""
+    worker = spawn("rqworker", "default")
+    job = services.job_submit(task="demo.sleep", payload={"seconds": 2})
+    wait_for(lambda: status_of(job) == Status.STARTED)
+    redis_server.stop(kill=True)
+    time.sleep(4)  # the job ends meanwhile: its bookkeeping meets no server
+    redis_server.start()
+    after = services.job_submit(task="demo.echo", payload={"text": "after"})
+    wait_for(lambda: status_of(after) == Status.SUCCEEDED, timeout=30)
+    assert worker.poll() is None
+    wait_for(lambda: status_of(job) == Status.SUCCEEDED, timeout=60)
+    assert succeeded_attempts(job) == 1
+    assert find_differences() == []
