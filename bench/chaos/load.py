@@ -1,0 +1,83 @@
+"""Load for the outage scenarios: jobs submitted one by one from a thread,
+as a web process would, counting what was accepted and what was refused."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+
+class Submitter:
+    """Submits `task` jobs until `limit` are accepted or it is stopped.
+
+    A submission that raises (the database is down) is counted as refused;
+    the thread's broken database connection is then dropped, as Django does
+    between requests, so the next one reconnects.
+    """
+
+    def __init__(
+        self,
+        limit: int | None = None,
+        pause: float = 0.0,
+        task: str = "demo.echo",
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        self.limit = limit
+        self.pause = pause
+        self.task = task
+        self.payload = payload if payload is not None else {"text": "chaos"}
+        self.accepted: list[str] = []
+        self.refused: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="submitter", daemon=True)
+
+    def __enter__(self) -> Submitter:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def wait_accepted(self, count: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while len(self.accepted) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return len(self.accepted) >= count
+
+    def finished(self, timeout: float) -> bool:
+        """Wait for the thread to reach its limit."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        from django.db import close_old_connections, connections
+
+        from jobs import services
+
+        try:
+            while not self._stop.is_set():
+                if self.limit is not None and len(self.accepted) >= self.limit:
+                    return
+                try:
+                    record = services.job_submit(task=self.task, payload=self.payload)
+                except Exception as exc:  # noqa: BLE001 - counted, then retried
+                    self.refused.append(f"{type(exc).__name__}: {exc}"[:300])
+                    close_old_connections()
+                    time.sleep(0.2)
+                    continue
+                self.accepted.append(record.pk)
+                if self.pause:
+                    time.sleep(self.pause)
+        finally:
+            connections.close_all()
