@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.chaos.doors import Doors, Tried, argv_encodable, cli_arguments
+from bench.chaos.doors import Doors, Tried, cli_arguments, fits_a_process
 from bench.chaos.nasty import Nasty, example
 from bench.chaos.outcome import Outcome
 from bench.chaos.sizes import Sizes
@@ -50,7 +50,7 @@ def bad_input(directory: Path, sizes: Sizes, rng: random.Random) -> Outcome:
         elif door == "form":
             result = doors.through_form(fields)
         else:
-            real = processes < sizes.cli_processes and argv_encodable(
+            real = processes < sizes.cli_processes and fits_a_process(
                 cli_arguments(fields)
             )
             processes += real

@@ -179,10 +179,14 @@ def _cli_process(argv: list[str], tried: Tried) -> Tried:
     return tried
 
 
-def argv_encodable(argv: list[str]) -> bool:
+#: Linux refuses a single argument longer than 128 kB (MAX_ARG_STRLEN).
+LONGEST_ARGUMENT = 100_000
+
+
+def fits_a_process(argv: list[str]) -> bool:
+    """Whether an argv can be passed to a real process at all."""
     try:
-        for arg in argv:
-            os.fsencode(arg)
+        sizes = [len(os.fsencode(arg)) for arg in argv]
     except UnicodeError:
         return False
-    return True
+    return max(sizes, default=0) < LONGEST_ARGUMENT
