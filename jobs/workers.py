@@ -263,6 +263,13 @@ class RecordingMixin(_WorkerBase):
         with self._tolerating_redis_loss("suspension check"):
             super().check_for_suspension(burst)
 
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        if pipeline is not None:
+            super().set_state(state, pipeline=pipeline)
+            return
+        with self._tolerating_redis_loss("state change"):
+            super().set_state(state)
+
     def execute_job(self, job: Job, queue: Queue) -> None:
         """RQ's bookkeeping around a job meeting a lost Redis would end the
         worker. It waits for Redis instead; the job, still in the started

@@ -11,8 +11,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.chaos.load import Submitter
-from bench.chaos.outcome import Outcome, count_succeeded, history_checks, wait_until
+from bench.chaos.load import start_processes, submit_many, submitting
+from bench.chaos.outcome import (
+    Outcome,
+    count_succeeded,
+    history_checks,
+    processes_check,
+    wait_until,
+)
 from bench.chaos.postgres import PrivatePostgres
 from bench.chaos.sizes import Sizes
 
@@ -25,25 +31,14 @@ def database_outage(
 ) -> Outcome:
     from django.db import connections
 
-    from bench.procs import MANAGE, Fleet, console_worker, monitor
-    from jobs import services
+    from bench.procs import MANAGE, Fleet
 
     down = sizes.outage
     outcome = Outcome(f"PostgreSQL stopped {down:.0f} s under load")
     with Fleet(directory) as fleet:
-        fleet.start("monitor", monitor())
-        for n in range(3):
-            fleet.start(f"w{n}", console_worker())
-        backlog = [
-            r.pk
-            for r in services.job_submit_many(
-                requests=[
-                    services.SubmitRequest(task="demo.sleep", payload={"seconds": 0.02})
-                    for _ in range(sizes.database_backlog)
-                ]
-            )
-        ]
-        with Submitter(pause=0.05) as load:
+        start_processes(fleet)
+        backlog = submit_many("demo.sleep", {"seconds": 0.02}, sizes.database_backlog)
+        with submitting(pause=0.05) as load:
             wait_until(lambda: _finished_in_redis() >= 20, 120)
             connections.close_all()  # this thread reads nothing while it is down
             before = _finished_in_redis()
@@ -64,6 +59,7 @@ def database_outage(
             text=True,
             check=False,
         )
+        processes_check(outcome, fleet)
         outcome.figures.update(
             {
                 "jobs run while the database was down": ran_meanwhile,
@@ -72,7 +68,6 @@ def database_outage(
                 "history complete after it returned (s)": round(caught_up, 1),
                 "events missing": missing,
                 "jobs reconcile": _summary(reconcile),
-                "processes that exited": fleet.exited(),
             }
         )
     outcome.check("jobs kept running", ran_meanwhile > 0)

@@ -5,35 +5,25 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from bench.chaos.outcome import Outcome, history_checks, wait_until
+from bench.chaos.load import start_processes, submit_many
+from bench.chaos.outcome import Outcome, history_checks, processes_check, wait_until
 from bench.chaos.sizes import Sizes
 
 RATE = 0.2
 
 
 def random_failures(directory: Path, sizes: Sizes) -> Outcome:
-    from bench.procs import Fleet, console_worker, monitor
-    from jobs import services
+    from bench.procs import Fleet
     from jobs.models import Attempt, JobRecord
 
     jobs = sizes.flaky_jobs
     outcome = Outcome(f"{jobs} jobs, {RATE:.0%} of attempts failing, 4 attempts")
     with Fleet(directory) as fleet:
-        fleet.start("monitor", monitor())
-        for n in range(3):
-            fleet.start(f"w{n}", console_worker())
-        ids = [
-            r.pk
-            for r in services.job_submit_many(
-                requests=[
-                    services.SubmitRequest(task="demo.flaky", payload={"rate": RATE})
-                    for _ in range(jobs)
-                ]
-            )
-        ]
+        start_processes(fleet)
+        ids = submit_many("demo.flaky", {"rate": RATE}, jobs)
         final = JobRecord.objects.filter(status__in=["succeeded", "dead"])
         finished = wait_until(lambda: final.count() == jobs, 240 + jobs * 0.1)
-        outcome.figures["processes that exited"] = fleet.exited()
+        processes_check(outcome, fleet)
     counted = Counter(Attempt.objects.values_list("job_id", flat=True))
     records = JobRecord.objects.values_list("pk", "attempts", "status")
     mismatched = sum(1 for pk, n, _ in records if n != counted.get(pk, 0))

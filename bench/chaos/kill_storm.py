@@ -6,7 +6,14 @@ import random
 import time
 from pathlib import Path
 
-from bench.chaos.outcome import Outcome, count_succeeded, history_checks, wait_until
+from bench.chaos.load import start_processes, submit_many
+from bench.chaos.outcome import (
+    Outcome,
+    count_succeeded,
+    history_checks,
+    processes_check,
+    wait_until,
+)
 from bench.chaos.sizes import Sizes
 
 #: Longest a round waits for a busy worker to kill (replacements are booting).
@@ -14,23 +21,13 @@ ROUND_WAIT = 10.0
 
 
 def kill_storm(directory: Path, sizes: Sizes, rng: random.Random) -> Outcome:
-    from bench.procs import Fleet, console_worker, monitor
-    from jobs import services
+    from bench.procs import Fleet, console_worker
 
     jobs, kills = sizes.kill_jobs, sizes.kills
     outcome = Outcome(f"SIGKILL {kills} busy workers while 3 drain {jobs} jobs")
     with Fleet(directory) as fleet:
-        fleet.start("monitor", monitor())
-        workers = {fleet.start(f"w{n}", console_worker()) for n in range(3)}
-        ids = [
-            r.pk
-            for r in services.job_submit_many(
-                requests=[
-                    services.SubmitRequest(task="demo.sleep", payload={"seconds": 0.05})
-                    for _ in range(jobs)
-                ]
-            )
-        ]
+        workers = start_processes(fleet)
+        ids = submit_many("demo.sleep", {"seconds": 0.05}, jobs)
         killed = 0
         while killed < kills:
             time.sleep(0.5)
@@ -43,6 +40,7 @@ def kill_storm(directory: Path, sizes: Sizes, rng: random.Random) -> Outcome:
             killed += 1
             workers.add(fleet.start(f"r{killed}", console_worker()))
         done = wait_until(lambda: count_succeeded(ids) == jobs, 240)
+        processes_check(outcome, fleet)
     outcome.figures["workers killed"] = killed
     outcome.check(f"{kills} busy workers killed", killed == kills)
     outcome.check("all jobs succeeded (lost 0)", done)

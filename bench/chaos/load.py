@@ -5,8 +5,32 @@ from __future__ import annotations
 
 import threading
 import time
-from types import TracebackType
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bench.procs import Fleet
+
+WORKERS = 3
+
+
+def start_processes(fleet: Fleet, workers: int = WORKERS) -> set[int]:
+    """The monitor and `workers` workers; returns the workers' pids."""
+    from bench.procs import console_worker, monitor
+
+    fleet.start("monitor", monitor())
+    return {fleet.start(f"w{n}", console_worker()) for n in range(workers)}
+
+
+def submit_many(task: str, payload: dict[str, Any], count: int) -> list[str]:
+    """`count` jobs in one bulk submission; returns their ids."""
+    from jobs import services
+
+    requests = [
+        services.SubmitRequest(task=task, payload=payload) for _ in range(count)
+    ]
+    return [r.pk for r in services.job_submit_many(requests=requests)]
 
 
 class Submitter:
@@ -33,17 +57,8 @@ class Submitter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="submitter", daemon=True)
 
-    def __enter__(self) -> Submitter:
+    def start(self) -> None:
         self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def stop(self, timeout: float = 60.0) -> None:
         self._stop.set()
@@ -81,3 +96,14 @@ class Submitter:
                     time.sleep(self.pause)
         finally:
             connections.close_all()
+
+
+@contextmanager
+def submitting(**options: Any) -> Iterator[Submitter]:
+    """A Submitter running for the block (see Submitter for the options)."""
+    load = Submitter(**options)
+    load.start()
+    try:
+        yield load
+    finally:
+        load.stop()

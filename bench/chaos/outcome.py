@@ -6,6 +6,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.procs import Fleet
 
 Check = tuple[str, bool]
 
@@ -31,6 +35,13 @@ class Outcome:
             f"{'PASS' if self.passed else 'FAIL'}  {self.name}  ({self.seconds:.0f} s)"
             f"  {self.figures}" + (f"  failed: {failed}" if failed else "")
         )
+
+
+def processes_check(outcome: Outcome, fleet: Fleet) -> None:
+    """The workers and the monitor must ride out what the scenario does."""
+    exited = fleet.exited()
+    outcome.figures["processes that exited"] = exited
+    outcome.check("every worker and the monitor lived on", not exited)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float) -> bool:

@@ -6,18 +6,22 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bench.chaos.load import Submitter
-from bench.chaos.outcome import Outcome, count_succeeded, history_checks, wait_until
+from bench.chaos.load import start_processes, submitting
+from bench.chaos.outcome import (
+    Outcome,
+    count_succeeded,
+    history_checks,
+    processes_check,
+    wait_until,
+)
 from bench.chaos.sizes import Sizes
 from console.localredis import LocalRedis
-
-WORKERS = 3
 
 
 def redis_kill(directory: Path, server: LocalRedis, sizes: Sizes) -> Outcome:
     """SIGKILL the server mid-load and start it again from its AOF, written
     with `appendfsync always`: what Redis acknowledged is on disk."""
-    from bench.procs import Fleet, console_worker, monitor
+    from bench.procs import Fleet
 
     jobs, kills = sizes.redis_kill_jobs, sizes.redis_kills
     outcome = Outcome(
@@ -27,10 +31,11 @@ def redis_kill(directory: Path, server: LocalRedis, sizes: Sizes) -> Outcome:
     server.appendfsync = "always"
     server.restart()
     try:
-        with Fleet(directory) as fleet, Submitter(limit=jobs) as load:
-            fleet.start("monitor", monitor())
-            for n in range(WORKERS):
-                fleet.start(f"w{n}", console_worker())
+        fsync = _appendfsync()
+        outcome.figures["appendfsync"] = fsync
+        outcome.check("the server fsyncs every write", fsync == "always")
+        with Fleet(directory) as fleet, submitting(limit=jobs) as load:
+            start_processes(fleet)
             restarts = []
             for k in range(1, kills + 1):
                 load.wait_accepted(jobs * k // (kills + 1), timeout=600)
@@ -41,6 +46,7 @@ def redis_kill(directory: Path, server: LocalRedis, sizes: Sizes) -> Outcome:
             submitted = load.finished(900)
             ids = list(load.accepted)
             done = wait_until(lambda: count_succeeded(ids) == len(ids), 600)
+            processes_check(outcome, fleet)
             outcome.figures.update(
                 {
                     "accepted": len(ids),
@@ -48,7 +54,6 @@ def redis_kill(directory: Path, server: LocalRedis, sizes: Sizes) -> Outcome:
                     "kills": len(restarts),
                     "restart from AOF (s)": restarts,
                     "accepted but never succeeded": len(ids) - count_succeeded(ids),
-                    "processes that exited": fleet.exited(),
                 }
             )
             outcome.check(
@@ -65,15 +70,13 @@ def redis_kill(directory: Path, server: LocalRedis, sizes: Sizes) -> Outcome:
 def redis_outage(directory: Path, server: LocalRedis, sizes: Sizes) -> Outcome:
     """Submissions during the outage wait in the outbox and all run after;
     workers take jobs again within 5 s of Redis answering."""
-    from bench.procs import Fleet, console_worker, monitor
+    from bench.procs import Fleet
     from jobs import queueing, services
 
     down = sizes.outage
     outcome = Outcome(f"Redis down {down:.0f} s under load")
-    with Fleet(directory) as fleet, Submitter(pause=0.05) as load:
-        fleet.start("monitor", monitor())
-        for n in range(WORKERS):
-            fleet.start(f"w{n}", console_worker())
+    with Fleet(directory) as fleet, submitting(pause=0.05) as load:
+        start_processes(fleet)
         time.sleep(3)
         server.stop()
         time.sleep(down)
@@ -88,12 +91,12 @@ def redis_outage(directory: Path, server: LocalRedis, sizes: Sizes) -> Outcome:
         load.stop()
         ids = [*load.accepted, probe]
         done = wait_until(lambda: count_succeeded(ids) == len(ids), 300)
+        processes_check(outcome, fleet)
         outcome.figures.update(
             {
                 "accepted": len(ids),
                 "refused": len(load.refused),
                 "first job running after Redis returned (s)": round(took, 2),
-                "processes that exited": fleet.exited(),
             }
         )
     outcome.check("every submission accepted", not load.refused)
@@ -101,3 +104,9 @@ def redis_outage(directory: Path, server: LocalRedis, sizes: Sizes) -> Outcome:
     outcome.check("every accepted submission ran", done)
     history_checks(outcome, ids)
     return outcome
+
+
+def _appendfsync() -> str:
+    from jobs import queueing
+
+    return str(queueing.connection().config_get("appendfsync")["appendfsync"])
