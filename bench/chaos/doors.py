@@ -148,8 +148,11 @@ def cli_arguments(fields: dict[str, Any]) -> list[str]:
 
 
 def _arg(value: Any) -> str:
+    """What a process would find in its argv for this value: the bytes of its
+    UTF-8 (a lone surrogate too), decoded as Python decodes an argv; never a
+    NUL, which no argv can hold."""
     text = value if isinstance(value, str) else json.dumps(value)
-    return text.replace("\x00", "")
+    return os.fsdecode(text.replace("\x00", "").encode("utf-8", "surrogatepass"))
 
 
 def _form_value(value: Any) -> str:
