@@ -264,6 +264,8 @@ class RecordingMixin(_WorkerBase):
             super().check_for_suspension(burst)
 
     def set_state(self, state: str, pipeline: Any = None) -> None:
+        """The dequeue begins with this write: a lost Redis must not end the
+        worker there either (a pipeline's caller handles its own errors)."""
         if pipeline is not None:
             super().set_state(state, pipeline=pipeline)
             return

@@ -5,6 +5,7 @@ holds the same), every rejected one wrote nothing anywhere."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections import Counter
@@ -160,11 +161,22 @@ def _sane_policy(policy: dict[str, Any]) -> bool:
 
 
 def _logged_errors(log: Path, start: int) -> list[str]:
-    """Error lines (tracebacks) this process logged during the scenario."""
+    """Error lines this process logged during the scenario, each as its
+    message and the last line of its traceback."""
     if not log.exists():
         return []
     with log.open("rb") as stream:
         stream.seek(start)
         text = stream.read().decode("utf-8", "replace")
-    marks = ('"level": "error"', '"level": "critical"', "Traceback")
-    return [line[:400] for line in text.splitlines() if any(m in line for m in marks)]
+    found = []
+    for line in text.splitlines():
+        if not any(m in line for m in ('"level": "error"', '"level": "critical"')):
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            found.append(line[:300])
+            continue
+        last = (entry.get("exc") or "").strip().splitlines()[-1:] or [""]
+        found.append(f"{entry.get('msg')}: {last[0]}"[:300])
+    return found
