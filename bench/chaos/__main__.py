@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import environment
+from bench.chaos.load import one_line
 from bench.chaos.outcome import Outcome, report
 from bench.chaos.postgres import PrivatePostgres
 from bench.chaos.sizes import Sizes
@@ -57,8 +58,8 @@ def run_one(name: str, scenario: Callable[[], Outcome]) -> Outcome:
         outcome = scenario()
     except Exception as exc:  # noqa: BLE001 - reported as the scenario's failure
         log.exception("scenario crashed", extra={"scenario": name})
-        outcome = Outcome(name)
-        outcome.check(f"ran to the end ({type(exc).__name__}: {exc})"[:300], False)
+        outcome = Outcome(f"{name} (crashed)")
+        outcome.check(f"ran to the end ({one_line(exc)})", False)
     outcome.seconds = time.monotonic() - began
     return outcome
 

@@ -37,7 +37,9 @@ def database_outage(
     outcome = Outcome(f"PostgreSQL stopped {down:.0f} s under load")
     with Fleet(directory) as fleet:
         start_processes(fleet)
-        backlog = submit_many("demo.sleep", {"seconds": 0.02}, sizes.database_backlog)
+        backlog = submit_many(
+            "demo.sleep", {"seconds": 0.02}, sizes.database_backlog, outcome
+        )
         with submitting(pause=0.05) as load:
             wait_until(lambda: _finished_in_redis() >= 20, 120)
             connections.close_all()  # this thread reads nothing while it is down

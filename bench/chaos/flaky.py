@@ -20,7 +20,7 @@ def random_failures(directory: Path, sizes: Sizes) -> Outcome:
     outcome = Outcome(f"{jobs} jobs, {RATE:.0%} of attempts failing, 4 attempts")
     with Fleet(directory) as fleet:
         start_processes(fleet)
-        ids = submit_many("demo.flaky", {"rate": RATE}, jobs)
+        ids = submit_many("demo.flaky", {"rate": RATE}, jobs, outcome)
         final = JobRecord.objects.filter(status__in=["succeeded", "dead"])
         finished = wait_until(lambda: final.count() == jobs, 240 + jobs * 0.1)
         processes_check(outcome, fleet)

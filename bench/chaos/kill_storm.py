@@ -27,7 +27,7 @@ def kill_storm(directory: Path, sizes: Sizes, rng: random.Random) -> Outcome:
     outcome = Outcome(f"SIGKILL {kills} busy workers while 3 drain {jobs} jobs")
     with Fleet(directory) as fleet:
         workers = start_processes(fleet)
-        ids = submit_many("demo.sleep", {"seconds": 0.05}, jobs)
+        ids = submit_many("demo.sleep", {"seconds": 0.05}, jobs, outcome)
         killed = 0
         while killed < kills:
             time.sleep(0.5)

@@ -114,7 +114,12 @@ def report(outcomes: list[Outcome], quick: bool, intro: list[str]) -> str:
     lines.append("")
     for o in outcomes:
         lines += [f"## {o.name}: {'PASS' if o.passed else 'FAIL'}", ""]
-        lines += [f"- {k}: {v}" for k, v in o.figures.items()]
+        lines += [f"- {k}: {_flat(v)}" for k, v in o.figures.items()]
         lines += [f"- check: {name}: {'yes' if ok else 'NO'}" for name, ok in o.checks]
         lines.append("")
     return "\n".join(lines)
+
+
+def _flat(value: object) -> str:
+    """A figure on one Markdown line."""
+    return " ".join(str(value).split("\n"))
