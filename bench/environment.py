@@ -18,10 +18,15 @@ def start_server(directory: Path) -> LocalRedis:
     return LocalRedis(directory=directory / "redis", port=free_port()).start()
 
 
-def setup_django(directory: Path, redis_url: str) -> None:
-    """Point the settings at our server and database, then migrate."""
+def setup_django(
+    directory: Path, redis_url: str, database_url: str | None = None
+) -> None:
+    """Point the settings at our server and database (by default a SQLite
+    file in `directory`), then migrate."""
     os.environ["REDIS_URL"] = redis_url
-    os.environ["DATABASE_URL"] = f"sqlite:///{directory / 'bench.sqlite3'}"
+    os.environ["DATABASE_URL"] = (
+        database_url or f"sqlite:///{directory / 'bench.sqlite3'}"
+    )
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
     os.environ.setdefault("PROCESS_NAME", "bench")
     import django

@@ -51,6 +51,11 @@ def scheduler() -> list[str]:
     return [*MANAGE, "rqscheduler", "--interval", "1"]
 
 
+def monitor() -> list[str]:
+    """The monitor process (recorder, outbox relay, recovery, sweeps)."""
+    return [*MANAGE, "jobs", "monitor"]
+
+
 class ChildDied(RuntimeError):
     pass
 
@@ -94,6 +99,12 @@ class Fleet:
                 raise ChildDied(
                     f"{name} exited ({child.returncode}): {self.tail(name)}"
                 )
+
+    def exited(self) -> list[str]:
+        """The names of the processes that are no longer running."""
+        return [
+            name for name, child in self.children.values() if child.poll() is not None
+        ]
 
     def tail(self, name: str, lines: int = 5) -> str:
         path = self.directory / f"{name}.log"

@@ -102,22 +102,19 @@ class Monitor:
         self.stopping = True
 
     def requeue_stranded(self) -> None:
-        requeued, self._stranded_suspects = stranded_sweep(self._stranded_suspects)
-        for job_id in requeued:
+        repairs, self._stranded_suspects = stranded_sweep(self._stranded_suspects)
+        for diff in repairs:
             log.warning(
-                "requeued a job stranded outside any queue", extra={"job_id": job_id}
+                "repaired a job left in limbo",
+                extra={
+                    "job_id": diff.job_id,
+                    "redis": diff.redis,
+                    "repair": diff.repair,
+                },
             )
 
     def recover(self) -> None:
-        for found in recover_abandoned(settings.JOB_QUEUES):
-            log.warning(
-                "recovered a job from a lost worker",
-                extra={
-                    "job_id": found.job_id,
-                    "worker": found.worker,
-                    "requeued": found.requeued,
-                },
-            )
+        recover_abandoned(settings.JOB_QUEUES)  # each recovery is logged
 
     def tick(self, block_ms: int = 500) -> int:
         """One cycle; raises the first failure after trying every duty."""

@@ -28,10 +28,12 @@ from typing import TYPE_CHECKING, Any
 import redis
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections as db_connections
+from rq import worker_registration
 from rq.exceptions import DequeueTimeout
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
+from rq.utils import now as rq_now
 from rq.worker import SimpleWorker, Worker, WorkerStatus
 
 from console.startup import explain_redis_error
@@ -268,9 +270,54 @@ class RecordingMixin(_WorkerBase):
         with self._tolerating_redis_loss("maintenance"):
             super().run_maintenance_tasks()
 
+    def clean_registries(self) -> None:
+        """RQ's registry maintenance, except for a dead worker's job: RQ would
+        fail it with no retry and no history; recover_abandoned reruns it."""
+        recover_abandoned(sorted({logical_queue(q.name) for q in self._all_lanes}))
+        for queue in self.queues:
+            if queue.acquire_maintenance_lock():
+                queue.finished_job_registry.cleanup()
+                queue.failed_job_registry.cleanup()
+                worker_registration.clean_worker_registry(queue)
+                queue.intermediate_queue.cleanup(self, queue)
+                queue.release_maintenance_lock()
+        self.last_cleaned_at = rq_now()  # type: ignore[assignment]  # RQ: None
+
     def check_for_suspension(self, burst: bool) -> None:
         with self._tolerating_redis_loss("suspension check"):
             super().check_for_suspension(burst)
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        """The dequeue begins with this write: a lost Redis must not end the
+        worker there either (a pipeline's caller handles its own errors)."""
+        if pipeline is not None:
+            super().set_state(state, pipeline=pipeline)
+            return
+        with self._tolerating_redis_loss("state change"):
+            super().set_state(state)
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """RQ's bookkeeping around a job meeting a lost Redis would end the
+        worker. It waits for Redis instead; the job, still in the started
+        registry, is recovered like any job whose worker stopped heartbeating."""
+        try:
+            super().execute_job(job, queue)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            self._horse_pid = 0  # the job process has ended (or never began)
+            self.log.warning(
+                "redis unavailable around a job; waiting for it",
+                extra={"worker": self.name, "job_id": job.id, "error": str(exc)},
+            )
+            backoff = 0.1
+            while not self._redis_answers():
+                time.sleep(backoff)
+                backoff = min(1.0, backoff * 2)
+
+    def _redis_answers(self) -> bool:
+        try:
+            return bool(self.connection.ping())
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            return False  # down, or still loading its data
 
     @contextmanager
     def _tolerating_redis_loss(self, what: str) -> Iterator[None]:
@@ -455,6 +502,17 @@ class ConsoleSimpleWorker(RecordingMixin, SimpleWorker):
 
 
 # -- recovery of jobs whose worker died --------------------------------------
+#
+# RQ has its own clean-up for a dead worker's job (StartedJobRegistry.cleanup,
+# run by every RQ worker at start-up and every 10 minutes, and by anything
+# that reads `registry.count`, such as `rq info`): it fails the job as
+# abandoned, with no retry (our jobs carry no RQ retry) and no event, so the
+# history would say "started" forever. Our workers run recover_abandoned in
+# its place; a job RQ failed anyway is adopted by the monitor's stranded
+# sweep (jobs/services/reconcile.py).
+
+#: How RQ's clean-up words the failure it records for an abandoned job.
+RQ_ABANDONED = "due to AbandonedJobError"
 
 
 @dataclass(frozen=True)
@@ -468,8 +526,8 @@ def recover_abandoned(queues: list[str], now: float | None = None) -> list[Recov
     """Jobs whose worker stopped heartbeating (SIGKILL, OOM, lost host) run
     again at once if attempts remain, else go dead with "worker lost".
 
-    Each started-registry entry is claimed with SET NX, so two monitors never
-    recover the same job twice.
+    Each started-registry entry (one per execution) is claimed with SET NX,
+    so two monitors, or a monitor and a worker, never recover it twice.
     """
     client = queueing.connection()
     moment = time.time() if now is None else now
@@ -479,21 +537,63 @@ def recover_abandoned(queues: list[str], now: float | None = None) -> list[Recov
         key = queue.started_job_registry.key
         for raw in client.zrangebyscore(key, 0, moment):
             entry = raw.decode()
-            if client.set(f"console:recovering:{entry}", 1, nx=True, ex=300):
-                found = _recover_one(queue, key, entry)
-                if found is not None:
-                    recovered.append(found)
+            if not client.set(f"console:recovering:{entry}", 1, nx=True, ex=300):
+                continue
+            try:
+                job = ConsoleJob.fetch(entry.split(":")[0], connection=client)
+            except Exception:  # noqa: BLE001 - the job is gone: only the entry is left
+                client.zrem(key, entry)
+                continue
+            recovered.append(_recover(queue, job, key, entry))
     return recovered
 
 
-def _recover_one(queue: Queue, registry_key: str, entry: str) -> Recovered | None:
-    client: Any = queue.connection
-    job_id = entry.split(":")[0]
+def abandoned_by_rq(job_ids: list[str]) -> list[str]:
+    """The jobs among these that RQ's own clean-up failed as abandoned."""
+    client = queueing.connection()
+    return [job_id for job_id in job_ids if _rq_abandoned(client, job_id)]
+
+
+def adopt_abandoned(job_ids: list[str]) -> list[Recovered]:
+    """Recover jobs RQ's clean-up failed as abandoned, as if we had found them
+    first. Claimed per RQ failure record; a job that already waits in its
+    queue or runs (we recovered it too, racing RQ) is left alone."""
+    client = queueing.connection()
+    recovered: list[Recovered] = []
+    for job_id in job_ids:
+        found = _rq_abandoned(client, job_id)
+        if found is None:
+            continue
+        job, failure_id = found
+        queue = rq_queue(job.origin, client)
+        busy = client.lpos(queue.key, job.id) is not None or any(
+            entry.decode().startswith(f"{job.id}:")
+            for entry in client.zrange(queue.started_job_registry.key, 0, -1)
+        )
+        claim = f"console:recovering:{job.id}:{failure_id}"
+        if busy or not client.set(claim, 1, nx=True, ex=300):
+            continue
+        key = queue.failed_job_registry.key
+        recovered.append(_recover(queue, job, key, job.id))
+    return recovered
+
+
+def _rq_abandoned(client: Any, job_id: str) -> tuple[Job, str] | None:
+    """The job and RQ's failure record, if RQ failed this job as abandoned."""
     try:
         job = ConsoleJob.fetch(job_id, connection=client)
-    except Exception:  # noqa: BLE001 - the job is gone: only the entry is left
-        client.zrem(registry_key, entry)
+    except Exception:  # noqa: BLE001 - gone from Redis: nothing to adopt
         return None
+    if job.get_status(refresh=False) != JobStatus.FAILED:
+        return None
+    latest = job.latest_result()
+    if latest is None or RQ_ABANDONED not in (latest.exc_string or ""):
+        return None
+    return job, str(latest.id)
+
+
+def _recover(queue: Queue, job: Job, registry_key: str, entry: str) -> Recovered:
+    client: Any = queue.connection
     attempt = int(job.meta.get("attempt", 1) or 1)
     this_round = attempt - int(job.meta.get("attempt_offset", 0) or 0)
     policy = RetryPolicy.from_dict(job.meta.get("policy") or {})
@@ -507,6 +607,8 @@ def _recover_one(queue: Queue, registry_key: str, entry: str) -> Recovered | Non
             job.retries_left = 1
             job.retry_intervals = [0]
             job.retry(queue, pipe)
+            # RQ's clean-up may have failed it too, racing us: not dead after all.
+            pipe.zrem(queue.failed_job_registry.key, job.id)
         else:
             job.set_status(JobStatus.FAILED, pipeline=pipe)
             job._handle_failure(message, pipe, worker_name=lost_worker)
@@ -539,4 +641,8 @@ def _recover_one(queue: Queue, registry_key: str, entry: str) -> Recovered | Non
         pipe.execute()
     if not requeue:
         queue.enqueue_dependents(job)
+    log.warning(
+        "recovered a job from a lost worker",
+        extra={"job_id": job.id, "worker": lost_worker, "requeued": requeue},
+    )
     return Recovered(job.id, lost_worker, requeue)

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from jobs import queueing, services
 from jobs.models import Attempt, JobRecord
-from jobs.services.reconcile import find_differences
+from jobs.services.reconcile import ABANDONED, find_differences, stranded_sweep
 from tests.conftest import wait_for, worker_pid
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -214,3 +214,86 @@ def test_pause_survives_redis_losing_its_data(workers, monitor):
     job = services.job_submit(task="demo.echo", payload={"text": "held"})
     time.sleep(2)
     assert status_of(job) == Status.QUEUED
+
+
+# -- RQ's own clean-up of a dead worker's job --------------------------------
+
+
+def heartbeats_run_out() -> None:
+    """As if the dead worker's job heartbeats had expired (15 s later)."""
+    client = queueing.connection()
+    key = queueing.rq_queue("default").started_job_registry.key
+    for entry in client.zrange(key, 0, -1):
+        client.zadd(key, {entry: time.time() - 1})
+
+
+def recorded_status(recorder, job: JobRecord) -> str:
+    recorder.drain_all()
+    return status_of(job)
+
+
+def killed_while_running(spawn, recorder) -> JobRecord:
+    """A job whose worker was SIGKILLed mid-run (no scheduler child: it would
+    outlive a SIGKILLed worker in this test's process group)."""
+    first = spawn("rqworker", "default")
+    job = services.job_submit(task="demo.sleep", payload={"seconds": 5})
+    wait_for(lambda: recorded_status(recorder, job) == Status.STARTED)
+    first.kill()
+    first.wait()
+    heartbeats_run_out()
+    return job
+
+
+def outcomes(job: JobRecord) -> list[str]:
+    rows = Attempt.objects.filter(job=job).order_by("number")
+    return list(rows.values_list("outcome", flat=True))
+
+
+def test_a_new_worker_recovers_a_dead_workers_job_rather_than_failing_it(
+    spawn, recorder
+):
+    """Every worker runs RQ's registry clean-up when it starts, which fails a
+    dead worker's job as abandoned: no retry, no history (the kill storm of
+    `make chaos` left 18 of 2,000 jobs so). Our recovery must come first; no
+    monitor runs here."""
+    job = killed_while_running(spawn, recorder)
+    spawn("rqworker", "default")
+    wait_for(lambda: recorded_status(recorder, job) == Status.SUCCEEDED, timeout=60)
+    assert outcomes(job) == ["lost", "succeeded"]
+    assert find_differences() == []
+
+
+def test_a_job_rq_failed_as_abandoned_is_recovered_by_the_sweep(spawn, recorder):
+    """RQ's clean-up also runs from outside our workers (`rq info`, django-rq's
+    statistics): the monitor's sweep adopts what it failed."""
+    job = killed_while_running(spawn, recorder)
+    queueing.rq_queue("default").started_job_registry.cleanup()  # as `rq info` does
+    assert queueing.statuses([job.pk]) == {job.pk: "failed"}
+    assert [(d.redis, d.repair) for d in find_differences()] == [(ABANDONED, "recover")]
+    repairs, suspects = stranded_sweep(set())
+    assert repairs == [] and suspects == {job.pk}  # one sighting is not enough
+    repairs, _ = stranded_sweep(suspects)
+    assert [d.job_id for d in repairs] == [job.pk]
+    spawn("rqworker", "default")
+    wait_for(lambda: recorded_status(recorder, job) == Status.SUCCEEDED, timeout=60)
+    assert outcomes(job) == ["lost", "succeeded"]
+    assert stranded_sweep(suspects) == ([], set())
+    assert find_differences() == []
+
+
+def test_worker_survives_redis_dying_as_its_job_ends(spawn, monitor, redis_server):
+    """Redis SIGKILLed while a job runs: the job ends with Redis still down,
+    and RQ's bookkeeping after it raises. The worker must live on, and the
+    job (left in the started registry) run again once and only once."""
+    worker = spawn("rqworker", "default")
+    job = services.job_submit(task="demo.sleep", payload={"seconds": 2})
+    wait_for(lambda: status_of(job) == Status.STARTED)
+    redis_server.stop(kill=True)
+    time.sleep(4)  # the job ends meanwhile: its bookkeeping meets no server
+    redis_server.start()
+    after = services.job_submit(task="demo.echo", payload={"text": "after"})
+    wait_for(lambda: status_of(after) == Status.SUCCEEDED, timeout=30)
+    assert worker.poll() is None
+    wait_for(lambda: status_of(job) == Status.SUCCEEDED, timeout=60)
+    assert succeeded_attempts(job) == 1
+    assert find_differences() == []

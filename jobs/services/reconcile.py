@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -13,6 +14,7 @@ from django.utils import timezone
 from jobs import live, queueing
 from jobs.models import JobEvent, JobRecord
 from jobs.recorder import Recorder
+from jobs.workers import abandoned_by_rq, adopt_abandoned
 
 Status = JobRecord.Status
 #: What the database may say for each RQ status.
@@ -41,6 +43,7 @@ REPAIR = {
     "canceled": Status.CANCELED,
 }
 CHUNK = 1000
+FINAL = (Status.DEAD, Status.CANCELED)
 #: Seconds between spotting a job in no queue and calling it stranded.
 STRANDED_SETTLE = 2.0
 
@@ -69,6 +72,8 @@ def _unfinished_ids() -> Iterator[list[tuple[str, str]]]:
 
 
 STRANDED = "queued, in no queue"
+#: RQ's own clean-up failed a dead worker's job, with no retry and no history.
+ABANDONED = "failed by RQ as abandoned"
 
 
 def find_differences(settle: float = 0.0) -> list[Difference]:
@@ -79,10 +84,22 @@ def find_differences(settle: float = 0.0) -> list[Difference]:
     suspects: dict[str, str] = {}
     for chunk in _unfinished_ids():
         in_redis = queueing.statuses(pk for pk, _ in chunk)
+        abandoned = set(
+            abandoned_by_rq(
+                [
+                    pk
+                    for pk, status in chunk
+                    if in_redis.get(pk) == "failed" and status not in FINAL
+                ]
+            )
+        )
         for pk, status in chunk:
             rq_status = in_redis.get(pk)
             if rq_status == "queued" and pk not in waiting:
                 suspects[pk] = status
+            if pk in abandoned:
+                found.append(Difference(pk, status, ABANDONED, "recover"))
+                continue
             if status in AGREES.get(rq_status, ()):
                 continue
             repair = REPAIR.get(rq_status or "", "re-enqueue")
@@ -96,17 +113,24 @@ def find_differences(settle: float = 0.0) -> list[Difference]:
     return found
 
 
+#: Repairs done in Redis after commit; the events they send set the status.
+IN_REDIS = {"requeue": live.requeue_stranded, "recover": adopt_abandoned}
+
+
 @transaction.atomic
 def _repair(differences: list[Difference]) -> None:
     now = timezone.now()
-    stranded = [d.job_id for d in differences if d.repair == "requeue"]
-    if stranded:
-        transaction.on_commit(lambda: live.requeue_stranded(stranded))
+    for repair, act in IN_REDIS.items():
+        ids = [d.job_id for d in differences if d.repair == repair]
+        if ids:
+            transaction.on_commit(partial(act, ids))
     for diff in differences:
-        new_status: str = {"requeue": Status.QUEUED, "re-enqueue": Status.PENDING}.get(
-            diff.repair, diff.repair
-        )
-        JobRecord.objects.filter(pk=diff.job_id).update(status=new_status)
+        if diff.repair != "recover":
+            new_status: str = {
+                "requeue": Status.QUEUED,
+                "re-enqueue": Status.PENDING,
+            }.get(diff.repair, diff.repair)
+            JobRecord.objects.filter(pk=diff.job_id).update(status=new_status)
         JobEvent.objects.create(
             job_id=diff.job_id,
             kind=JobEvent.Kind.RECONCILED,
@@ -129,10 +153,12 @@ def reconcile(*, repair: bool) -> list[Difference]:
     return differences
 
 
-def stranded_sweep(suspects: set[str]) -> tuple[list[str], set[str]]:
-    """The monitor's guard against lost jobs, in two passes and no sleeping:
-    a job Redis calls "queued" that sits in no queue on two sweeps in a row is
-    put back at the head of its lane. Returns (requeued, suspects for next time).
+def stranded_sweep(suspects: set[str]) -> tuple[list[Difference], set[str]]:
+    """The monitor's guard against lost jobs, in two passes and no sleeping.
+    A job seen in limbo on two sweeps in a row is repaired: "queued" in no
+    queue (its worker died right after popping it) goes back to the head of
+    its lane; failed by RQ's own abandoned-job clean-up is recovered as a
+    lost attempt. Returns (repairs, suspects for next time).
     """
     waiting = live.queued_ids(settings.JOB_QUEUES)
     rows = (
@@ -142,22 +168,28 @@ def stranded_sweep(suspects: set[str]) -> tuple[list[str], set[str]]:
                 Status.RETRYING,
                 Status.SCHEDULED,
                 Status.DEFERRED,
+                Status.STARTED,
             ]
         )
-        .values_list("pk", flat=True)
+        .values_list("pk", "status")
         .order_by("pk")
     )
-    found: set[str] = set()
-    ids = list(rows[:100_000])  # a sweep's bound; the next sweep sees the rest
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        statuses = queueing.statuses(chunk)
+    found: dict[str, str] = {}
+    rows_now = list(rows[:100_000])  # a sweep's bound; the next sweep sees the rest
+    for start in range(0, len(rows_now), CHUNK):
+        chunk = rows_now[start : start + CHUNK]
+        statuses = queueing.statuses(pk for pk, _ in chunk)
         found.update(
-            pk for pk in chunk if statuses.get(pk) == "queued" and pk not in waiting
+            (pk, status)
+            for pk, status in chunk
+            if statuses.get(pk) == "failed"
+            or (statuses.get(pk) == "queued" and pk not in waiting)
         )
-    confirmed = live.still_stranded(sorted(found & suspects))
-    if confirmed:
-        _repair(
-            [Difference(pk, Status.QUEUED, STRANDED, "requeue") for pk in confirmed]
-        )
-    return confirmed, found - set(confirmed)
+    seen_twice = sorted(set(found) & suspects)
+    stranded = live.still_stranded(seen_twice)
+    abandoned = abandoned_by_rq([pk for pk in seen_twice if pk not in stranded])
+    repairs = [Difference(pk, found[pk], STRANDED, "requeue") for pk in stranded]
+    repairs += [Difference(pk, found[pk], ABANDONED, "recover") for pk in abandoned]
+    if repairs:
+        _repair(repairs)
+    return repairs, set(found) - {d.job_id for d in repairs}

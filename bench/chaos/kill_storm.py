@@ -1,0 +1,62 @@
+"""SIGKILL a random busy worker again and again while 3 drain the queue."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+from bench.chaos.load import start_processes, submit_many
+from bench.chaos.outcome import (
+    Outcome,
+    count_succeeded,
+    history_checks,
+    processes_check,
+    wait_until,
+)
+from bench.chaos.sizes import Sizes
+
+#: Longest a round waits for a busy worker to kill (replacements are booting).
+ROUND_WAIT = 10.0
+
+
+def kill_storm(directory: Path, sizes: Sizes, rng: random.Random) -> Outcome:
+    from bench.procs import Fleet, console_worker
+
+    jobs, kills = sizes.kill_jobs, sizes.kills
+    outcome = Outcome(f"SIGKILL {kills} busy workers while 3 drain {jobs} jobs")
+    with Fleet(directory) as fleet:
+        workers = start_processes(fleet)
+        ids = submit_many("demo.sleep", {"seconds": 0.05}, jobs, outcome)
+        killed = 0
+        while killed < kills:
+            time.sleep(0.5)
+            busy = _busy_among(workers, ROUND_WAIT)
+            if not busy:
+                break  # nothing left running: the queue is drained
+            victim = rng.choice(busy)
+            fleet.kill(victim)
+            workers.discard(victim)
+            killed += 1
+            workers.add(fleet.start(f"r{killed}", console_worker()))
+        done = wait_until(lambda: count_succeeded(ids) == jobs, 240)
+        processes_check(outcome, fleet)
+    outcome.figures["workers killed"] = killed
+    outcome.check(f"{kills} busy workers killed", killed == kills)
+    outcome.check("all jobs succeeded (lost 0)", done)
+    history_checks(outcome, ids)
+    return outcome
+
+
+def _busy_among(pids: set[int], timeout: float) -> list[int]:
+    """Those of `pids` running a job, as soon as there is one."""
+    from jobs import live
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = [w.pid for w in live.live_workers() if w.state == "busy"]
+        found = sorted(pid for pid in busy if pid in pids)
+        if found:
+            return found
+        time.sleep(0.1)
+    return []
