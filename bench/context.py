@@ -22,6 +22,7 @@ NAMES = (
     "recovery",
     "schedule",
     "metrics",
+    "stored",
 )
 
 
@@ -38,6 +39,9 @@ class Sizes:
     records: int
     dead: int
     requests: int
+    #: Job records already stored when submit latency is measured again.
+    stored: tuple[int, ...]
+    stored_calls: int
     counts: tuple[int, ...] = (1, 2, 4)
 
     @classmethod
@@ -55,6 +59,8 @@ class Sizes:
                 records=50_000,
                 dead=5_000,
                 requests=30,
+                stored=(1_000, 10_000, 50_000),
+                stored_calls=200,
             )
         return cls(
             latency=2000,
@@ -68,6 +74,8 @@ class Sizes:
             records=1_000_000,
             dead=100_000,
             requests=30,
+            stored=(10_000, 100_000, 1_000_000),
+            stored_calls=1000,
         )
 
 
@@ -75,11 +83,17 @@ class Sizes:
 class Context:
     sizes: Sizes
     directory: Path
-    #: Where the scaling figure draws its bar chart (None: not drawn).
-    chart: Path | None = None
+    #: Where the figures draw their PNG plots (None: not drawn), and what
+    #: ends their names ("-quick" for the quick run).
+    plots: Path | None = None
+    suffix: str = ""
     results: Results = field(default_factory=Results)
     #: Drains already measured, by (side, workers, jobs): the memory figure
     #: reuses the one-worker scaling drain when the sizes agree.
     drains: dict[tuple[str, int, int], Drain] = field(default_factory=dict)
     #: Monitor cycles that failed (and were retried) in any figure.
     monitor_failures: list[str] = field(default_factory=list)
+
+    def plot(self, name: str) -> Path | None:
+        """Where the plot `name` goes, or None when plots are not drawn."""
+        return None if self.plots is None else self.plots / f"{name}{self.suffix}.png"

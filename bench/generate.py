@@ -71,14 +71,16 @@ def _rows(
         yield row
 
 
-def job_records(total: int, dead: int, queues: list[str]) -> None:
-    """`total` finished records (`dead` of them dead) over `queues`."""
+def job_records(total: int, dead: int, queues: list[str], offset: int = 0) -> None:
+    """`total` finished records (`dead` of them dead) over `queues`; with an
+    `offset`, only rows `offset` to `total` - 1 (to grow a table written
+    before with a smaller `total`)."""
     fields = list(JobRecord._meta.concrete_fields)
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
     marks = ", ".join(["%s"] * len(fields))
     sql = f"INSERT INTO {quote(JobRecord._meta.db_table)} ({columns}) VALUES ({marks})"
     with transaction.atomic(), connection.cursor() as cursor:
-        for start in range(0, total, CHUNK):
+        for start in range(offset, total, CHUNK):
             stop = min(total, start + CHUNK)
             cursor.executemany(sql, list(_rows(start, stop, total, dead, queues)))
