@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -94,6 +95,10 @@ class Context:
     #: Monitor cycles that failed (and were retried) in any figure.
     monitor_failures: list[str] = field(default_factory=list)
 
-    def plot(self, name: str) -> Path | None:
-        """Where the plot `name` goes, or None when plots are not drawn."""
-        return None if self.plots is None else self.plots / f"{name}{self.suffix}.png"
+    def draw(self, name: str, drawing: Callable[[Path], None]) -> None:
+        """Has `drawing` write the plot `name` (a PNG of bench.plots) and lists
+        it in the results; nothing when plots are not drawn."""
+        if self.plots is not None:
+            path = self.plots / f"{name}{self.suffix}.png"
+            drawing(path)
+            self.results.plots.append(path)

@@ -50,15 +50,15 @@ def latency(ctx: Context) -> None:
         row(99, f"< {submit.P99_LIMIT_MS:g} ms", found.fast),
         row(99, f"< {submit.P99_MAX_RATIO:g}x RQ", found.close_to_plain),
     ]
-    path = ctx.plot("submit-latency")
-    if path is not None:
-        plots.cdf(
+    ctx.draw(
+        "submit-latency",
+        lambda path: plots.cdf(
             path,
             f"Submit latency, {count:,} calls each, interleaved",
             "ms per call (log scale)",
             found.samples,
-        )
-        ctx.results.plots.append(path)
+        ),
+    )
 
 
 def bulk(ctx: Context) -> None:

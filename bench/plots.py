@@ -13,7 +13,7 @@ from pathlib import Path
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator
 
 from bench.stats import percentile
 
@@ -78,8 +78,12 @@ def bars(
         axes.grid(False, axis="x")
         if log:
             axes.set_yscale("log")
-            axes.yaxis.set_major_formatter(FuncFormatter(_thousands))
-            axes.yaxis.set_minor_formatter(FuncFormatter(_thousands))
+            axes.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+            for axis_format in (
+                axes.yaxis.set_major_formatter,
+                axes.yaxis.set_minor_formatter,
+            ):
+                axis_format(FuncFormatter(_thousands))
         axes.margins(y=0.12)
 
 

@@ -60,9 +60,9 @@ def figure(ctx: Context) -> None:
         f"ours {startups['ours']}; plain RQ {startups['plain']}; "
         f"Celery {startups['celery']}"
     )
-    path = ctx.plot("throughput-by-workers")
-    if path is not None:
-        plots.bars(
+    ctx.draw(
+        "throughput-by-workers",
+        lambda path: plots.bars(
             path,
             f"Throughput by worker processes, {jobs:,} no-op jobs",
             "jobs/s (log scale)",
@@ -72,8 +72,8 @@ def figure(ctx: Context) -> None:
                 for side, name in NAMES.items()
             },
             log=True,
-        )
-        ctx.results.plots.append(path)
+        ),
+    )
 
 
 def _speed_up(drains: list[drain.Drain], index: int) -> float:
