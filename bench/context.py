@@ -55,7 +55,7 @@ class Sizes:
                 rounds=3,
                 scaling=200,
                 memory=200,  # = scaling: the one-worker drain serves both
-                recoveries=2,
+                recoveries=1,  # a smoke test: the full run takes the median of 5
                 firings=10,
                 records=50_000,
                 dead=5_000,
