@@ -93,10 +93,10 @@ def bulk_plain(count: int) -> float:
     return rate(count, seconds)
 
 
-def bulk_celery(count: int) -> float:
-    """tasks/s of one group(...).apply_async() (one message per task)."""
+def bulk_celery(count: int, send: Callable[[list[str]], None]) -> float:
+    """tasks/s of one `send` of `count` tasks (a function of bench.celery_app)."""
     reset()
-    celery_app.submit_group([str(i) for i in range(WARMUP)])
+    send([str(i) for i in range(WARMUP)])
     texts = [str(i) for i in range(count)]
-    _, seconds = timed(lambda: celery_app.submit_group(texts))
+    _, seconds = timed(lambda: send(texts))
     return rate(count, seconds)
