@@ -1,5 +1,5 @@
 """`python -m bench.run [--quick] [--only NAMES]`: the figures, ours against
-plain RQ where there is a plain RQ equivalent.
+plain RQ and Celery where they have an equivalent.
 
 Needs no prior state: starts its own Redis-compatible server and SQLite
 database in a temporary directory and removes both at the end.
