@@ -49,10 +49,13 @@ postgres:
 # Measured as production runs: DEBUG off (no SQL query recording).
 BENCH_ENV := DEBUG=0 SECRET_KEY=bench-only-not-secret-$$(date +%s)-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
 
-## Figures against plain RQ measured in the same run (docs/benchmarks/).
+## Figures against plain RQ and Celery measured in the same run, written with
+## PNG plots to docs/benchmarks/. Fails when the bench breaks (an error, a job
+## not done), never for a performance goal missed on a noisy machine.
 bench: install
 	$(BENCH_ENV) $(BIN)/python -m bench.run
 
+## The same at small sizes, in under 2 minutes (CI runs it).
 bench-quick: install
 	$(BENCH_ENV) $(BIN)/python -m bench.run --quick
 

@@ -1,1 +1,1 @@
-"""Benchmarks: the console against plain RQ, same run, same server (issue 3)."""
+"""Benchmarks: the console against plain RQ and Celery, same run, same server."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ NAMES = (
     "recovery",
     "schedule",
     "metrics",
+    "stored",
     "screens",
 )
 
@@ -39,7 +41,10 @@ class Sizes:
     records: int
     dead: int
     requests: int
-    #: Figure 9 grows the history through these sizes (`dead` / `records` of
+    #: Job records already stored when submit latency is measured again.
+    stored: tuple[int, ...]
+    stored_calls: int
+    #: Figure 10 grows the history through these sizes (`dead` / `records` of
     #: them dead) and requests each screen `screen_requests` times at the last.
     screen_steps: tuple[int, ...]
     screen_requests: int
@@ -55,11 +60,13 @@ class Sizes:
                 rounds=3,
                 scaling=200,
                 memory=200,  # = scaling: the one-worker drain serves both
-                recoveries=2,
+                recoveries=1,  # a smoke test: the full run takes the median of 5
                 firings=10,
                 records=50_000,
                 dead=5_000,
                 requests=30,
+                stored=(1_000, 10_000, 50_000),
+                stored_calls=200,
                 screen_steps=(2_000, 20_000),
                 screen_requests=15,
             )
@@ -75,6 +82,8 @@ class Sizes:
             records=1_000_000,
             dead=100_000,
             requests=30,
+            stored=(10_000, 100_000, 1_000_000),
+            stored_calls=1000,
             screen_steps=(10_000, 100_000, 1_000_000),
             screen_requests=30,
         )
@@ -84,13 +93,21 @@ class Sizes:
 class Context:
     sizes: Sizes
     directory: Path
-    #: Where the scaling figure draws its bar chart (None: not drawn).
-    chart: Path | None = None
-    #: Where the screens figure draws render time against records (PNG).
-    screens_chart: Path | None = None
+    #: Where the figures draw their PNG plots (None: not drawn), and what
+    #: ends their names ("-quick" for the quick run).
+    plots: Path | None = None
+    suffix: str = ""
     results: Results = field(default_factory=Results)
     #: Drains already measured, by (side, workers, jobs): the memory figure
     #: reuses the one-worker scaling drain when the sizes agree.
     drains: dict[tuple[str, int, int], Drain] = field(default_factory=dict)
     #: Monitor cycles that failed (and were retried) in any figure.
     monitor_failures: list[str] = field(default_factory=list)
+
+    def draw(self, name: str, drawing: Callable[[Path], None]) -> None:
+        """Has `drawing` write the plot `name` (a PNG of bench.plots) and lists
+        it in the results; nothing when plots are not drawn."""
+        if self.plots is not None:
+            path = self.plots / f"{name}{self.suffix}.png"
+            drawing(path)
+            self.results.plots.append(path)

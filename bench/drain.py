@@ -1,11 +1,12 @@
 """Real worker processes draining a queue: ours (`manage.py rqworker`, fork
-per job, recording history) and plain `rq worker` on a no-op function.
+per job, recording history), plain `rq worker` and `celery worker` on a
+no-op function.
 
 The workers are started first and timed only once every one of them is idle
-in Redis (start-up is reported apart); then all the jobs appear in Redis in
-one go and the clock runs until the finished and failed registries hold them
-all. Our history is then recorded (not timed) and must say `succeeded` for
-every job.
+(start-up is reported apart); then all the jobs appear in Redis in one go and
+the clock runs until every one is finished (RQ: in the finished or failed
+registry; Celery: its result stored). Our history is then recorded (not
+timed) and must say `succeeded` for every job.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import time
 from dataclasses import dataclass
 from types import TracebackType
 
+from django.conf import settings
 from django.db import transaction
+from rq import Queue
 
-from bench import plain, procs
+from bench import celery_app, plain, procs
 from bench.context import Context
 from bench.reset import reset
 from bench.stats import rate
@@ -32,11 +35,11 @@ SAMPLE_EVERY = 0.05
 
 @dataclass(frozen=True)
 class Drain:
-    side: str  # "ours" or "plain"
+    side: str  # a key of SIDES
     workers: int
     jobs: int
     seconds: float
-    done: int  # ours: succeeded in the database; plain: finished in Redis
+    done: int  # ours: succeeded in the database; others: succeeded in Redis
     startup: float  # seconds until every worker was idle
     idle_rss_kb: int  # largest VmRSS of a worker's main process just before
     peak_rss_kb: int  # largest VmRSS sample of a worker's main process
@@ -76,50 +79,133 @@ class RssSampler:
         self._thread.join()
 
 
-def _push_ours(jobs: int) -> float:
-    """Records written first; the clock starts before the commit, which puts
-    every job into Redis (one MULTI per 1,000)."""
-    requests = [
-        SubmitRequest(task="demo.echo", payload={"text": str(i)}) for i in range(jobs)
-    ]
-    with transaction.atomic():
-        job_submit_many(requests=requests)
+class Side:
+    """How one side's workers start, get their jobs and count them done."""
+
+    #: Stop the workers with SIGTERM (else SIGKILL: they are idle by then).
+    graceful = True
+
+    def argv(self, name: str) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+    def wait_ready(
+        self, fleet: procs.Fleet, pids: list[int], names: list[str]
+    ) -> float:
+        """Seconds until every worker is idle and listening."""
+        return procs.wait_idle(fleet, pids)
+
+    def push(self, jobs: int) -> float:
+        """Put `jobs` jobs where the workers take them; the perf_counter at
+        which they started to appear (preparation is not timed)."""
+        raise NotImplementedError
+
+    def finished(self) -> int:
+        raise NotImplementedError
+
+    def done(self) -> int:
+        raise NotImplementedError
+
+
+class OurWorkers(Side):
+    def argv(self, name: str) -> list[str]:
+        return procs.console_worker()
+
+    def push(self, jobs: int) -> float:
+        """Records written first; the clock starts before the commit, which
+        puts every job into Redis (one MULTI per 1,000)."""
+        requests = [
+            SubmitRequest(task="demo.echo", payload={"text": str(i)})
+            for i in range(jobs)
+        ]
+        with transaction.atomic():
+            job_submit_many(requests=requests)
+            start = time.perf_counter()
+        return start
+
+    def finished(self) -> int:
+        return _registered(queueing.rq_queue("default"))
+
+    def done(self) -> int:
+        Recorder(consumer="bench").drain_all()
+        return JobRecord.objects.filter(status=JobRecord.Status.SUCCEEDED).count()
+
+
+class PlainWorkers(Side):
+    def argv(self, name: str) -> list[str]:
+        return procs.plain_worker()
+
+    def push(self, jobs: int) -> float:
+        queue, datas = plain.queue(), plain.prepared(jobs)
         start = time.perf_counter()
-    return start
+        plain.enqueue_many(queue, datas)
+        return start
+
+    def finished(self) -> int:
+        return _registered(plain.queue())
+
+    def done(self) -> int:
+        return int(plain.queue().finished_job_registry.count)
 
 
-def _push_plain(jobs: int) -> float:
-    queue, datas = plain.queue(), plain.prepared(jobs)
-    start = time.perf_counter()
-    plain.enqueue_many(queue, datas)
-    return start
+class CeleryWorkers(Side):
+    #: An idle Celery worker's warm shutdown still takes seconds (it joins
+    #: its pool); nothing is left to finish once the drain is timed.
+    graceful = False
+
+    def argv(self, name: str) -> list[str]:
+        return procs.celery_worker(name)
+
+    def env(self) -> dict[str, str]:
+        return celery_app.urls(settings.REDIS_URL)
+
+    def wait_ready(
+        self, fleet: procs.Fleet, pids: list[int], names: list[str]
+    ) -> float:
+        return celery_app.wait_ready(names, fleet.check_alive)
+
+    def push(self, jobs: int) -> float:
+        """Tasks sent first to a list no worker reads; the clock starts at the
+        one RENAME that makes them the workers' queue."""
+        celery_app.fill(jobs)
+        start = time.perf_counter()
+        celery_app.release()
+        return start
+
+    def finished(self) -> int:
+        return celery_app.finished()
+
+    def done(self) -> int:
+        return celery_app.succeeded()
 
 
-def _registries(side: str) -> list[str]:
-    queue = plain.queue() if side == "plain" else queueing.rq_queue("default")
-    return [queue.finished_job_registry.key, queue.failed_job_registry.key]
+SIDES: dict[str, Side] = {
+    "ours": OurWorkers(),
+    "plain": PlainWorkers(),
+    "celery": CeleryWorkers(),
+}
+
+
+def _registered(queue: Queue) -> int:
+    """Jobs in the finished and failed registries."""
+    keys = [queue.finished_job_registry.key, queue.failed_job_registry.key]
+    with queueing.connection().pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.zcard(key)
+        return sum(pipe.execute())
 
 
 def _wait_done(fleet: procs.Fleet, side: str, jobs: int) -> float:
-    """perf_counter when the registries hold every job (1 job/s at worst)."""
-    client, keys = queueing.connection(), _registries(side)
+    """perf_counter when every job is finished (1 job/s at worst)."""
     deadline = time.monotonic() + 60 + jobs
     while time.monotonic() < deadline:
-        with client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.zcard(key)
-            if sum(pipe.execute()) >= jobs:
-                return time.perf_counter()
+        if SIDES[side].finished() >= jobs:
+            return time.perf_counter()
         fleet.check_alive()
         time.sleep(POLL)
     raise TimeoutError(f"{side}: {jobs} jobs not done in time")
-
-
-def _done(side: str) -> int:
-    if side == "plain":
-        return int(plain.queue().finished_job_registry.count)
-    Recorder(consumer="bench").drain_all()
-    return JobRecord.objects.filter(status=JobRecord.Status.SUCCEEDED).count()
 
 
 def measure(ctx: Context, side: str, workers: int, jobs: int) -> Drain:
@@ -128,13 +214,14 @@ def measure(ctx: Context, side: str, workers: int, jobs: int) -> Drain:
     if key in ctx.drains:
         return ctx.drains[key]
     reset()
-    argv = procs.console_worker() if side == "ours" else procs.plain_worker()
-    with procs.Fleet(ctx.directory) as fleet:
-        pids = [fleet.start(f"{side}-{workers}w-{n}", argv) for n in range(workers)]
-        startup = procs.wait_idle(fleet, pids)
+    how = SIDES[side]
+    names = [f"{side}-{workers}w-{n}" for n in range(workers)]
+    with procs.Fleet(ctx.directory, graceful=how.graceful) as fleet:
+        pids = [fleet.start(name, how.argv(name), how.env()) for name in names]
+        startup = how.wait_ready(fleet, pids, names)
         idle = max(procs.status_kb(pid, "VmRSS") or 0 for pid in pids)
         with RssSampler(pids) as sampler:
-            start = _push_ours(jobs) if side == "ours" else _push_plain(jobs)
+            start = how.push(jobs)
             seconds = _wait_done(fleet, side, jobs) - start
         hwm = max(procs.status_kb(pid, "VmHWM") or 0 for pid in pids)
     found = Drain(
@@ -142,7 +229,7 @@ def measure(ctx: Context, side: str, workers: int, jobs: int) -> Drain:
         workers=workers,
         jobs=jobs,
         seconds=seconds,
-        done=_done(side),
+        done=how.done(),
         startup=startup,
         idle_rss_kb=idle,
         peak_rss_kb=sampler.peak_kb,

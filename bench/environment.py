@@ -78,3 +78,13 @@ def log_problems_in(directory: Path, exclude: Path, limit: int = 5) -> list[str]
         if path != exclude:
             found += [f"{path.stem}: {line}" for line in log_problems(path, limit)]
     return found[:limit]
+
+
+def log_tails(directory: Path, lines: int = 5) -> list[str]:
+    """The last lines of every log of the run: what a failed run leaves to
+    read once its directory is gone."""
+    found: list[str] = []
+    for path in sorted(directory.glob("*.log")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        found += [f"{path.stem}: {line}" for line in text.splitlines()[-lines:]]
+    return found

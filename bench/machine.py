@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import celery
 import django
 import rq
 
@@ -39,5 +40,9 @@ def describe(client: Any) -> list[tuple[str, str]]:
         ("python", platform.python_version()),
         ("server", f"{server_version(client)} ({server_binary()}), AOF everysec"),
         ("database", f"SQLite {sqlite3.sqlite_version} (WAL, synchronous=NORMAL)"),
-        ("rq / django", f"rq {rq.__version__} / Django {django.get_version()}"),
+        (
+            "rq / celery / django",
+            f"rq {rq.__version__} / Celery {celery.__version__} "
+            f"/ Django {django.get_version()}",
+        ),
     ]

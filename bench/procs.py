@@ -24,6 +24,7 @@ from jobs import live
 BASE_DIR = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
 RQ_CLI = str(Path(sys.executable).with_name("rq"))
+CELERY_CLI = str(Path(sys.executable).with_name("celery"))
 
 
 def console_worker() -> list[str]:
@@ -44,6 +45,25 @@ def plain_worker() -> list[str]:
         "WARNING",
         "--path",
         str(BASE_DIR),
+    ]
+
+
+def celery_worker(name: str) -> list[str]:
+    """One `celery worker` with one prefork child: the counterpart of one of
+    our worker processes (see bench.scaling.NOTE)."""
+    return [
+        CELERY_CLI,
+        "-A",
+        "bench.celery_app",
+        "worker",
+        "--pool=prefork",
+        "--concurrency=1",
+        "--loglevel=WARNING",
+        # The start-up handshake with other nodes (one second of waiting for
+        # replies on every start); nothing to learn from on one host.
+        "--without-mingle",
+        "-n",
+        f"{name}@%h",
     ]
 
 
@@ -79,8 +99,10 @@ class Fleet:
     ) -> None:
         self.stop_all()
 
-    def start(self, name: str, argv: list[str]) -> int:
-        env = dict(os.environ, PROCESS_NAME=name, PYTHONUNBUFFERED="1")
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> int:
+        env = dict(os.environ, **(env or {}), PROCESS_NAME=name, PYTHONUNBUFFERED="1")
         with (self.directory / f"{name}.log").open("ab") as log:
             child = subprocess.Popen(
                 argv,

@@ -116,6 +116,7 @@ def figure(ctx: Context) -> None:
             None,
             "all",
             other,
+            required=True,
         ),
     ]
     ctx.results.details.append(

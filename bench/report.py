@@ -13,7 +13,8 @@ from bench.results import Results
 
 def general_notes() -> tuple[str, ...]:
     return (
-        "ratio = ours / plain RQ: for latency lower is better, for throughput higher.",
+        "ours/RQ and ours/Celery = our figure divided by theirs: for latency "
+        "lower is better, for throughput higher.",
         "Logs: the console's JSON lines go to files at the configured level; rq's "
         f"loggers are at WARNING for both sides. DEBUG={int(settings.DEBUG)}.",
         "The machine is shared (2 cores, other test suites running): figures are "
@@ -33,13 +34,19 @@ def _notes(results: Results) -> list[str]:
 
 def text(mode: str, machine: list[tuple[str, str]], results: Results) -> str:
     body = table.text(results.rows)
-    return "\n".join([*header(mode, machine), "", body, "", *_notes(results)])
+    drawn = [f"plot: {path}" for path in results.plots]
+    return "\n".join(
+        [*header(mode, machine), "", body, "", *_notes(results), "", *drawn]
+    )
 
 
 def markdown(mode: str, machine: list[tuple[str, str]], results: Results) -> str:
     lines = ["# Benchmarks", "", "Written by `make bench` / `make bench-quick`.", ""]
     lines += [f"- {line}" for line in header(mode, machine)]
-    lines += ["", table.markdown(results.rows), "", "Notes:", "", *_notes(results)]
+    lines += ["", table.markdown(results.rows), ""]
+    for path in results.plots:
+        lines += [f"![{path.stem}]({path.name})", ""]
+    lines += ["Notes:", "", *_notes(results)]
     return "\n".join(lines) + "\n"
 
 

@@ -1,5 +1,5 @@
 """`python -m bench.run [--quick] [--only NAMES]`: the figures, ours against
-plain RQ where there is a plain RQ equivalent.
+plain RQ and Celery where they have an equivalent.
 
 Needs no prior state: starts its own Redis-compatible server and SQLite
 database in a temporary directory and removes both at the end.
@@ -8,6 +8,7 @@ database in a temporary directory and removes both at the end.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -42,8 +43,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--output",
         type=Path,
-        help="markdown file (default: docs/benchmarks/results.md, "
-        "results-quick.md with --quick)",
+        help="markdown file, the PNG plots beside it (default: "
+        "docs/benchmarks/results.md, results-quick.md with --quick)",
     )
     return parser.parse_args(argv)
 
@@ -60,28 +61,34 @@ def output_path(args: argparse.Namespace) -> Path | None:
     return DOCS / f"results{_suffix(args.quick)}.md"
 
 
-def measure(directory: Path, args: argparse.Namespace) -> None:
-    """Everything after the server is up (Django is set up here)."""
-    from bench import machine, plain, report
+def measure(directory: Path, args: argparse.Namespace) -> int:
+    """Everything after the server is up (Django is set up here); the exit
+    status: 1 when a check that the bench worked failed (not for a
+    performance goal missed)."""
+    from django.conf import settings
+
+    from bench import celery_app, machine, plain, report
     from bench.context import Context, Sizes
     from bench.figures import measure as figures
 
     log = directory / "bench.log"
     environment.log_to_file(log)
     environment.quiet_rq()
+    celery_app.configure(settings.REDIS_URL)
     info = machine.describe(plain.client())
+    output = output_path(args)
     ctx = Context(
         Sizes.of(args.quick),
         directory,
-        chart=DOCS / f"throughput-by-workers{_suffix(args.quick)}.svg",
-        screens_chart=DOCS / f"render-by-records{_suffix(args.quick)}.png",
+        # The plots go beside the markdown file, and only with it.
+        plots=None if output is None else output.parent,
+        suffix=_suffix(args.quick),
     )
     results = figures(ctx, args.only or list(NAMES))
     mode = "quick" if args.quick else "full"
     if args.only:
         mode += f", only {','.join(args.only)}"
     print(report.text(mode, info, results))
-    output = output_path(args)
     if output is not None:
         report.write(output, report.markdown(mode, info, results))
     for line in environment.log_problems(log):
@@ -89,16 +96,24 @@ def measure(directory: Path, args: argparse.Namespace) -> None:
     for line in environment.log_problems_in(directory, exclude=log):
         print(f"logged by a process: {line}")
     print(f"\nwritten: {output or '(no markdown: partial run without --output)'}")
+    broken = [row.figure for row in results.rows if row.broken]
+    for figure in broken:
+        print(f"FAILED check: {figure}", file=sys.stderr)
+    return 1 if broken else 0
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
     with tempfile.TemporaryDirectory(prefix="bench-") as name:
         directory = Path(name)
         server = environment.start_server(directory)
         try:
             environment.setup_django(directory, server.url)
-            measure(directory, args)
+            return measure(directory, args)
+        except Exception:
+            for line in environment.log_tails(directory):
+                print(f"log tail: {line}", file=sys.stderr)
+            raise
         finally:
             from django.db import connections
 
@@ -107,4 +122,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

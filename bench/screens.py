@@ -1,4 +1,4 @@
-"""Figure 9: the console's screens over many job records, on SQLite and on
+"""Figure 10: the console's screens over many job records, on SQLite and on
 PostgreSQL in the same run, and "Retry all" on a failure group.
 
 Each database is measured by bench.screens_run in a process of its own:
@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 
-from bench import generate, pg, plot
+from bench import generate, pg, plots
 from bench.context import Context
 from bench.results import progress
 from bench.stats import percentile
@@ -79,19 +79,19 @@ def _run_side(ctx: Context, name: str, url: str) -> dict[str, Any]:
 
 def measure_sides(ctx: Context) -> dict[str, dict[str, Any]]:
     sides: dict[str, dict[str, Any]] = {}
-    progress("figure 9: screens on SQLite")
+    progress("figure 10: screens on SQLite")
     sqlite = ctx.directory / "screens.sqlite3"
     sides["SQLite"] = _run_side(ctx, "sqlite", f"sqlite:///{sqlite}")
-    progress("figure 9: screens on PostgreSQL (private server)")
+    progress("figure 10: screens on PostgreSQL (private server)")
     try:
         with pg.PrivatePostgres() as server:
             sides["PostgreSQL"] = _run_side(ctx, "postgresql", server.url)
     except pg.PostgresUnavailable as exc:
         ctx.results.rows.append(
-            Row("9. PostgreSQL screens", "not measured", None, "measured", False)
+            Row("10. PostgreSQL screens", "not measured", None, "measured", False)
         )
         ctx.results.details.append(
-            f"9. PostgreSQL: {exc} (`make postgres` installs Debian's server)"
+            f"10. PostgreSQL: {exc} (`make postgres` installs Debian's server)"
         )
     return sides
 
@@ -104,7 +104,7 @@ def screen_rows(side: str, found: dict[str, Any]) -> list[Row]:
         limit = SEARCH_GOAL_MS if screen.startswith("search") else GOAL_MS
         rows.append(
             Row(
-                f"9. {screen}, {side}, p50 / p95 (ms)",
+                f"10. {screen}, {side}, p50 / p95 (ms)",
                 f"{p50:,.1f} / {p95:,.1f}",
                 None,
                 f"p95 < {limit:g} ms",
@@ -121,7 +121,7 @@ def retry_rows(side: str, found: dict[str, Any]) -> list[Row]:
     )
     return [
         Row(
-            f"9. retry all, {retry['jobs']:,} dead jobs, {side} (s)",
+            f"10. retry all, {retry['jobs']:,} dead jobs, {side} (s)",
             retry["seconds"],
             None,
             f"< {RETRY_GOAL_S:g} s, all retried",
@@ -129,7 +129,7 @@ def retry_rows(side: str, found: dict[str, Any]) -> list[Row]:
             2,
         ),
         Row(
-            f"9. retry all: peak RSS rise / Python peak, {side} (MB)",
+            f"10. retry all: peak RSS rise / Python peak, {side} (MB)",
             f"{retry['rss_mb']:,.1f} / {found['retry_memory']['python_peak_mb']:,.1f}",
             None,
         ),
@@ -147,9 +147,9 @@ def details(side: str, found: dict[str, Any]) -> list[str]:
     )
     retry = found["retry"]
     return [
-        f"9. {side} ({found['version']}): records written (cumulative steps): "
+        f"10. {side} ({found['version']}): records written (cumulative steps): "
         f"{written}; SQL time per request at {last['records']:,}, median (ms): {sql}",
-        f"9. {side} retry all: {retry['retried']:,} of {retry['jobs']:,} jobs "
+        f"10. {side} retry all: {retry['retried']:,} of {retry['jobs']:,} jobs "
         f"pending again, {retry['queued_in_redis']:,} in the RQ queues",
     ]
 
@@ -161,6 +161,4 @@ def figure(ctx: Context) -> None:
     for side, found in sides.items():
         ctx.results.rows += retry_rows(side, found)
         ctx.results.details += details(side, found)
-    if ctx.screens_chart is not None:
-        plot.render_by_records(sides, ctx.screens_chart)
-        ctx.results.details.append(f"9. chart: {ctx.screens_chart.name}")
+    ctx.draw("render-by-records", lambda path: plots.render_by_records(sides, path))

@@ -1,5 +1,5 @@
 """`python -m bench.screens_run --database-url URL ...`: one database's side
-of figure 9, in a process of its own (Django is set up for one database per
+of figure 10, in a process of its own (Django is set up for one database per
 process). Writes its measurements as JSON to --output.
 
 The history grows step by step (the records of each step are added to the

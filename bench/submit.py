@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import plain
+from bench import celery_app, plain
 from bench.reset import reset
 from bench.stats import percentile, rate, timed
 from jobs.services import SubmitRequest, job_submit, job_submit_many
@@ -15,43 +16,56 @@ P99_MAX_RATIO = 3.0
 BULK_GOAL = 5000.0
 
 
+OURS, PLAIN, CELERY = "ours", "plain RQ", "Celery"
+
+
 @dataclass(frozen=True)
 class Latency:
-    ours_ms: list[float]
-    plain_ms: list[float]
+    """Milliseconds per call, by side."""
 
-    def ours(self, pct: float) -> float:
-        return percentile(self.ours_ms, pct)
+    samples: dict[str, list[float]]
 
-    def plain(self, pct: float) -> float:
-        return percentile(self.plain_ms, pct)
+    def p(self, side: str, pct: float) -> float:
+        return percentile(self.samples[side], pct)
 
     @property
     def fast(self) -> bool:
-        return self.ours(99) < P99_LIMIT_MS
+        return self.p(OURS, 99) < P99_LIMIT_MS
 
     @property
     def close_to_plain(self) -> bool:
-        return self.ours(99) < P99_MAX_RATIO * self.plain(99)
+        return self.p(OURS, 99) < P99_MAX_RATIO * self.p(PLAIN, 99)
 
 
 def _submit_one() -> None:
     job_submit(task="demo.echo", payload={"text": "x"})
 
 
-def latency(count: int) -> Latency:
-    """Alternate ours and plain RQ, call by call, so drift hits both alike."""
-    reset()
+def submitters() -> dict[str, Callable[[], object]]:
+    """One submission of a no-op job by each side."""
     queue = plain.queue()
-    ours: list[float] = []
-    base: list[float] = []
+    return {
+        OURS: _submit_one,
+        PLAIN: lambda: queue.enqueue(plain.FUNC, text="x"),
+        CELERY: lambda: celery_app.submit("x"),
+    }
+
+
+def interleaved(count: int, calls: dict[str, Callable[[], object]]) -> Latency:
+    """Each side in turn, call by call, so drift hits them alike; the first
+    WARMUP rounds are not counted."""
+    samples: dict[str, list[float]] = {side: [] for side in calls}
     for i in range(WARMUP + count):
-        _, mine = timed(_submit_one)
-        _, theirs = timed(lambda: queue.enqueue(plain.FUNC, text="x"))
-        if i >= WARMUP:
-            ours.append(mine * 1000)
-            base.append(theirs * 1000)
-    return Latency(ours, base)
+        for side, call in calls.items():
+            _, seconds = timed(call)
+            if i >= WARMUP:
+                samples[side].append(seconds * 1000)
+    return Latency(samples)
+
+
+def latency(count: int) -> Latency:
+    reset()
+    return interleaved(count, submitters())
 
 
 def _requests(count: int) -> list[SubmitRequest]:
@@ -76,4 +90,13 @@ def bulk_plain(count: int) -> float:
     plain.enqueue_many(queue, plain.prepared(WARMUP))
     datas = plain.prepared(count)
     _, seconds = timed(lambda: plain.enqueue_many(queue, datas))
+    return rate(count, seconds)
+
+
+def bulk_celery(count: int, send: Callable[[list[str]], None]) -> float:
+    """tasks/s of one `send` of `count` tasks (a function of bench.celery_app)."""
+    reset()
+    send([str(i) for i in range(WARMUP)])
+    texts = [str(i) for i in range(count)]
+    _, seconds = timed(lambda: send(texts))
     return rate(count, seconds)

@@ -6,7 +6,16 @@ from dataclasses import dataclass
 
 from bench.stats import ratio
 
-HEADERS = ("figure", "ours", "plain RQ", "ratio", "goal", "met?")
+HEADERS = (
+    "figure",
+    "ours",
+    "plain RQ",
+    "ours/RQ",
+    "Celery",
+    "ours/Celery",
+    "goal",
+    "met?",
+)
 
 
 @dataclass(frozen=True)
@@ -17,22 +26,35 @@ class Row:
     goal: str = "-"
     met: bool | None = None
     decimals: int = 0
+    celery: float | str | None = None
+    #: A check that the bench worked (every job done), not a performance
+    #: goal: the run exits non-zero when it is not met.
+    required: bool = False
+
+    def ratio_to(self, other: float | str | None) -> float | None:
+        if isinstance(self.ours, str) or not isinstance(other, float | int):
+            return None
+        return ratio(self.ours, other)
 
     @property
-    def ratio(self) -> float | None:
-        if isinstance(self.ours, str) or not isinstance(self.plain, float | int):
-            return None
-        return ratio(self.ours, self.plain)
+    def broken(self) -> bool:
+        return self.required and not self.met
 
     def cells(self) -> tuple[str, ...]:
         return (
             self.figure,
             _number(self.ours, self.decimals),
             _number(self.plain, self.decimals),
-            "-" if self.ratio is None else f"{self.ratio:.2f}x",
+            _times(self.ratio_to(self.plain)),
+            _number(self.celery, self.decimals),
+            _times(self.ratio_to(self.celery)),
             self.goal,
             "-" if self.met is None else ("yes" if self.met else "no"),
         )
+
+
+def _times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
 
 
 def _number(value: float | str | None, decimals: int) -> str:
