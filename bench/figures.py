@@ -163,7 +163,8 @@ assert tuple(FIGURES) == NAMES, "bench.context.NAMES lists every figure in order
 
 NOTES: dict[str, str] = {
     "latency": (
-        "1: job_submit(demo.echo) (SQL insert and commit, then one Redis MULTI) "
+        "1: job_submit(demo.echo) (SQL insert and commit, then one Redis call: "
+        "a Lua script that claims the job and enqueues it, then the status mark) "
         "against Queue.enqueue(bench.noop.noop) and Celery's "
         "noop.apply_async(kwargs=..., ignore_result=True) (one LPUSH; nobody "
         "waits for a result, as with the other two: a call that keeps its result "

@@ -29,7 +29,7 @@ RETRY_GOAL_S = 10.0
 #: A production-like count (figure 8 stresses 50).
 QUEUES = 10
 NOTE = (
-    "9: GET of each screen through Django's test client as a logged-in "
+    "10: GET of each screen through Django's test client as a logged-in "
     "superuser (session, middleware, template: the whole response), 3 warm-up "
     "requests not counted, over N finished job records (10 % dead, in 10 "
     "failure groups, each with its failed attempt; payloads name one of 5,000 "
