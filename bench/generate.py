@@ -16,6 +16,7 @@ from typing import Any
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from jobs import textindex
 from jobs.models import Attempt, JobRecord
 from jobs.recorder import fingerprint
 
@@ -188,7 +189,11 @@ def job_records(total: int, dead: int, queues: list[str], start: int = 0) -> Non
     of them dead with their failed attempt, over `queues`. A history grows by
     calling again with a larger total and `start` = the rows already there."""
     attempt_sql = _insert_sql(Attempt)
-    with transaction.atomic(), connection.cursor() as cursor:
+    with (
+        transaction.atomic(),
+        textindex.indexed_at_end(connection),
+        connection.cursor() as cursor,
+    ):
         for first in range(start, total, CHUNK):
             stop = min(total, first + CHUNK)
             cursor.executemany(

@@ -121,7 +121,8 @@ def _worker_metrics(client: Any) -> Iterator[Metric]:
 
 def _backlog_metrics(client: Any) -> Iterator[Metric]:
     outbox = GaugeMetricFamily(
-        "jobs_outbox_pending", "Jobs accepted but not yet put into Redis"
+        "jobs_outbox_pending",
+        "Jobs accepted whose arrival in Redis the history has not recorded yet",
     )
     outbox.add_metric(
         [], JobRecord.objects.filter(status=JobRecord.Status.PENDING).count()

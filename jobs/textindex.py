@@ -16,6 +16,8 @@ table.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import transaction
@@ -39,9 +41,16 @@ SQLITE_TABLE = (
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS} USING fts5({_COLS}, "
     f"content='{TABLE}', content_rowid='rowid', tokenize='trigram')"
 )
+#: While it holds a row, the insert trigger stands aside: a bulk insert then
+#: indexes all its rows with one statement (see `indexed_at_end`).
+PAUSE = "jobs_jobrecord_text_pause"
+SQLITE_PAUSE = f"CREATE TABLE IF NOT EXISTS {PAUSE} (paused INTEGER NOT NULL)"
 #: name -> CREATE TRIGGER; an update re-indexes a row only if its text changed.
 SQLITE_TRIGGERS = {
-    f"{FTS}_insert": f"AFTER INSERT ON {TABLE} BEGIN {_ADD} END",
+    f"{FTS}_insert": (
+        f"AFTER INSERT ON {TABLE} WHEN NOT EXISTS (SELECT 1 FROM {PAUSE}) "
+        f"BEGIN {_ADD} END"
+    ),
     f"{FTS}_delete": f"AFTER DELETE ON {TABLE} BEGIN {_DROP} END",
     f"{FTS}_update": (
         f"AFTER UPDATE OF {_COLS} ON {TABLE} WHEN {_CHANGED} BEGIN {_DROP} {_ADD} END"
@@ -79,14 +88,58 @@ def remove(connection: BaseDatabaseWrapper) -> None:
             for name in SQLITE_TRIGGERS:
                 cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
             cursor.execute(f"DROP TABLE IF EXISTS {FTS}")
+            cursor.execute(f"DROP TABLE IF EXISTS {PAUSE}")
         elif connection.vendor == "postgresql":
             for name in POSTGRES_INDEXES:
                 cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
 
 
 def _create_triggers(cursor: Any) -> None:
+    cursor.execute(SQLITE_PAUSE)
     for name, body in SQLITE_TRIGGERS.items():
         cursor.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {body}")
+
+
+def pausable_insert_trigger(connection: BaseDatabaseWrapper) -> None:
+    """Migration 0009: the insert trigger of 0008, made to stand aside while a
+    bulk insert holds the pause row."""
+    if connection.vendor != "sqlite":
+        return
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.execute(SQLITE_PAUSE)
+        cursor.execute(f"DROP TRIGGER IF EXISTS {FTS}_insert")
+        _create_triggers(cursor)
+
+
+@contextmanager
+def indexed_at_end(connection: BaseDatabaseWrapper) -> Iterator[None]:
+    """Rows inserted in the block are indexed by one statement at its end.
+
+    On SQLite the per-row trigger costs about 40 µs a row, an FTS5 statement
+    each, ten times the rest of the insert; one INSERT ... SELECT over the new
+    rowids costs a tenth of that. It must run in a transaction: SQLite's one
+    writer then keeps every other connection from inserting meanwhile, and a
+    rollback takes the pause row back with the rows."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError("indexed_at_end needs a transaction")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {TABLE}")
+        (before,) = cursor.fetchone()
+        cursor.execute(f"INSERT INTO {PAUSE} (paused) VALUES (1)")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {PAUSE}")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {FTS} (rowid, {_COLS}) "
+            f"SELECT rowid, {_COLS} FROM {TABLE} WHERE rowid > %s",
+            [before],
+        )
 
 
 def repair(connection: BaseDatabaseWrapper) -> bool:

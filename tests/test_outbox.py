@@ -137,3 +137,23 @@ def test_a_failed_status_mark_does_not_fail_the_submission(recorder):
     assert services.outbox_relay(grace_seconds=0) == 0  # already in Redis
     recorder.drain_all()  # the "enqueued" events say what the mark could not
     assert set(JobRecord.objects.values_list("status", flat=True)) == {Status.QUEUED}
+
+
+def test_a_large_bulk_is_marked_enqueued_by_the_recorder(recorder):
+    size = services.submit.MARK_AT_ONCE_UP_TO + 1
+    small, large = (
+        services.job_submit_many(
+            requests=[
+                services.SubmitRequest(task="demo.echo", payload={"text": str(i)})
+                for i in range(count)
+            ]
+        )
+        for count in (3, size)
+    )
+    statuses = dict(JobRecord.objects.values_list("pk", "status"))
+    assert {statuses[j.pk] for j in small} == {Status.QUEUED}
+    assert {statuses[j.pk] for j in large} == {Status.PENDING}
+    assert {j.status for j in large} == {Status.QUEUED}  # what the caller sees
+    assert queueing.existing(j.pk for j in large) == {j.pk for j in large}
+    recorder.drain_all()
+    assert JobRecord.objects.filter(status=Status.QUEUED).count() == 3 + size

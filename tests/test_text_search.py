@@ -8,7 +8,7 @@ import itertools
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.utils import timezone
 
 from jobs import services, textindex
@@ -123,6 +123,51 @@ def test_jobs_written_by_the_bulk_insert_are_found():
         r.pk for r in records if r.payload["text"].startswith("batch-4")
     }
     assert len(found(payload="batch-")) == 60
+
+
+def integrity_check() -> None:
+    """FTS5 compares every index entry with the rows: raises on a mismatch."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {textindex.FTS}({textindex.FTS}) VALUES ('integrity-check')"
+        )
+
+
+def test_a_bulk_insert_indexes_at_its_end_and_the_trigger_resumes():
+    sqlite_only()
+    services.job_submit_many(
+        requests=[
+            services.SubmitRequest(task="demo.echo", payload={"text": f"bulk-{n}"})
+            for n in range(25)
+        ]
+    )
+    single = services.job_submit(task="demo.echo", payload={"text": "single-one"})
+    integrity_check()
+    assert len(found(payload="bulk-")) == 25
+    assert found(payload="single-one") == {single.pk}
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {textindex.PAUSE}")
+        assert cursor.fetchone() == (0,)
+
+
+def test_a_rolled_back_bulk_insert_leaves_neither_rows_nor_pause():
+    sqlite_only()
+    twice = services.SubmitRequest(
+        task="demo.echo", payload={"text": "r-twice"}, idempotency_key="same"
+    )
+    with pytest.raises(IntegrityError):  # the insert itself fails, half-way
+        services.job_submit_many(
+            requests=[
+                services.SubmitRequest(task="demo.echo", payload={"text": f"r-{n}"})
+                for n in range(25)
+            ]
+            + [twice, twice]
+        )
+    assert not JobRecord.objects.exists()
+    make({"text": "after-rollback"})
+    integrity_check()
+    assert found(payload="after-rollback") != set()
+    assert found(payload="r-1") == set()
 
 
 def test_changed_and_deleted_rows_leave_the_index():

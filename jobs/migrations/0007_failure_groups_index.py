@@ -6,15 +6,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0006_default_alert_rules'),
+        ("jobs", "0006_default_alert_rules"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='jobrecord',
-            index=models.Index(models.F('status'), models.F('task'), models.F('error_type'), models.F('error_fingerprint'), django.db.models.functions.comparison.Coalesce('finished_at', 'started_at', 'submitted_at'), models.F('id'), condition=models.Q(('status__in', ['dead', 'retrying'])), name='jobs_failure_groups'),
+            model_name="jobrecord",
+            index=models.Index(
+                models.F("status"),
+                models.F("task"),
+                models.F("error_type"),
+                models.F("error_fingerprint"),
+                django.db.models.functions.comparison.Coalesce(
+                    "finished_at", "started_at", "submitted_at"
+                ),
+                models.F("id"),
+                condition=models.Q(("status__in", ["dead", "retrying"])),
+                name="jobs_failure_groups",
+            ),
         ),
     ]

@@ -13,9 +13,13 @@ from typing import Any
 
 from django.db import connection, models
 
+from jobs import textindex
 from jobs.models import JobRecord
 
 _UNSET = object()
+#: From this many rows, the text index is built in one statement at the end
+#: (jobs.textindex.indexed_at_end) rather than by its trigger row by row.
+INDEX_AT_END_FROM = 20
 
 
 def _converter(field: Any) -> Callable[[Any], Any]:
@@ -37,7 +41,8 @@ def _converter(field: Any) -> Callable[[Any], Any]:
 
 
 def insert_records(records: list[JobRecord]) -> None:
-    """One prepared INSERT run for every record (executemany).
+    """One prepared INSERT run for every record (executemany); must run in a
+    transaction (job_submit_many's).
 
     bulk_create compiles a statement per ~35 rows on SQLite and prepares
     every field of every row through the field's full conversion chain; here
@@ -64,9 +69,10 @@ def insert_records(records: list[JobRecord]) -> None:
                 prepared[i] = convert[i](value)
         rows.append(list(prepared))
     with connection.cursor() as cursor:
-        if len(rows) == 1:
-            cursor.execute(sql, rows[0])
-        else:
+        if len(rows) < INDEX_AT_END_FROM:
             cursor.executemany(sql, rows)
+        else:
+            with textindex.indexed_at_end(connection):
+                cursor.executemany(sql, rows)
     for record in records:
         record._state.adding = False
