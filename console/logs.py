@@ -25,16 +25,27 @@ def process_name() -> str:
     return "-".join(argv) if argv else os.path.basename(sys.argv[0] or "python")
 
 
+#: One encoder for every line (json.dumps with `default` builds one a call).
+_ENCODER = json.JSONEncoder(default=str)
+
+
 class JsonFormatter(logging.Formatter):
-    """Formats a record as a JSON line; extra= fields become top-level keys."""
+    """Formats a record as a JSON line; extra= fields become top-level keys.
+
+    Workers write two lines a job: the process name is worked out once, when
+    the first line is written (processes get it from their environment)."""
+
+    _process: str | None = None
 
     def format(self, record: logging.LogRecord) -> str:
+        if self._process is None:
+            self._process = process_name()
         entry: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(
                 timespec="milliseconds"
             ),
             "level": record.levelname.lower(),
-            "process": process_name(),
+            "process": self._process,
             "pid": record.process,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -44,4 +55,4 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return _ENCODER.encode(entry)

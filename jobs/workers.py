@@ -29,7 +29,7 @@ import redis
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections as db_connections
 from rq import worker_registration
-from rq.exceptions import DequeueTimeout
+from rq.exceptions import DequeueTimeout, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
@@ -54,6 +54,14 @@ RESULT_SUMMARY_BYTES = 8192
 #: Longest a worker blocks on Redis before re-reading which queues are paused.
 DEQUEUE_BLOCK = 0.5
 PAUSE_REFRESH = 0.25
+#: Pops the first job of the first non-empty list among KEYS, in order.
+POP_FIRST = """
+for _, key in ipairs(KEYS) do
+  local job_id = redis.call('LPOP', key)
+  if job_id then return {key, job_id} end
+end
+return false
+"""
 #: Seconds an idle worker's entry outlives its last heartbeat.
 WORKER_TTL = 20
 #: A running job's worker heartbeats this often; a job whose heartbeat is
@@ -200,6 +208,7 @@ class RecordingMixin(_WorkerBase):
         self._all_lanes: list[Queue] = list(self._ordered_queues)
         self._paused: set[str] = set()
         self._paused_read_at = 0.0
+        self._pop_first = self.connection.register_script(POP_FIRST)
 
     # -- pause-aware dequeue --------------------------------------------------
 
@@ -226,10 +235,12 @@ class RecordingMixin(_WorkerBase):
                 if self.should_run_maintenance_tasks:
                     self.run_maintenance_tasks()
                 lanes_now = self.active_lanes()
+                if timeout is None:  # burst: take what is there, or stop
+                    return self._dequeue_now(lanes_now) if lanes_now else None
                 if lanes_now:
                     result = self.queue_class.dequeue_any(
                         lanes_now,
-                        None if timeout is None else DEQUEUE_BLOCK,  # type: ignore[arg-type]
+                        DEQUEUE_BLOCK,  # type: ignore[arg-type]
                         connection=self.connection,
                         job_class=self.job_class,
                         serializer=self.serializer,
@@ -237,8 +248,6 @@ class RecordingMixin(_WorkerBase):
                     )
                     if result is not None:
                         return result
-                if timeout is None:
-                    return None  # burst: nothing left that may run
                 if not lanes_now:
                     time.sleep(DEQUEUE_BLOCK)
             except DequeueTimeout:
@@ -254,6 +263,24 @@ class RecordingMixin(_WorkerBase):
             backoff = 0.1
             if max_idle_time and time.monotonic() - idle_since > max_idle_time:
                 return None
+
+    def _dequeue_now(self, lanes_now: list[Queue]) -> tuple[Job, Queue] | None:
+        """The first job of the first lane that has one, without blocking, in
+        one round trip (RQ pops the lanes one by one: a round trip per empty
+        lane in front, for every job)."""
+        by_key = {lane.key: lane for lane in lanes_now}
+        while True:
+            found = self._pop_first(keys=list(by_key))
+            if found is None:
+                return None
+            key, job_id = (part.decode() for part in found)
+            try:
+                job = self.job_class.fetch(
+                    job_id, connection=self.connection, serializer=self.serializer
+                )
+            except NoSuchJobError:
+                continue  # gone meanwhile (deleted): RQ skips it too
+            return job, by_key[key]
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         """RQ's heartbeat plus this process's resident memory, in one round trip.
