@@ -209,6 +209,7 @@ class RecordingMixin(_WorkerBase):
         self._paused: set[str] = set()
         self._paused_read_at = 0.0
         self._pop_first = self.connection.register_script(POP_FIRST)
+        self._rss_sent_at = -RSS_EVERY
 
     # -- pause-aware dequeue --------------------------------------------------
 
@@ -283,12 +284,16 @@ class RecordingMixin(_WorkerBase):
             return job, by_key[key]
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
-        """RQ's heartbeat plus this process's resident memory, in one round trip.
-        A lost connection is survived: the next heartbeat catches up."""
+        """RQ's heartbeat plus, once a second, this process's resident memory,
+        in one round trip (RQ beats several times a job). A lost connection is
+        survived: the next heartbeat catches up."""
         own = pipeline is None
         pipe = self.connection.pipeline() if own else pipeline
         super().heartbeat(timeout, pipeline=pipe)
-        pipe.hset(self.key, "rss_kb", str(resident_kb()))
+        moment = time.monotonic()
+        if moment - self._rss_sent_at >= RSS_EVERY:
+            pipe.hset(self.key, "rss_kb", str(resident_kb()))
+            self._rss_sent_at = moment
         if own:
             with self._tolerating_redis_loss("heartbeat"):
                 pipe.execute()
