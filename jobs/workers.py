@@ -298,6 +298,32 @@ class RecordingMixin(_WorkerBase):
             with self._tolerating_redis_loss("heartbeat"):
                 pipe.execute()
 
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        """RQ's start-up (register the worker, subscribe to its commands)
+        outside the work loop's error handling: a Redis restart then waits
+        for Redis and starts over instead of ending the worker."""
+        while True:
+            try:
+                super().bootstrap(*args, **kwargs)
+                return
+            except redis.exceptions.ConnectionError as exc:
+                self.log.warning(
+                    "redis unavailable at start-up; waiting for it",
+                    extra={"worker": self.name, "error": str(exc)},
+                )
+                self._wait_for_redis()
+                # A birth registered before the loss would block the retry.
+                with self._tolerating_redis_loss("start-up"):
+                    self.connection.delete(self.key)
+
+    def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
+        """RQ's scheduler takes its locks right after start-up, outside the
+        work loop's error handling: a Redis restart at that moment would end
+        the worker. Survived instead; the maintenance tasks take the locks
+        again later (RQ retries while the scheduler is not running)."""
+        with self._tolerating_redis_loss("scheduler start"):
+            super()._start_scheduler(*args, **kwargs)
+
     def run_maintenance_tasks(self) -> None:
         with self._tolerating_redis_loss("maintenance"):
             super().run_maintenance_tasks()
@@ -340,10 +366,13 @@ class RecordingMixin(_WorkerBase):
                 "redis unavailable around a job; waiting for it",
                 extra={"worker": self.name, "job_id": job.id, "error": str(exc)},
             )
-            backoff = 0.1
-            while not self._redis_answers():
-                time.sleep(backoff)
-                backoff = min(1.0, backoff * 2)
+            self._wait_for_redis()
+
+    def _wait_for_redis(self) -> None:
+        backoff = 0.1
+        while not self._redis_answers():
+            time.sleep(backoff)
+            backoff = min(1.0, backoff * 2)
 
     def _redis_answers(self) -> bool:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import threading
 
 import pytest
 import redis
@@ -66,3 +67,35 @@ def test_monitor_checkpoints_the_sqlite_log(run_until):
         busy, frames, copied = cursor.fetchone()
     assert busy == 0 and frames == copied
     assert JobRecord.objects.get(pk=job.pk).status == JobRecord.Status.SUCCEEDED
+
+
+def test_a_worker_survives_redis_going_away_as_its_scheduler_starts(redis_server):
+    """RQ takes the scheduler's locks outside its work loop's error handling:
+    a Redis restart at that moment ended the worker (seen in CI)."""
+    worker = workers.ConsoleWorker(["default"], connection=queueing.connection())
+    redis_server.stop()
+    try:
+        worker._start_scheduler()  # raised ConnectionError: the worker quit
+    finally:
+        redis_server.start()
+    assert worker.scheduler is not None
+    assert not worker.scheduler.acquired_locks
+    worker.scheduler.acquire_locks()  # what RQ's maintenance retries later
+    assert worker.scheduler.acquired_locks
+    worker.scheduler.release_locks()
+
+
+def test_a_worker_starting_while_redis_restarts_waits_for_it(redis_server):
+    worker = workers.ConsoleWorker(["default"], connection=queueing.connection())
+    redis_server.stop()
+    back = threading.Timer(1.0, redis_server.start)
+    back.start()
+    try:
+        worker.bootstrap()  # raised ConnectionError: the worker quit
+    finally:
+        back.join()
+    try:
+        assert worker.connection.exists(worker.key)
+        assert worker.get_state() == "started"
+    finally:
+        worker.teardown()
