@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import celery_app, plain
+from bench import background, celery_app, plain
 from bench.reset import reset
 from bench.stats import percentile, rate, timed
 from jobs.services import SubmitRequest, job_submit, job_submit_many
@@ -55,11 +55,12 @@ def interleaved(count: int, calls: dict[str, Callable[[], object]]) -> Latency:
     """Each side in turn, call by call, so drift hits them alike; the first
     WARMUP rounds are not counted."""
     samples: dict[str, list[float]] = {side: [] for side in calls}
-    for i in range(WARMUP + count):
-        for side, call in calls.items():
-            _, seconds = timed(call)
-            if i >= WARMUP:
-                samples[side].append(seconds * 1000)
+    with background.checkpointing():
+        for i in range(WARMUP + count):
+            for side, call in calls.items():
+                _, seconds = timed(call)
+                if i >= WARMUP:
+                    samples[side].append(seconds * 1000)
     return Latency(samples)
 
 
