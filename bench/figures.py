@@ -171,9 +171,10 @@ NOTES: dict[str, str] = {
         "also SUBSCRIBEs to the Redis result backend); calls take turns (ours, RQ, "
         "Celery), 50 warm-up rounds are not counted. A thread runs the "
         "monitor's SQLite duty (PRAGMA wal_checkpoint(PASSIVE) every second) as "
-        "the monitor process does in production: without it, whichever commit "
-        "crosses SQLite's auto-checkpoint threshold folds the log back itself "
-        "(p99 of figure 9 at 1,000,000 records: 13 to 25 ms instead of 2.7)."
+        "the monitor process does in production. Figure 9's p99 still moves "
+        "between runs (2.3 to 25 ms with records stored; one run with this "
+        "thread measured 2.7 ms at 1,000,000, the next 19.9): a few slow commits "
+        "in 2,000, cause not yet pinned down; the p50 is steady."
     ),
     "bulk": (
         "2: one job_submit_many against one Queue.enqueue_many in one pipeline "
