@@ -8,6 +8,7 @@ from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import SystemCheckError
 
 
 def redacted(url: str) -> str:
@@ -35,6 +36,22 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
+#: The system checks a worker runs as it starts: its models and the task
+#: registry. The web's checks (middleware, templates, URLs, the migration
+#: commands) would import all of those into every worker, 1.3 MB each;
+#: `manage.py migrate`, `check` and the web run them.
+WORKER_CHECK_TAGS = ["models", "jobs"]
+
+
+def check_worker() -> None:
+    """Raises SystemCheckError when a check a worker depends on fails."""
+    import django
+    from django.core.management.base import BaseCommand
+
+    django.setup()
+    BaseCommand().check(tags=WORKER_CHECK_TAGS)
+
+
 def run_or_explain(
     argv: list[str], runner: Callable[[list[str]], None] | None = None
 ) -> None:
@@ -50,8 +67,11 @@ def run_or_explain(
 
         runner = execute_from_command_line
     try:
+        if settings.WORKER_PROCESS and "--skip-checks" not in argv:
+            check_worker()
+            argv = [*argv, "--skip-checks"]
         runner(argv)
-    except ImproperlyConfigured as exc:
+    except (ImproperlyConfigured, SystemCheckError) as exc:
         fail(str(exc))
     except (
         redis.exceptions.AuthenticationError,

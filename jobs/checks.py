@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.checks import Error, register
 
 
-@register()
+@register("jobs")
 def queues_and_tasks(app_configs: Any, **kwargs: Any) -> list[Error]:
     from jobs import registry
 

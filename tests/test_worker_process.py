@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import json
+import subprocess
 import sys
 import threading
 
@@ -13,7 +15,7 @@ from django.db import connection
 from jobs import queueing, services, workers
 from jobs.models import JobRecord
 from jobs.monitor import checkpoint_sqlite
-from tests.conftest import final
+from tests.conftest import BASE_DIR, final, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -99,3 +101,53 @@ def test_a_worker_starting_while_redis_restarts_waits_for_it(redis_server):
         assert worker.get_state() == "started"
     finally:
         worker.teardown()
+
+
+#: What a worker leaves to the web: importing any of these cost it memory
+#: (`make bench` figure 5) for pages it never serves.
+WEB_ONLY_MODULES = (
+    "django.template.defaulttags",  # templates
+    "django.views.debug",  # Django's default logging's e-mail handler
+    "django_prometheus.middleware",  # middleware, imported by auth's check
+    "django.db.migrations.autodetector",  # the migration commands' check
+)
+
+WORKER_MODULES = """
+import atexit, json, os, sys
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+sys.argv = ["manage.py", "rqworker", "default", "--burst", "-v", "0"]
+sys.path.insert(0, {base!r})
+atexit.register(lambda: print(json.dumps(sorted(sys.modules))))
+from console.startup import run_or_explain
+run_or_explain(sys.argv)
+"""
+
+
+def test_a_worker_imports_nothing_only_the_web_uses(redis_server):
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER_MODULES.format(base=str(BASE_DIR))],
+        env=subprocess_env(),
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert "jobs.runner" in loaded  # it did start and prepare to fork
+    assert loaded.isdisjoint(WEB_ONLY_MODULES), loaded & set(WEB_ONLY_MODULES)
+
+
+def test_a_worker_refuses_to_start_when_its_checks_fail(redis_server):
+    done = subprocess.run(
+        [sys.executable, str(BASE_DIR / "manage.py"), "rqworker", "default", "--burst"],
+        env=subprocess_env(JOB_TASK_MODULES="jobs.tasks.demo,tests.misrouted_tasks"),
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "jobs.E001" in done.stderr
+    assert "'nowhere'" in done.stderr
+    assert "Traceback" not in done.stderr
