@@ -8,7 +8,7 @@ from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import SystemCheckError
+from django.core.management.base import BaseCommand, SystemCheckError
 
 
 def redacted(url: str) -> str:
@@ -46,7 +46,6 @@ WORKER_CHECK_TAGS = ["models", "jobs"]
 def check_worker() -> None:
     """Raises SystemCheckError when a check a worker depends on fails."""
     import django
-    from django.core.management.base import BaseCommand
 
     django.setup()
     BaseCommand().check(tags=WORKER_CHECK_TAGS)

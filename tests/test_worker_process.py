@@ -123,15 +123,20 @@ run_or_explain(sys.argv)
 """
 
 
-def test_a_worker_imports_nothing_only_the_web_uses(redis_server):
-    done = subprocess.run(
-        [sys.executable, "-c", WORKER_MODULES.format(base=str(BASE_DIR))],
-        env=subprocess_env(),
+def python(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """A burst worker's run to its end, as the tests' subprocesses run."""
+    return subprocess.run(
+        [sys.executable, *args],
+        env=subprocess_env(**env),
         cwd=BASE_DIR,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_a_worker_imports_nothing_only_the_web_uses(redis_server):
+    done = python("-c", WORKER_MODULES.format(base=str(BASE_DIR)))
     assert done.returncode == 0, done.stderr
     loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
     assert "jobs.runner" in loaded  # it did start and prepare to fork
@@ -139,13 +144,10 @@ def test_a_worker_imports_nothing_only_the_web_uses(redis_server):
 
 
 def test_a_worker_refuses_to_start_when_its_checks_fail(redis_server):
-    done = subprocess.run(
-        [sys.executable, str(BASE_DIR / "manage.py"), "rqworker", "default", "--burst"],
-        env=subprocess_env(JOB_TASK_MODULES="jobs.tasks.demo,tests.misrouted_tasks"),
-        cwd=BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = python(
+        str(BASE_DIR / "manage.py"),
+        *("rqworker", "default", "--burst"),
+        JOB_TASK_MODULES="jobs.tasks.demo,tests.misrouted_tasks",
     )
     assert done.returncode != 0
     assert "jobs.E001" in done.stderr
