@@ -7,6 +7,9 @@ COPY console ./console
 COPY jobs ./jobs
 RUN pip install .
 COPY manage.py ./
+# Bytecode written once here: PYTHONDONTWRITEBYTECODE (and a read-only /app)
+# would otherwise make every process compile the project as it starts.
+RUN python -m compileall -q console jobs manage.py
 COPY templates ./templates
 COPY static ./static
 RUN DEBUG=1 STATIC_ROOT=/app/staticfiles python manage.py collectstatic --noinput \

@@ -98,9 +98,10 @@ class Context:
     plots: Path | None = None
     suffix: str = ""
     results: Results = field(default_factory=Results)
-    #: Drains already measured, by (side, workers, jobs): the memory figure
-    #: reuses the one-worker scaling drain when the sizes agree.
-    drains: dict[tuple[str, int, int], Drain] = field(default_factory=dict)
+    #: Drains already measured, by (side, workers, jobs, the workers' database
+    #: when not the bench's): the memory figure reuses the one-worker scaling
+    #: drain when the sizes agree.
+    drains: dict[tuple[str, int, int, str], Drain] = field(default_factory=dict)
     #: Monitor cycles that failed (and were retried) in any figure.
     monitor_failures: list[str] = field(default_factory=list)
 

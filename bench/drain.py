@@ -208,16 +208,22 @@ def _wait_done(fleet: procs.Fleet, side: str, jobs: int) -> float:
     raise TimeoutError(f"{side}: {jobs} jobs not done in time")
 
 
-def measure(ctx: Context, side: str, workers: int, jobs: int) -> Drain:
-    """One drain from a clean slate (cached: the same drain is not rerun)."""
-    key = (side, workers, jobs)
+def measure(
+    ctx: Context, side: str, workers: int, jobs: int, database_url: str = ""
+) -> Drain:
+    """One drain from a clean slate (cached: the same drain is not rerun).
+
+    With `database_url`, the workers use that database instead of the
+    bench's (they only connect to it; the history is still recorded here)."""
+    key = (side, workers, jobs, database_url)
     if key in ctx.drains:
         return ctx.drains[key]
     reset()
     how = SIDES[side]
+    env = how.env() | ({"DATABASE_URL": database_url} if database_url else {})
     names = [f"{side}-{workers}w-{n}" for n in range(workers)]
     with procs.Fleet(ctx.directory, graceful=how.graceful) as fleet:
-        pids = [fleet.start(name, how.argv(name), how.env()) for name in names]
+        pids = [fleet.start(name, how.argv(name), env) for name in names]
         startup = how.wait_ready(fleet, pids, names)
         idle = max(procs.status_kb(pid, "VmRSS") or 0 for pid in pids)
         with RssSampler(pids) as sampler:

@@ -6,11 +6,25 @@ variables must be in place before the settings are read.
 
 from __future__ import annotations
 
+import compileall
 import logging
 import os
 from pathlib import Path
 
 from console.localredis import LocalRedis, free_port
+
+#: The packages whose bytecode the bench compiles ahead (site-packages has its
+#: own, written by pip).
+PACKAGES = ("console", "jobs", "bench")
+
+
+def compile_bytecode(base: Path) -> None:
+    """Write the project's bytecode ahead, as the Docker image does: with
+    PYTHONDONTWRITEBYTECODE set and no bytecode on disk, every worker would
+    compile the project's modules again as it starts, and keep the heap
+    that compiling grew (about 0.5 MB of figure 5)."""
+    for package in PACKAGES:
+        compileall.compile_dir(base / package, quiet=1)
 
 
 def start_server(directory: Path) -> LocalRedis:

@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
     with tempfile.TemporaryDirectory(prefix="bench-") as name:
         directory = Path(name)
+        environment.compile_bytecode(BASE_DIR)
         server = environment.start_server(directory)
         try:
             environment.setup_django(directory, server.url)
