@@ -133,6 +133,10 @@ def _redis_url() -> str:
 
 
 REDIS_URL = _redis_url()
+#: Seconds a starting worker or scheduler waits for Redis to answer (a
+#: restart, or a server still starting beside it) before it gives up; 0 gives
+#: up at once.
+REDIS_STARTUP_WAIT = env_int("REDIS_STARTUP_WAIT", 30)
 
 #: The queues this deployment serves. Each has three priority lanes in Redis.
 JOB_QUEUES = env_list("JOB_QUEUES", "default,mail,reports")

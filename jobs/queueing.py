@@ -22,12 +22,14 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from rq import get_current_job
 from rq.exceptions import DeserializationError
 from rq.job import Dependency, Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
+from console.startup import explain_redis_error
 from jobs import events, rqwrites
 
 RUNNER = "jobs.runner.run"
@@ -93,6 +95,45 @@ def worker_connection(client: Any) -> Any:
     return redis.Redis(
         connection_pool=type(pool)(connection_class=pool.connection_class, **options)
     )
+
+
+#: Seconds between a starting process's attempts to reach Redis.
+STARTUP_RETRY = 0.5
+log = logging.getLogger("jobs.queueing")
+
+
+def wait_for_redis(client: Any, wait: float | None = None) -> None:
+    """Make sure Redis answers before a worker or the scheduler starts.
+
+    While it cannot be reached (a restart, a server still loading its data or
+    starting beside the process), wait up to `wait` seconds (by default
+    REDIS_STARTUP_WAIT) and say so once; wrong credentials end the wait at
+    once. Giving up raises ImproperlyConfigured: one line naming REDIS_URL.
+    """
+    wait = settings.REDIS_STARTUP_WAIT if wait is None else wait
+    deadline = time.monotonic() + wait
+    said = False
+    while True:
+        try:
+            client.ping()
+            return
+        except (
+            redis.exceptions.AuthenticationError,
+            redis.exceptions.AuthorizationError,
+        ) as exc:
+            raise ImproperlyConfigured(explain_redis_error(exc)) from None
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            if time.monotonic() >= deadline:
+                raise ImproperlyConfigured(explain_redis_error(exc)) from None
+            if not said:
+                log.warning(
+                    "waiting for redis",
+                    extra={"error": explain_redis_error(exc), "wait": wait},
+                )
+                said = True
+            time.sleep(STARTUP_RETRY)
+        except redis.exceptions.RedisError as exc:
+            raise ImproperlyConfigured(explain_redis_error(exc)) from None
 
 
 def ping() -> bool:

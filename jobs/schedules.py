@@ -17,7 +17,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 from django_rq.queues import DjangoScheduler
 
-from jobs import scheduling
+from jobs import queueing, scheduling
 from jobs.models import Schedule
 from jobs.services.schedules import schedule_fire
 
@@ -70,6 +70,7 @@ def fire_due(entry_id: str, due: datetime, now: float | None = None) -> None:
 
 class ConsoleScheduler(DjangoScheduler):
     def run(self, burst: bool = False) -> None:
+        queueing.wait_for_redis(self.connection)
         put, removed = reconcile()
         log.info(
             "scheduler reconciled with the database",

@@ -26,7 +26,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import redis
-from django.core.exceptions import ImproperlyConfigured
 from django.db import connections as db_connections
 from rq import worker_registration
 from rq.exceptions import DequeueTimeout, NoSuchJobError
@@ -36,7 +35,6 @@ from rq.serializers import JSONSerializer
 from rq.utils import now as rq_now
 from rq.worker import SimpleWorker, Worker, WorkerStatus
 
-from console.startup import explain_redis_error
 from jobs import events, queueing, stats
 from jobs.queueing import (
     ConsoleJob,
@@ -168,14 +166,6 @@ def summarise(value: Any) -> Any:
     return {"truncated": True, "preview": text[:RESULT_SUMMARY_BYTES]}
 
 
-def check_redis(client: Any) -> None:
-    """Fail at start-up with one line naming REDIS_URL, not a traceback."""
-    try:
-        client.ping()
-    except redis.exceptions.RedisError as exc:
-        raise ImproperlyConfigured(explain_redis_error(exc)) from None
-
-
 if TYPE_CHECKING:
     from rq.worker import BaseWorker as _WorkerBase
 else:
@@ -201,7 +191,7 @@ class RecordingMixin(_WorkerBase):
             )
         # A dead idle worker's entry expires quickly; django-rq passes 420.
         kwargs["worker_ttl"] = WORKER_TTL
-        check_redis(client)
+        queueing.wait_for_redis(client)
         lane_queues = [rq_queue(name, client) for name in expand_lanes(list(given))]
         super().__init__(lane_queues, *args, **kwargs)
         self._failures: dict[str, Failure] = {}

@@ -61,12 +61,31 @@ def test_malformed_database_url_names_the_variable():
     )
 
 
+def burst_worker(url: str, wait: str) -> subprocess.CompletedProcess[str]:
+    env = {"DEBUG": "1", "REDIS_URL": url, "REDIS_STARTUP_WAIT": wait}
+    return manage("rqworker", "default", "--burst", **env)
+
+
 def test_unreachable_redis_names_the_variable():
     url = f"redis://127.0.0.1:{free_port()}/0"
-    line = one_clear_line(
-        manage("rqworker", "default", "--burst", DEBUG="1", REDIS_URL=url), "REDIS_URL"
-    )
-    assert "cannot reach" in line
+    done = burst_worker(url, wait="0")
+    assert "cannot reach" in one_clear_line(done, "REDIS_URL")
+
+
+def test_a_worker_says_it_waits_for_redis_then_gives_up_in_one_line():
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    done = burst_worker(url, wait="1")
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert [json.loads(lines[0])["msg"]] == ["waiting for redis"]
+    assert lines[-1].startswith("error: REDIS_URL: cannot reach")
+
+
+def test_a_worker_does_not_wait_on_a_wrong_password(redis_server):
+    url = redis_server.url.replace(redis_server.password, "wrong-password")
+    done = burst_worker(url, wait="60")
+    assert "authentication failed" in one_clear_line(done, "REDIS_URL")
 
 
 def test_wrong_redis_password_names_the_variable(redis_server):

@@ -143,6 +143,23 @@ def test_real_scheduler_fires_on_time_and_stops_when_disabled(spawn):
 
 
 @pytest.mark.slow
+def test_a_scheduler_started_while_redis_is_down_fires_once_it_is_back(
+    spawn, redis_server, tmp_path
+):
+    schedule = make(interval_seconds=1)
+    redis_server.stop()
+    try:
+        url = database_url_for_subprocesses()
+        spawn("rqscheduler", "--interval", "1", DATABASE_URL=url)
+        log = tmp_path / "rqscheduler-0.log"
+        wait_for(lambda: log.exists() and "waiting for redis" in log.read_text())
+    finally:
+        redis_server.start()
+    fired = JobRecord.objects.filter(schedule=schedule)
+    wait_for(fired.exists, timeout=60)
+
+
+@pytest.mark.slow
 def test_two_schedulers_never_fire_the_same_time_twice(spawn):
     schedule = make(interval_seconds=1)
     url = database_url_for_subprocesses()

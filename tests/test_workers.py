@@ -93,6 +93,21 @@ def test_sigterm_lets_the_running_job_finish_then_exits_zero(workers, monitor):
     assert succeeded_attempts(job) == 1
 
 
+def test_a_worker_started_while_redis_is_down_works_once_it_is_back(
+    workers, monitor, redis_server, tmp_path
+):
+    redis_server.stop()
+    try:
+        (proc,) = workers(1)
+        log = tmp_path / "rqworker-0.log"
+        wait_for(lambda: log.exists() and "waiting for redis" in log.read_text())
+    finally:
+        redis_server.start()
+    job = services.job_submit(task="demo.echo", payload={"text": "back"})
+    wait_for(lambda: status_of(job) == Status.SUCCEEDED, timeout=60)
+    assert proc.poll() is None
+
+
 def test_workers_carry_on_after_a_redis_restart(workers, monitor, redis_server):
     procs = workers(2)
     running = services.job_submit(task="demo.sleep", payload={"seconds": 2})
