@@ -117,13 +117,8 @@ def wait_for_redis(client: Any, wait: float | None = None) -> None:
         try:
             client.ping()
             return
-        except (
-            redis.exceptions.AuthenticationError,
-            redis.exceptions.AuthorizationError,
-        ) as exc:
-            raise ImproperlyConfigured(explain_redis_error(exc)) from None
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            if time.monotonic() >= deadline:
+        except redis.exceptions.RedisError as exc:
+            if not _unreachable(exc) or time.monotonic() >= deadline:
                 raise ImproperlyConfigured(explain_redis_error(exc)) from None
             if not said:
                 log.warning(
@@ -132,8 +127,17 @@ def wait_for_redis(client: Any, wait: float | None = None) -> None:
                 )
                 said = True
             time.sleep(STARTUP_RETRY)
-        except redis.exceptions.RedisError as exc:
-            raise ImproperlyConfigured(explain_redis_error(exc)) from None
+
+
+def _unreachable(exc: redis.exceptions.RedisError) -> bool:
+    """Could waiting help? Not with wrong credentials (which redis-py raises
+    as ConnectionError subclasses) nor with an error the server answered."""
+    refused = (
+        redis.exceptions.AuthenticationError,
+        redis.exceptions.AuthorizationError,
+    )
+    transient = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+    return isinstance(exc, transient) and not isinstance(exc, refused)
 
 
 def ping() -> bool:

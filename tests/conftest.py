@@ -138,6 +138,12 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
         print(f"--- {log.name} ---\n{tail}")
 
 
+def spawned_log_says(tmp_path: Path, name: str, text: str) -> bool:
+    """Has the `spawn` fixture's log `name` (e.g. "rqworker-0") got `text`?"""
+    log = tmp_path / f"{name}.log"
+    return log.exists() and text in log.read_text(errors="replace")
+
+
 def wait_for(
     condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1
 ) -> Any:

@@ -13,7 +13,11 @@ from jobs import scheduling, services
 from jobs.models import JobRecord, Origin, Schedule
 from jobs.schedules import fire_due, reconcile
 from jobs.services import schedules as schedule_services
-from tests.conftest import database_url_for_subprocesses, wait_for
+from tests.conftest import (
+    database_url_for_subprocesses,
+    spawned_log_says,
+    wait_for,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -151,8 +155,9 @@ def test_a_scheduler_started_while_redis_is_down_fires_once_it_is_back(
     try:
         url = database_url_for_subprocesses()
         spawn("rqscheduler", "--interval", "1", DATABASE_URL=url)
-        log = tmp_path / "rqscheduler-0.log"
-        wait_for(lambda: log.exists() and "waiting for redis" in log.read_text())
+        wait_for(
+            lambda: spawned_log_says(tmp_path, "rqscheduler-0", "waiting for redis")
+        )
     finally:
         redis_server.start()
     fired = JobRecord.objects.filter(schedule=schedule)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from jobs import queueing, services
 from jobs.models import Attempt, JobRecord
 from jobs.services.reconcile import ABANDONED, find_differences, stranded_sweep
-from tests.conftest import wait_for, worker_pid
+from tests.conftest import spawned_log_says, wait_for, worker_pid
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 Status = JobRecord.Status
@@ -99,8 +99,7 @@ def test_a_worker_started_while_redis_is_down_works_once_it_is_back(
     redis_server.stop()
     try:
         (proc,) = workers(1)
-        log = tmp_path / "rqworker-0.log"
-        wait_for(lambda: log.exists() and "waiting for redis" in log.read_text())
+        wait_for(lambda: spawned_log_says(tmp_path, "rqworker-0", "waiting for redis"))
     finally:
         redis_server.start()
     job = services.job_submit(task="demo.echo", payload={"text": "back"})
