@@ -10,11 +10,13 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
+from django_rq.contrib.prometheus import RQCollector
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -29,6 +31,12 @@ from jobs.models import JobRecord
 from jobs.selectors.overview import dead_counts
 
 STATES = ("queued", "scheduled", "started", "deferred")
+
+# django-rq registers, as it is imported, a summary named like a counter
+# (rq_request_processing_seconds_total, always 0: its collector is not ours) in
+# the default registry, which `promtool check metrics` rejects.
+with suppress(KeyError):  # already gone
+    REGISTRY.unregister(RQCollector.summary)
 
 
 def _depth_metrics() -> Iterator[Metric]:
