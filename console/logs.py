@@ -84,7 +84,7 @@ def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
         args.exc_type.__name__,
         args.thread.name if args.thread else "?",
         args.exc_value,
-        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        exc_info=args.exc_value,  # carries its own traceback
     )
 
 
