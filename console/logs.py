@@ -26,6 +26,8 @@ def process_name() -> str:
     name = os.environ.get("PROCESS_NAME")
     if name:
         return name
+    if os.path.basename(sys.argv[0]) == "gunicorn":
+        return "web"  # its arguments name the application, not the process
     argv = sys.argv[1:3]
     return "-".join(argv) if argv else os.path.basename(sys.argv[0] or "python")
 

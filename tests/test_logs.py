@@ -1,6 +1,6 @@
 """What Python would print as plain text comes out as one JSON line: an
 uncaught exception (main thread, another thread, a multiprocessing child such
-as RQ's scheduler) and a warning."""
+as RQ's scheduler), a warning, and gunicorn's own lines."""
 
 from __future__ import annotations
 
@@ -9,9 +9,14 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
-from tests.test_readme_commands import BASE_DIR
+import yaml
+
+from console.localredis import free_port
+from tests.conftest import wait_for
+from tests.test_readme_commands import BASE_DIR, answers
 
 PRELUDE = """
 import os
@@ -83,3 +88,30 @@ def test_a_warning_is_a_json_line():
     assert line["level"] == "warning"
     assert line["logger"] == "py.warnings"
     assert "old thing" in line["msg"]
+
+
+def test_gunicorn_as_compose_runs_it_writes_json_lines():
+    """The web's command from docker-compose.yml, on a free port: its own
+    lines (start-up, access log, shutdown) are JSON too."""
+    compose = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())
+    command = list(compose["services"]["web"]["command"])
+    port = free_port()
+    command[command.index("--bind") + 1] = f"127.0.0.1:{port}"
+    command[command.index("--workers") + 1] = "1"
+    command[0] = str(Path(sys.executable).parent / "gunicorn")
+    web = subprocess.Popen(
+        command,
+        env={**os.environ, "DEBUG": "1"},
+        cwd=BASE_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/healthz"), timeout=60)
+    finally:
+        web.terminate()
+        stdout, stderr = web.communicate(timeout=60)
+    lines = [json.loads(line) for line in (stdout + stderr).splitlines()]
+    assert {line["logger"] for line in lines} >= {"gunicorn.error", "gunicorn.access"}
+    assert {line["process"] for line in lines} == {"web"}

@@ -65,7 +65,7 @@ def run_as_written(
     )
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
@@ -97,7 +97,7 @@ class DevStack:
             start_new_session=True,
         )
         wait_for(
-            lambda: _answers(f"http://127.0.0.1:{self.port}/healthz"),
+            lambda: answers(f"http://127.0.0.1:{self.port}/healthz"),
             timeout=120,
             interval=0.5,
         )
