@@ -29,7 +29,8 @@ MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
 #: Seconds the processes get to stop warm (a running job to finish) before
 #: they are killed.
 STOP_TIMEOUT = 30
-_print_lock = threading.Lock()
+#: Reentrant: the signal handler writes from the main thread, maybe mid-line.
+_print_lock = threading.RLock()
 
 
 def emit(process: str, msg: str, level: str = "info", **extra: object) -> None:
@@ -204,7 +205,8 @@ class Stack:
                     level="warning",
                 )
                 time.sleep(2)
-                self.spawn(name, specs[name])
+                if not self.stop_requested:
+                    self.spawn(name, specs[name])
 
     def signal_children(self, signum: int, names: list[str] | None = None) -> None:
         for name, child in self.children.items():
