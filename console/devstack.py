@@ -29,8 +29,7 @@ MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
 #: Seconds the processes get to stop warm (a running job to finish) before
 #: they are killed.
 STOP_TIMEOUT = 30
-#: Reentrant: the signal handler writes from the main thread, maybe mid-line.
-_print_lock = threading.RLock()
+_print_lock = threading.Lock()
 
 
 def emit(process: str, msg: str, level: str = "info", **extra: object) -> None:
@@ -94,9 +93,9 @@ class Stack:
 
     def on_signal(self, signum: int, _frame: object) -> None:
         """Ctrl-C or SIGTERM: stop (warm). Again while stopping: forward it,
-        which workers take as "stop now" (the running job is killed)."""
+        which workers take as "stop now" (the running job is killed). Prints
+        nothing: the main thread may be in the middle of a line."""
         if self.stopping:
-            emit("stack", "second stop signal: stopping at once", level="warning")
             self.signal_children(signal.SIGTERM)
         self.stop_requested = True
 
