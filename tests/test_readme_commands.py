@@ -177,6 +177,13 @@ def test_ctrl_c_stops_every_process_before_redis_and_every_line_is_json(stack):
     for name in JOB_PROCESSES:
         assert stopping < said.index(("stack", f"stopped {name}")) < monitor_stopped
     assert monitor_stopped < redis_stopped
+    # Written as JSON by the processes themselves (the stack wraps any other
+    # line, as it does migrate's and runserver's banners): no logger of
+    # their own in plain text, no traceback printed line by line.
+    own = [e for e in lines if e["process"] in {*JOB_PROCESSES, "monitor"} - {"web"}]
+    assert own and all("logger" in e for e in own), [
+        e["msg"] for e in own if "logger" not in e
+    ]
     # Nothing lost Redis on the way down (the scheduler's locks, the monitor).
     troubles = {"warning", "error", "critical"}
     assert not [e for e in lines[stopping:] if e["level"] in troubles]
