@@ -21,7 +21,7 @@ install: $(STAMP)
 
 ## Start everything: Redis-compatible server, web console, 2 workers, scheduler, monitor.
 run: install
-	DEBUG=$${DEBUG:-1} $(BIN)/python -m console.devstack
+	@DEBUG=$${DEBUG:-1} $(BIN)/python -m console.devstack
 
 ## Debian's Chromium for the browser tests (no browser download: none works here).
 chromium:
