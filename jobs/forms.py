@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
@@ -111,6 +112,19 @@ class SubmitForm(forms.Form):
     def retry_open(self) -> bool:
         """Show the overrides when one is given or refused."""
         return any(f.errors or f.value() not in (None, "") for f in self.retry_fields)
+
+    def clean_run_at(self) -> datetime | None:
+        """The time as an instant in UTC; a local time past the year 9999 in
+        UTC (31 December, late, west of Greenwich) has none."""
+        value = self.cleaned_data["run_at"]
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError(
+                "Enter a time before the year 9999 ends in UTC.", code="invalid"
+            ) from None
 
     def clean_depends_on(self) -> list[str]:
         return [i for i in re.split(r"[\s,]+", self.cleaned_data["depends_on"]) if i]

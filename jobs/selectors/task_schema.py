@@ -113,10 +113,21 @@ def _bounds(prop: dict[str, Any]) -> list[str]:
         "minLength": "at least {} characters",
         "maxLength": "at most {} characters",
         "pattern": "matching {}",
-        "minItems": "at least {} items",
+        "minItems": "{} or more items",
         "maxItems": "at most {} items",
     }
-    return [mark.format(prop[key]) for key, mark in marks.items() if key in prop]
+    return [
+        mark.format(_number_text(prop[key]))
+        for key, mark in marks.items()
+        if key in prop
+    ]
+
+
+def _number_text(value: Any) -> str:
+    """10000 as "10,000": bounds are read at a glance."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
 
 
 def _object_example(

@@ -30,16 +30,14 @@ def test_operator_picks_a_task_sees_its_example_and_schedules_it(
     rows = panel.locator("table.schema-fields tbody tr")
     expect(rows).to_have_count(2)
     expect(rows.first).to_contain_text("steps")
-    expect(rows.first).to_contain_text("integer, ≥ 1, ≤ 10000")
+    expect(rows.first).to_contain_text("integer, ≥ 1, ≤ 10,000")
     payload = page.locator("#id_payload")
     expect(payload).to_have_value(json.dumps({"steps": 10, "delay": 0.5}, indent=2))
     expect(page.locator("label[for=id_run_at] + input + small")).to_contain_text(
         "Time zone: UTC"
     )
 
-    when = (timezone.localtime() + timedelta(hours=3)).replace(
-        second=0, microsecond=0
-    )
+    when = (timezone.localtime() + timedelta(hours=3)).replace(second=0, microsecond=0)
     page.fill("#id_run_at", when.strftime("%Y-%m-%dT%H:%M"))
     page.fill("#id_idempotency_key", "nightly-progress-check")
     page.evaluate("document.activeElement.blur()")
@@ -56,3 +54,21 @@ def test_operator_picks_a_task_sees_its_example_and_schedules_it(
     assert job.idempotency_key == "nightly-progress-check"
     assert job.submitted_by is not None
     expect(page.locator("ul.messages")).to_contain_text(f"as job {job.pk}")
+
+
+def test_a_payload_written_by_hand_survives_a_task_change(
+    page: Page, live_server: LiveServer
+):
+    login(page, live_server, user_in("Operators"))
+    page.goto(live_server.url + "/submit/?task=demo.echo")
+    payload = page.locator("#id_payload")
+    expect(payload).to_have_value(json.dumps({"text": ""}, indent=2))
+    page.fill("#id_payload", '{"text": "mine"}')
+    page.fill("#id_delay", "30")
+
+    page.select_option("#id_task", "demo.sleep")
+    expect(page.locator("#task-schema h2")).to_have_text("demo.sleep")
+    expect(payload).to_have_value('{"text": "mine"}')
+    page.get_by_role("link", name="Reset the payload to this example").click()
+    expect(payload).to_have_value(json.dumps({"seconds": 0.0}, indent=2))
+    expect(page.locator("#id_delay")).to_have_value("30")  # in place, no reload
