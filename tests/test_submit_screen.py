@@ -269,3 +269,14 @@ def test_a_run_at_past_the_calendars_end_is_a_form_error(operator_client, settin
     assert response.status_code == 400
     assert list(response.context["form"].errors) == ["run_at"]
     assert JobRecord.objects.count() == 0
+
+
+class Coded(BaseModel):
+    code: str = Field(pattern=r"^[A-Z]{3}-\d+$")
+
+
+def test_an_example_the_schema_refuses_is_said_to_need_filling_in():
+    coded = registry.TaskDef(name="t.coded", func=print, schema=Coded)
+    schema = task_schema(coded)
+    assert not schema.example_valid
+    assert schema.fields[0].type == "string, matching ^[A-Z]{3}-\\d+$"

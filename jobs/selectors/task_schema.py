@@ -1,10 +1,10 @@
 """A task's payload schema as an operator reads it, and an example payload.
 
-Read from the task's JSON schema (pydantic's `model_json_schema`), which is
-what the API publishes too, so the console describes a payload in the same
-terms as the contract. The example is built from defaults, or a placeholder
-of the right type within the field's bounds, and then checked against the
-schema itself: the console never offers an example that it would refuse.
+Read from the task's JSON schema (pydantic's `model_json_schema`): language
+neutral, the terms an API client would use, and it covers nested models. The
+example is built from defaults, or a placeholder of the right type within the
+field's bounds, and then checked against the schema itself, so the screen can
+say when an example still needs a value only a person can give (a pattern).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def task_schema(task: registry.TaskDef) -> TaskSchema:
     example = _object_example(schema, defs, 0)
     try:
         task.validate(example)
-    except ValidationError:
+    except (ValidationError, ValueError, TypeError):  # a validator of its own
         return TaskSchema(task, fields, example, example_valid=False)
     return TaskSchema(task, fields, example, example_valid=True)
 
