@@ -74,11 +74,9 @@ def test_every_tasks_example_payload_is_prefilled_and_submits(operator_client, t
     assert JobRecord.objects.get().task == task
 
 
-def test_an_unknown_task_in_the_query_shows_the_first_task():
+def test_an_unknown_task_in_the_query_shows_the_first_task(operator_client):
     first = registry.all_tasks()[0]
-    client = Client()
-    client.force_login(user_in("Operators"))
-    response = client.get("/submit/", {"task": "no.such"})
+    response = operator_client.get("/submit/", {"task": "no.such"})
     assert response.status_code == 200
     assert response.context["schema"].task == first
 
