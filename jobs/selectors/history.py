@@ -13,6 +13,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.timezone import localtime, make_aware
 
 from jobs.models import Attempt, JobEvent, JobRecord
+from jobs.selectors.figures import FAILED_OUTCOMES
 from jobs.selectors.text_search import TextMatches
 
 
@@ -31,6 +32,11 @@ class JobFilter:
     #: Exact failure group (JobRecord.error_fingerprint); NO_FINGERPRINT
     #: selects failures that have none (e.g. marked dead by reconcile).
     fingerprint: str = ""
+    #: Jobs that finished (succeeded, went dead, were canceled) since then:
+    #: with a status, the jobs behind the overview's figures over a window.
+    finished_since: datetime | None = None
+    #: Jobs with an attempt that failed (or lost its worker) since then.
+    failed_since: datetime | None = None
     problems: list[str] = field(default_factory=list)
     _text: TextMatches = field(default_factory=TextMatches, repr=False, compare=False)
 
@@ -44,7 +50,11 @@ class JobFilter:
         "until",
         "submitted_by",
         "fingerprint",
+        "finished_since",
+        "failed_since",
     )
+    #: Filters on a time, parsed with parse_when.
+    TIMES = ("since", "until", "finished_since", "failed_since")
     NO_FINGERPRINT = "none"
     #: Text filters and the column each searches.
     TEXT = {"payload": "payload", "error": "last_error"}
@@ -57,6 +67,8 @@ class JobFilter:
         "until",
         "submitted_by",
         "fingerprint",
+        "finished_since",
+        "failed_since",
     )
 
     @classmethod
@@ -71,7 +83,7 @@ class JobFilter:
             found.problems.append(f"unknown status {status!r} ignored")
         else:
             found.status = status
-        for name in ("since", "until"):
+        for name in cls.TIMES:
             raw = str(data.get(name) or "").strip()
             if raw:
                 parsed = parse_when(raw)
@@ -102,6 +114,13 @@ class JobFilter:
                 if self.fingerprint == self.NO_FINGERPRINT
                 else self.fingerprint
             )
+        if self.finished_since:
+            rows = rows.filter(finished_at__gte=self.finished_since)
+        if self.failed_since:
+            failed = Attempt.objects.filter(
+                outcome__in=FAILED_OUTCOMES, finished_at__gte=self.failed_since
+            )
+            rows = rows.filter(pk__in=failed.values("job_id"))
         return rows
 
     def is_one_common_text_term(self, limit: int) -> bool:
@@ -149,6 +168,14 @@ class JobFilter:
     @property
     def until_text(self) -> str:
         return _local_text(self.until)
+
+    @property
+    def finished_since_text(self) -> str:
+        return _local_text(self.finished_since)
+
+    @property
+    def failed_since_text(self) -> str:
+        return _local_text(self.failed_since)
 
 
 def _local_text(value: datetime | None) -> str:
