@@ -113,7 +113,7 @@ def failure_rate(rule: AlertRule, snap: Snapshot) -> list[Finding]:
     window = Window.last(max(1, rule.window_seconds // 60))
     _overall, per_queue = window_figures(_queues(rule), {}, window)
     found = []
-    for q, figures in per_queue.items():
+    for figures in per_queue.values():
         total = figures.finished_attempts
         if (
             total < max(1, rule.min_attempts)

@@ -4,24 +4,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0009_text_index_bulk'),
+        ("jobs", "0009_text_index_bulk"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='alertrule',
-            name='min_attempts',
-            field=models.PositiveIntegerField(default=20, help_text='Failure rate only: finished attempts the window must hold before the rate counts (one job failing a few times is not a spike).'),
+            model_name="alertrule",
+            name="min_attempts",
+            field=models.PositiveIntegerField(
+                default=20,
+                help_text="Failure rate only: finished attempts the window must hold before the rate counts (one job failing a few times is not a spike).",
+            ),
         ),
         migrations.AddField(
-            model_name='alertrule',
-            name='min_failing_jobs',
-            field=models.PositiveIntegerField(default=2, help_text="Failure rate only: distinct jobs that must have failed in the window (one job failing over and over is that job's problem)."),
+            model_name="alertrule",
+            name="min_failing_jobs",
+            field=models.PositiveIntegerField(
+                default=2,
+                help_text="Failure rate only: distinct jobs that must have failed in the window (one job failing over and over is that job's problem).",
+            ),
         ),
         migrations.AddIndex(
-            model_name='attempt',
-            index=models.Index(fields=['outcome', 'finished_at', 'job'], name='jobs_attemp_outcome_74aea8_idx'),
+            model_name="attempt",
+            index=models.Index(
+                fields=["outcome", "finished_at", "job"],
+                name="jobs_attemp_outcome_74aea8_idx",
+            ),
         ),
     ]

@@ -128,9 +128,7 @@ def overview(window: Window | None = None) -> Overview:
         return Overview(False, Headline(overall), rows)
     serving = workers_per_queue(workers)
     rows = [
-        QueueRow(
-            q, states.get(q), per_queue[q], depths[q], workers=serving.get(q, 0)
-        )
+        QueueRow(q, states.get(q), per_queue[q], depths[q], workers=serving.get(q, 0))
         for q in names
     ]
     waits = [(r.oldest_wait, r.name) for r in rows if r.oldest_wait is not None]
