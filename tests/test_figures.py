@@ -131,3 +131,32 @@ def test_queue_page_figures_link_to_the_queue_jobs(history):
     assert re.search(r"finished_since=[^\"]*\">2</a>.*jobs succeeded", page)
     assert re.search(r"failed_since=[^\"]*\">8</a>.*failed attempts", page)
     assert "queue=default&amp;status=dead&amp;finished_since=" in page
+
+
+def test_job_list_shows_manual_retries_and_earlier_failures_as_such(run_until):
+    quick = {"max_attempts": 2, **QUICK}
+    stubborn = services.job_submit(task="demo.fail", payload={"times": -1}, retry=quick)
+    recovered = services.job_submit(task="demo.fail", payload={"times": 1}, retry=quick)
+    run_until(final(stubborn, recovered))
+    for _ in range(2):  # two retries by hand, each a new round of 2 attempts
+        services.job_retry(record=JobRecord.objects.get(pk=stubborn.pk), actor=None)
+        run_until(final(stubborn))
+    assert JobRecord.objects.get(pk=stubborn.pk).attempts == 6
+    client = Client()
+    client.force_login(user_in("Viewers"))
+    page = client.get("/jobs/").content.decode()
+    rows = {
+        job_id: row
+        for row in page.split("<tr>")
+        for job_id in (stubborn.pk, recovered.pk)
+        if job_id in row
+    }
+    assert "2 of 2, 2 manual retries" in rows[stubborn.pk]
+    assert "6 attempts in all" in rows[stubborn.pk]
+    assert 'class="error"' in rows[stubborn.pk]  # dead: the error is the outcome
+    assert "2 of 2<" in rows[recovered.pk]
+    assert 'class="error"' not in rows[recovered.pk]
+    assert (
+        'class="earlier-failure"><span class="tag">earlier failure'
+        in rows[recovered.pk]
+    )
