@@ -94,7 +94,7 @@ DEFINITIONS: dict[str, Definition] = {
             "dead",
             "jobs",
             "Jobs dead now, whenever they died: the dead letters, which the "
-            "Failures screen groups by error.",
+            "Failures screen groups by error (with the jobs waiting to retry).",
             'jobs_queue_depth{state="dead"}',
             "Jobs in a queue by state",
         ),
