@@ -54,6 +54,8 @@ FILTERS = [
         "since",
         "until",
         "submitted_by",
+        "finished_since",
+        "failed_since",
         "page",
     )
 ]
