@@ -90,6 +90,8 @@ def test_min_volume_is_editable_in_the_admin(failure_rule, admin_client):
     page = admin_client.get(f"/admin/jobs/alertrule/{failure_rule.pk}/change/")
     assert b'name="min_attempts"' in page.content
     assert b'name="min_failing_jobs"' in page.content
+    rules = admin_client.get("/alerts/").content.decode()
+    assert "20 attempts, 2 failing jobs" in rules
 
 
 # -- banner contrast (WCAG AA: 4.5:1 for normal text) ------------------------
