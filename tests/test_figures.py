@@ -160,3 +160,7 @@ def test_job_list_shows_manual_retries_and_earlier_failures_as_such(run_until):
         'class="earlier-failure"><span class="tag">earlier failure'
         in rows[recovered.pk]
     )
+    out = StringIO()
+    call_command("jobs", "list", "--task", "demo.fail", stdout=out)
+    line = next(x for x in out.getvalue().splitlines() if x.startswith(stubborn.pk))
+    assert line.endswith("attempt 2 of 2, 2 manual retries")
