@@ -71,7 +71,7 @@ def examine(raw: dict[bytes, bytes]) -> Verdict:
             "job hash has no data field: written by another client?",
             exc_type=UNDECODABLE,
         )
-    verdict = _judge_data(_decompressed(data))
+    verdict = _judge_data(decompressed(data))
     if verdict.reason:
         return verdict
     return _judge_fields(fields, verdict)
@@ -172,7 +172,7 @@ def unreadable(exc: BaseException) -> str:
     return f"job hash is not readable by RQ ({type(exc).__name__}: {exc})"[:500]
 
 
-def _decompressed(data: bytes) -> bytes:
+def decompressed(data: bytes) -> bytes:
     """RQ compresses `data` when it is worth it; bounded, in case of a bomb."""
     try:
         inflater = zlib.decompressobj()

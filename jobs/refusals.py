@@ -17,12 +17,20 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.results import Result
 
 from jobs import events, jobhash, stats
-from jobs.queueing import FAILURE_TTL, ConsoleJob, fetch, logical_queue, rq_queue
+from jobs.queueing import (
+    FAILURE_TTL,
+    ConsoleJob,
+    fetch,
+    lanes,
+    logical_queue,
+    rq_queue,
+)
 
 log = logging.getLogger("jobs.worker")
 
@@ -31,11 +39,12 @@ def refuse(
     job: ConsoleJob, queue: Queue, *, worker: str = "", host: str = "", pipe: Any
 ) -> None:
     """Queue the writes that fail `job` for good into `pipe` (the caller
-    executes it, then calls release_dependents)."""
+    executes it, then calls release_dependents). `queue` is the lane the job
+    was found in: its own `origin` field may be what cannot be read."""
     now = time.time()
     verdict = job.verdict
     reason = job.refusal
-    lane = job.origin or queue.name
+    lane = queue.name
     failed = rq_queue(lane, queue.connection).failed_job_registry.key
     pipe.hset(
         job.key,
@@ -108,7 +117,7 @@ def refuse_now(job_ids: list[str]) -> list[str]:
             continue
         if not job.refusal or job.get_status(refresh=False) == JobStatus.FAILED:
             continue
-        queue = rq_queue(job.origin or "default", client)
+        queue = rq_queue(_lane(job.origin), client)
         with client.pipeline() as pipe:
             pipe.lrem(queue.key, 0, job.id)
             for registry in (queue.scheduled_job_registry, queue.deferred_job_registry):
@@ -118,3 +127,9 @@ def refuse_now(job_ids: list[str]) -> list[str]:
         release_dependents(job, queue)
         done.append(job_id)
     return done
+
+
+def _lane(origin: str) -> str:
+    """The job's lane if it names one of ours, else the default queue's."""
+    known = {name for queue in settings.JOB_QUEUES for name in lanes(queue)}
+    return origin if origin in known else "default"
