@@ -98,6 +98,18 @@ def test_a_foreign_job_shows_on_every_screen_and_count(recorder, settings):
     assert 'task=""' not in text
 
 
+def test_a_foreign_job_is_not_retried_by_an_operator_either(recorder):
+    """Retrying would turn it into a job of ours naming no registered task."""
+    foreign = plain_rq().enqueue("some.module.func", 1)
+    work()
+    recorder.drain_all()
+    record = JobRecord.objects.get(pk=foreign.id)
+    result = services.job_retry(record=record, actor=None)
+    assert result.done == 0
+    assert result.skipped == {"written by another RQ client": 1}
+    assert JobRecord.objects.get(pk=foreign.id).status == Status.DEAD
+
+
 @pytest.mark.slow
 def test_a_real_worker_refuses_foreign_jobs_and_carries_on(recorder, workers):
     pickled = plain_rq().enqueue("some.module.func", 1)
