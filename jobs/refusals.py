@@ -21,6 +21,8 @@ from django.conf import settings
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.results import Result
+from rq.scheduler import RQScheduler
+from rq.utils import current_timestamp
 
 from jobs import events, jobhash, stats
 from jobs.queueing import (
@@ -133,3 +135,32 @@ def _lane(origin: str) -> str:
     """The job's lane if it names one of ours, else the default queue's."""
     known = {name for queue in settings.JOB_QUEUES for name in lanes(queue)}
     return origin if origin in known else "default"
+
+
+class CarefulScheduler(RQScheduler):
+    """RQ's scheduler (the one `rqworker --with-scheduler` runs), moving due
+    jobs to their queues as RQ does, except that a job it cannot read is
+    refused there: RQ's own would raise on it, and a scheduler that dies on
+    one job strands every retry and delayed job behind it."""
+
+    def enqueue_scheduled_jobs(self) -> None:
+        self._status = self.Status.WORKING
+        if not self._scheduled_job_registries and self._acquired_locks:
+            self.prepare_registries()
+        for registry in self._scheduled_job_registries:
+            job_ids = registry.get_jobs_to_schedule(current_timestamp())
+            if not job_ids:
+                continue
+            queue = rq_queue(registry.name, self.connection)
+            jobs = ConsoleJob.fetch_many(job_ids, connection=self.connection)
+            with self.connection.pipeline() as pipe:
+                for job in jobs:
+                    if isinstance(job, ConsoleJob) and job.refusal:
+                        refuse(job, queue, worker="scheduler", pipe=pipe)
+                    elif job is not None:
+                        at_front = job.should_enqueue_at_front()
+                        queue._enqueue_job(job, pipeline=pipe, at_front=at_front)
+                for job_id in job_ids:
+                    registry.remove(job_id, pipeline=pipe)
+                pipe.execute()
+        self._status = self.Status.STARTED

@@ -312,7 +312,31 @@ class RecordingMixin(_WorkerBase):
         the worker. Survived instead; the maintenance tasks take the locks
         again later (RQ retries while the scheduler is not running)."""
         with self._tolerating_redis_loss("scheduler start"):
-            super()._start_scheduler(*args, **kwargs)
+            self._start_careful_scheduler(*args, **kwargs)
+
+    def _start_careful_scheduler(
+        self, burst: bool = False, logging_level: str | None = "INFO", *args: Any
+    ) -> None:
+        """RQ's _start_scheduler with the scheduler that refuses, instead of
+        dying on, a job it cannot read (see refusals.CarefulScheduler)."""
+        self.scheduler = refusals.CarefulScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level or self.log.level,
+            serializer=self.serializer,
+        )
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if not burst:
+            self.scheduler.start()
+            return
+        try:
+            self.scheduler.register_birth()
+            self.scheduler.enqueue_scheduled_jobs()
+        finally:
+            self.scheduler.release_locks()
+            self.scheduler.register_death()
 
     def run_maintenance_tasks(self) -> None:
         with self._tolerating_redis_loss("maintenance"):

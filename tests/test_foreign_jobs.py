@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import signal
+import time
 from io import StringIO
 from typing import Any
 
@@ -224,6 +225,26 @@ def test_an_undecodable_job_fails_alone_and_the_worker_carries_on(recorder, how)
     assert client.zscore("rq:failed:default", bad.pk) is not None
     assert client.hget(f"rq:job:{bad.pk}", "status") == b"failed"
     assert find_differences() == []  # nothing to repair, nothing wrong proposed
+
+
+@pytest.mark.parametrize("how", ["pickled meta", "garbage status"])
+def test_rqs_scheduler_refuses_an_undecodable_due_job_and_moves_the_rest(recorder, how):
+    corrupt, says = CORRUPTIONS[how]
+    bad = services.job_submit(task="demo.echo", payload={"text": "b"}, delay=0.5)
+    good = services.job_submit(task="demo.echo", payload={"text": "g"}, delay=0.5)
+    recorder.drain_all()
+    corrupt(f"rq:job:{bad.pk}")
+    client = queueing.connection()
+    wait_for(
+        lambda: len(client.zrangebyscore("rq:scheduled:default", 0, time.time())) == 2
+    )
+    work()  # its scheduler raised on the bad job, and the worker with it
+    work()
+    recorder.drain_all()
+    assert JobRecord.objects.get(pk=good.pk).status == Status.SUCCEEDED
+    record = JobRecord.objects.get(pk=bad.pk)
+    assert record.status == Status.DEAD and says in record.last_error
+    assert client.zcard("rq:scheduled:default") == 0
 
 
 def test_reconcile_proposes_refusing_an_unreadable_job_before_a_worker_meets_it(
