@@ -304,6 +304,37 @@ def test_the_recorder_skips_an_entry_it_cannot_read(recorder):
     assert client.xlen("console:events") == 0
 
 
+def test_the_monitors_sample_forgets_a_seen_worker_entry_it_cannot_read():
+    from jobs.monitor import WORKERS_SEEN, sample_live_state
+
+    client = queueing.connection()
+    client.hset(WORKERS_SEEN, mapping={"junk": b"\x80\x04", "list": "[1]"})
+    sample_live_state()
+    assert client.hlen(WORKERS_SEEN) == 0
+
+
+def test_recovery_refuses_an_unreadable_job_of_a_dead_worker(recorder):
+    """A job whose worker died, rewritten meanwhile by another client: the
+    recovery sweep fails it alone and goes on with the others."""
+    from jobs.workers import recover_abandoned
+
+    bad = services.job_submit(task="demo.echo", payload={"text": "bad"})
+    other = services.job_submit(task="demo.echo", payload={"text": "other"})
+    client = queueing.connection()
+    client.delete("rq:queue:default")
+    for job in (bad, other):  # as a worker that died mid-job leaves them
+        client.zadd("rq:wip:default", {f"{job.pk}:exec": 1})
+        client.hset(f"rq:job:{job.pk}", "status", "started")
+    _pickled_meta(f"rq:job:{bad.pk}")
+    recovered = recover_abandoned(["default"])
+    assert [r.job_id for r in recovered] == [other.pk]
+    recorder.drain_all()
+    record = JobRecord.objects.get(pk=bad.pk)
+    assert record.status == Status.DEAD and "job meta is not JSON" in record.last_error
+    assert client.zcard("rq:wip:default") == 0
+    assert client.lrange("rq:queue:default", 0, -1) == [other.pk.encode()]
+
+
 def test_live_reads_survive_what_other_clients_write():
     from jobs import live
 
