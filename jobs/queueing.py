@@ -204,6 +204,26 @@ class ConsoleJob(Job):
         )
         self.meta = {}
 
+    def save(
+        self,
+        pipeline: Any = None,
+        include_meta: bool = True,
+        include_result: bool = True,
+    ) -> None:
+        """A job that cannot be read is never written back (RQ would write
+        its own reading over the other client's bytes): it stays as it was
+        found, for the refusal to quote, whoever moves it to a queue."""
+        if self.refusal:
+            return
+        super().save(pipeline, include_meta, include_result)
+
+    def dependencies_are_met(self, *args: Any, **kwargs: Any) -> bool:
+        """An unreadable child is released with its parent (its own list of
+        parents is not read): a worker then refuses it, with its reason."""
+        if self.refusal:
+            return True
+        return bool(super().dependencies_are_met(*args, **kwargs))
+
     def get_meta(self, refresh: bool = True) -> dict[Any, Any]:
         """RQ's get_meta raises on a meta another client wrote; this keeps
         what was read before and says so."""

@@ -227,6 +227,24 @@ def test_an_undecodable_job_fails_alone_and_the_worker_carries_on(recorder, how)
     assert find_differences() == []  # nothing to repair, nothing wrong proposed
 
 
+def test_an_undecodable_child_is_refused_when_its_parent_releases_it(recorder):
+    """RQ moves a released child to its queue by writing the job back: an
+    unreadable one is moved as it is, and refused with its own reason."""
+    parent = services.job_submit(task="demo.echo", payload={"text": "p"})
+    child = services.job_submit(
+        task="demo.echo", payload={"text": "c"}, depends_on=[parent.pk]
+    )
+    recorder.drain_all()
+    _pickled_meta(f"rq:job:{child.pk}")
+    work()
+    work()
+    recorder.drain_all()
+    assert JobRecord.objects.get(pk=parent.pk).status == Status.SUCCEEDED
+    record = JobRecord.objects.get(pk=child.pk)
+    assert record.status == Status.DEAD
+    assert "job meta is not JSON" in record.last_error
+
+
 @pytest.mark.parametrize("how", ["pickled meta", "garbage status"])
 def test_rqs_scheduler_refuses_an_undecodable_due_job_and_moves_the_rest(recorder, how):
     corrupt, says = CORRUPTIONS[how]
