@@ -27,7 +27,7 @@ MAX_DATA = 4 * 1024 * 1024
 #: Longest function path kept (JobRecord.task holds 200 characters).
 MAX_NAME = 200
 #: Fields RQ stores as binary: every other field must be UTF-8 text.
-BINARY_FIELDS = {"data", "meta", "result", "exc_info"}
+BINARY_FIELDS = {b"data", b"meta", b"result", b"exc_info"}
 STATUSES = {status.value for status in JobStatus}
 FOREIGN = "ForeignJob"
 UNDECODABLE = "UndecodableJob"
@@ -64,8 +64,7 @@ def text(value: bytes | str | None) -> str:
 
 def examine(raw: dict[bytes, bytes]) -> Verdict:
     """Judge a job hash (HGETALL's reply) without running or unpickling it."""
-    fields = {text(k): v for k, v in raw.items()}
-    data = fields.get("data")
+    data = raw.get(b"data")
     if data is None:
         return Verdict(
             "job hash has no data field: written by another client?",
@@ -74,7 +73,7 @@ def examine(raw: dict[bytes, bytes]) -> Verdict:
     verdict = _judge_data(decompressed(data))
     if verdict.reason:
         return verdict
-    return _judge_fields(fields, verdict)
+    return _judge_fields(raw, verdict)
 
 
 def _judge_data(data: bytes) -> Verdict:
@@ -118,27 +117,29 @@ def _judge_data(data: bytes) -> Verdict:
     return Verdict(function=function, task=task[:MAX_NAME])
 
 
-def _judge_fields(fields: dict[str, bytes], verdict: Verdict) -> Verdict:
+def _judge_fields(raw: dict[bytes, bytes], verdict: Verdict) -> Verdict:
     def refused(reason: str) -> Verdict:
         return Verdict(
             reason, function=verdict.function, task=verdict.task, exc_type=UNDECODABLE
         )
 
-    if "meta" in fields and meta(fields["meta"]) is None:
+    if b"meta" in raw and meta(raw[b"meta"]) is None:
         return refused(
             "job meta is not JSON: written by another client? (rq-dashboard's "
             "Requeue pickles it; retry the job from the console instead)"
         )
-    for name, value in fields.items():
+    for name, value in raw.items():
         if name in BINARY_FIELDS:
             continue
         try:
             value.decode()
+            name.decode()
         except UnicodeDecodeError:
+            shown = text(name)
             return refused(
-                f"job field {name!r} is not UTF-8 text: written by another client?"
+                f"job field {shown!r} is not UTF-8 text: written by another client?"
             )
-    status = fields.get("status")
+    status = raw.get(b"status")
     if status and status.decode() not in STATUSES:
         shown = status.decode()[:40]
         return refused(
@@ -174,6 +175,8 @@ def unreadable(exc: BaseException) -> str:
 
 def decompressed(data: bytes) -> bytes:
     """RQ compresses `data` when it is worth it; bounded, in case of a bomb."""
+    if not data.startswith(b"x"):  # every zlib stream starts with 0x78
+        return data
     try:
         inflater = zlib.decompressobj()
         return inflater.decompress(data, MAX_DATA)
