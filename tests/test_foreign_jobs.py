@@ -283,6 +283,25 @@ def test_reconcile_proposes_refusing_an_unreadable_job_before_a_worker_meets_it(
 
 
 @pytest.mark.slow
+def test_a_real_worker_refuses_a_job_rq_dashboard_requeued_and_carries_on(
+    recorder, workers
+):
+    bad = services.job_submit(task="demo.echo", payload={"text": "bad"})
+    good = services.job_submit(task="demo.echo", payload={"text": "good"})
+    recorder.drain_all()
+    _pickled_meta(f"rq:job:{bad.pk}")
+    (worker,) = workers(1)
+    client = queueing.connection()
+    wait_for(lambda: client.hget(f"rq:job:{good.pk}", "status") == b"finished")
+    recorder.drain_all()
+    assert worker.poll() is None
+    record = JobRecord.objects.get(pk=bad.pk)
+    assert record.status == Status.DEAD
+    assert record.last_error.startswith("job meta is not JSON")
+    assert reconcile(repair=False) == []
+
+
+@pytest.mark.slow
 def test_a_real_worker_survives_a_pickled_meta_written_while_a_job_ran(
     recorder, workers
 ):
