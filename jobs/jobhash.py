@@ -24,6 +24,8 @@ from rq.job import JobStatus
 RUNNER = "jobs.runner.run"
 #: Decompressed bytes of `data` looked at; a job's data is far smaller.
 MAX_DATA = 4 * 1024 * 1024
+#: Characters of a foreign job's JSON arguments kept in its record.
+MAX_ARGUMENTS = 8192
 #: Longest function path kept (JobRecord.task holds 200 characters).
 MAX_NAME = 200
 #: Fields RQ stores as binary: every other field must be UTF-8 text.
@@ -105,7 +107,7 @@ def _judge_data(data: bytes) -> Verdict:
             "client? Only tasks submitted through the console run.",
             function=function,
             exc_type=FOREIGN,
-            arguments={"args": args, "kwargs": kwargs},
+            arguments=_bounded({"args": args, "kwargs": kwargs}),
         )
     task = kwargs.get("task") if isinstance(kwargs, dict) else None
     if not isinstance(task, str) or not isinstance(kwargs.get("payload"), dict):
@@ -115,6 +117,14 @@ def _judge_data(data: bytes) -> Verdict:
             exc_type=UNDECODABLE,
         )
     return Verdict(function=function, task=task[:MAX_NAME])
+
+
+def _bounded(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A foreign job's arguments as kept in its record: small ones whole."""
+    shown = json.dumps(arguments)
+    if len(shown) <= MAX_ARGUMENTS:
+        return arguments
+    return {"truncated": True, "preview": shown[:MAX_ARGUMENTS]}
 
 
 def _judge_fields(raw: dict[bytes, bytes], verdict: Verdict) -> Verdict:

@@ -10,6 +10,7 @@ import pickle
 import signal
 import time
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,6 +77,31 @@ def test_a_plain_rq_producers_job_is_refused_once_and_recorded_as_foreign(
         "some.module.func|failed": 1,
         "some.module.func|dead": 1,
     }
+
+
+class Booby:
+    """Unpickling this creates a file: proof that nobody unpickled it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.touch, (self.path,))
+
+
+def test_a_pickled_job_is_never_unpickled_by_the_worker(recorder, tmp_path):
+    pickle.loads(pickle.dumps(Booby(tmp_path / "armed")))
+    assert (tmp_path / "armed").exists()  # the trap works
+    trap = tmp_path / "unpickled"
+    foreign = plain_rq().enqueue("some.module.func", Booby(trap))
+    queueing.connection().hset(
+        f"rq:job:{foreign.id}", "meta", pickle.dumps(Booby(trap))
+    )
+    work()
+    recorder.drain_all()
+    reconcile(repair=True)
+    assert not trap.exists()
+    assert JobRecord.objects.get(pk=foreign.id).task == "some.module.func"
 
 
 def test_a_foreign_job_shows_on_every_screen_and_count(recorder, settings):
