@@ -24,6 +24,8 @@ class Origin(models.TextChoices):
     CLI = "cli", "Command line"
     SCHEDULE = "schedule", "Schedule"
     CODE = "code", "Application code"
+    #: Enqueued through Django's standard Tasks API (jobs.tasks_backend).
+    DJANGO_TASKS = "django.tasks", "Django Tasks API"
 
 
 class JobRecord(models.Model):

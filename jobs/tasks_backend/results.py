@@ -1,0 +1,150 @@
+"""A standard task's TaskResult, read from the durable history.
+
+The job record and its attempts (SQL) are the truth: a result is there after
+Redis forgot the job. Status mapping (README, "Django's Tasks API"):
+pending, queued, scheduled, deferred and retrying are READY (enqueued, or
+ready to run again); started is RUNNING; succeeded is SUCCESSFUL; dead and
+canceled are FAILED.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from jobs.models import Attempt, JobRecord
+from jobs.tasks_backend import compat
+
+Status = JobRecord.Status
+
+
+class WorkerLost(Exception):  # noqa: N818 - the name the console shows
+    """An attempt whose worker died (killed, out of memory, host lost): no
+    exception was raised, so its error names this class."""
+
+
+class Arguments(BaseModel):
+    """A standard task's payload: its call, and the Task attributes that the
+    job record does not hold itself (queue and run_after it does)."""
+
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    priority: int = Field(default=0, ge=-100, le=100)
+    backend: str = "default"
+
+
+STATUS: dict[str, Any] = {
+    Status.PENDING: compat.TaskResultStatus.READY,
+    Status.QUEUED: compat.TaskResultStatus.READY,
+    Status.SCHEDULED: compat.TaskResultStatus.READY,
+    Status.DEFERRED: compat.TaskResultStatus.READY,
+    Status.RETRYING: compat.TaskResultStatus.READY,
+    Status.STARTED: compat.TaskResultStatus.RUNNING,
+    Status.SUCCEEDED: compat.TaskResultStatus.SUCCESSFUL,
+    Status.DEAD: compat.TaskResultStatus.FAILED,
+    Status.CANCELED: compat.TaskResultStatus.FAILED,
+}
+
+#: The line that heads the last exception in a formatted traceback: Python
+#: writes "module.QualName: message" (no module for builtins).
+_HEADER = re.compile(r"^([A-Za-z_][\w.]*)(?::|$)")
+
+
+def exception_path(traceback: str, exc_type: str) -> str:
+    """The exception's class path, from the traceback the worker recorded
+    (its last block names the class with its module). Falls back on the bare
+    class name the attempt holds."""
+    block = traceback.rpartition("Traceback (most recent call last):")[2]
+    for line in block.splitlines():
+        if line and not line[0].isspace():
+            found = _HEADER.match(line)
+            if found:
+                name = found.group(1)
+                return name if "." in name else _builtin(name)
+            break
+    if exc_type == "WorkerLost":
+        return f"{WorkerLost.__module__}.{WorkerLost.__qualname__}"
+    return _builtin(exc_type) if exc_type else "builtins.Exception"
+
+
+def _builtin(name: str) -> str:
+    return f"builtins.{name}" if hasattr(builtins, name) else name
+
+
+def error_of(attempt: Attempt) -> Any:
+    return compat.TaskError(
+        exception_class_path=exception_path(attempt.traceback, attempt.exc_type),
+        traceback=attempt.traceback or f"{attempt.exc_type}: {attempt.exc_message}",
+    )
+
+
+def task_for(base: Any, record: JobRecord, arguments: Arguments) -> Any:
+    """The Task as it was enqueued: priority, queue, run_after and backend."""
+    try:
+        return replace(
+            base,
+            priority=arguments.priority,
+            queue_name=record.queue,
+            run_after=record.run_at,
+            backend=arguments.backend,
+        )
+    except compat.InvalidTask:
+        return base  # the settings changed since: the Task as defined now
+
+
+def build(
+    task: Any,
+    record: JobRecord,
+    attempts: Sequence[Attempt],
+    arguments: Arguments,
+) -> Any:
+    """A TaskResult for a job record and its attempts (in order)."""
+    starts = [a.started_at for a in attempts if a.started_at]
+    status = STATUS[record.status]
+    result = compat.TaskResult(
+        task=task,
+        id=record.pk,
+        status=status,
+        enqueued_at=record.submitted_at,
+        started_at=min(starts) if starts else None,
+        finished_at=record.finished_at if record.is_final else None,
+        last_attempted_at=max(starts) if starts else None,
+        args=arguments.args,
+        kwargs=arguments.kwargs,
+        backend=arguments.backend,
+        errors=[
+            error_of(a)
+            for a in attempts
+            if a.outcome in (Attempt.Outcome.FAILED, Attempt.Outcome.LOST)
+        ],
+        worker_ids=[a.worker_name for a in attempts],
+    )
+    if status == compat.TaskResultStatus.SUCCESSFUL:
+        set_return_value(result, record.result)
+    return result
+
+
+def set_return_value(result: Any, value: Any) -> None:
+    object.__setattr__(result, "_return_value", value)
+
+
+def set_fields(result: Any, **values: Any) -> None:
+    """TaskResult is a frozen dataclass; Django's own backends update it so."""
+    for name, value in values.items():
+        object.__setattr__(result, name, value)
+
+
+def started(result: Any, moment: datetime) -> None:
+    set_fields(
+        result,
+        status=compat.TaskResultStatus.RUNNING,
+        started_at=result.started_at or moment,
+        last_attempted_at=moment,
+        finished_at=None,
+    )
