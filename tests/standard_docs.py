@@ -9,7 +9,7 @@ from django.core.mail import send_mail
 try:
     from django.tasks import task
 except ImportError:  # Django 5.2
-    from django_tasks import task  # type: ignore[no-redef]
+    from django_tasks import task  # type: ignore[no-redef, unused-ignore]
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def email_users(emails, subject, message):
 @task(takes_context=True)
 def email_users_with_context(context, emails, subject, message):
     logger.debug(
-        f"Attempt {context.attempt} to send user email. Task result id: {context.task_result.id}."
+        f"Attempt {context.attempt} to send user email. Task result id: {context.task_result.id}."  # noqa: E501 - as the documentation has it
     )
     return send_mail(
         subject=subject, message=message, from_email=None, recipient_list=emails

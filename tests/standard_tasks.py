@@ -12,7 +12,7 @@ from typing import Any
 try:
     from django.tasks import TaskContext, task
 except ImportError:  # Django 5.2
-    from django_tasks import TaskContext, task  # type: ignore[no-redef]
+    from django_tasks import TaskContext, task  # type: ignore[no-redef, unused-ignore]
 
 
 @task()

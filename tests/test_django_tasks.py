@@ -26,18 +26,18 @@ try:
     from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
     from django.tasks.signals import task_enqueued, task_finished, task_started
 except ImportError:  # Django 5.2: the backport
-    from django_tasks import (  # type: ignore[no-redef]
+    from django_tasks import (  # type: ignore[no-redef, unused-ignore]
         TaskResultStatus,
         default_task_backend,
         task,
     )
-    from django_tasks.exceptions import (  # type: ignore[no-redef]
+    from django_tasks.exceptions import (  # type: ignore[no-redef, unused-ignore]
         InvalidTaskError as InvalidTask,
     )
-    from django_tasks.exceptions import (  # type: ignore[no-redef]
+    from django_tasks.exceptions import (  # type: ignore[no-redef, unused-ignore]
         TaskResultDoesNotExist,
     )
-    from django_tasks.signals import (  # type: ignore[no-redef]
+    from django_tasks.signals import (  # type: ignore[no-redef, unused-ignore]
         task_enqueued,
         task_finished,
         task_started,
@@ -365,9 +365,7 @@ def test_documentation_email_task_with_run_after_and_context(run_until):
 
 
 @pytest.mark.slow
-def test_usual_rqworker_runs_standard_and_native_tasks_side_by_side(
-    spawn, monitor
-):
+def test_usual_rqworker_runs_standard_and_native_tasks_side_by_side(spawn, monitor):
     from jobs import services
 
     spawn(
@@ -383,6 +381,5 @@ def test_usual_rqworker_runs_standard_and_native_tasks_side_by_side(
     assert standard.status == TaskResultStatus.SUCCESSFUL
     assert standard.return_value["attempt"] == 2
     wait_for(
-        lambda: JobRecord.objects.get(pk=native.pk).status
-        == JobRecord.Status.SUCCEEDED
+        lambda: JobRecord.objects.get(pk=native.pk).status == JobRecord.Status.SUCCEEDED
     )
