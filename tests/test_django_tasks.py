@@ -5,6 +5,7 @@ django-tasks backport."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,7 +13,11 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.db import transaction
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from jobs import queueing
@@ -20,6 +25,7 @@ from jobs.models import JobRecord
 from jobs.workers import ConsoleSimpleWorker
 from tests import standard_docs, standard_tasks
 from tests.conftest import database_url_for_subprocesses, wait_for
+from tests.factories import user_in
 
 try:
     from django.tasks import TaskResultStatus, default_task_backend, task
@@ -323,6 +329,61 @@ def test_rolled_back_enqueue_leaves_nothing(signals_seen):
     assert not JobRecord.objects.filter(pk=result.id).exists()
     assert not queueing.existing([result.id])
     assert read_signals() == []
+
+
+def test_console_shows_the_arguments_and_its_retry_reruns_them(run_until, settings):
+    settings.TASKS = {
+        "default": {
+            "BACKEND": BACKEND,
+            "OPTIONS": {"RETRY": {"max_attempts": 2, "base": 0, "jitter": 0}},
+        }
+    }
+    result = standard_tasks.succeeds_on.enqueue(attempt=4)
+    run_until(finished(result))
+    assert result.status == TaskResultStatus.FAILED and result.attempts == 2
+    client = Client()
+    client.force_login(user_in("Operators"))
+    page = client.get(reverse("jobs:job", args=[result.id]))
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "tests.standard_tasks.succeeds_on" in text
+    assert "from django tasks api" in text
+    assert "&quot;kwargs&quot;" in text and "&quot;attempt&quot;: 4" in text
+    retried = client.post(reverse("jobs:job-retry", args=[result.id]))
+    assert retried.status_code in (200, 302)
+    run_until(finished(result))
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.return_value["attempt"] == 4
+    assert result.attempts == 4 and len(result.errors) == 3
+
+
+def test_unknown_backend_options_fail_the_system_checks(settings):
+    settings.TASKS = {
+        "default": {
+            "BACKEND": BACKEND,
+            "OPTIONS": {
+                "RETRIES": {},
+                "TASK_OPTIONS": {"a.b": {"RETRY": {"tries": 2}}},
+            },
+        }
+    }
+    with pytest.raises(SystemCheckError) as raised:
+        call_command("check")
+    assert "jobs.E101" in str(raised.value)
+    assert "'RETRIES'" in str(raised.value) and "'tries'" in str(raised.value)
+
+
+def test_async_enqueue_and_get_result(run_until):
+    async def go() -> Any:
+        return await standard_tasks.add.aenqueue(4, 5)
+
+    result = asyncio.run(go())
+    run_until(finished(result))
+
+    async def read() -> Any:
+        return await standard_tasks.add.aget_result(result.id)
+
+    assert asyncio.run(read()).return_value == 9
 
 
 # -- Django's documentation examples, unchanged --------------------------------

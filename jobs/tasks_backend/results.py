@@ -51,23 +51,26 @@ STATUS: dict[str, Any] = {
     Status.CANCELED: compat.TaskResultStatus.FAILED,
 }
 
-#: The line that heads the last exception in a formatted traceback: Python
-#: writes "module.QualName: message" (no module for builtins).
+#: Python's formatted traceback: this line, indented frame lines, then the
+#: exception's line "module.QualName: message" (no module for builtins).
+_TRACEBACK = "Traceback (most recent call last):"
 _HEADER = re.compile(r"^([A-Za-z_][\w.]*)(?::|$)")
 
 
 def exception_path(traceback: str, exc_type: str) -> str:
     """The exception's class path, from the traceback the worker recorded
-    (its last block names the class with its module). Falls back on the bare
-    class name the attempt holds."""
-    block = traceback.rpartition("Traceback (most recent call last):")[2]
-    for line in block.splitlines():
-        if line and not line[0].isspace():
-            found = _HEADER.match(line)
-            if found:
-                name = found.group(1)
-                return name if "." in name else _builtin(name)
-            break
+    (the last of its chained blocks names the class with its module). Falls
+    back on the bare class name the attempt holds."""
+    found = None
+    lines = traceback.splitlines()
+    for number, line in enumerate(lines):
+        if line != _TRACEBACK:
+            continue
+        following = (x for x in lines[number + 1 :] if x and not x[0].isspace())
+        header = _HEADER.match(next(following, ""))
+        found = header.group(1) if header else found
+    if found:
+        return found if "." in found else _builtin(found)
     if exc_type == "WorkerLost":
         return f"{WorkerLost.__module__}.{WorkerLost.__qualname__}"
     return _builtin(exc_type) if exc_type else "builtins.Exception"
