@@ -480,59 +480,6 @@ def current_job_identity() -> tuple[str, int]:
     return job.id, int(job.meta.get("attempt", 1) or 1)
 
 
-@dataclass(frozen=True)
-class CurrentRun:
-    """What a running job knows of its own run (jobs.tasks_backend uses it)."""
-
-    job_id: str
-    attempt: int
-    #: The attempt within this retry round: what the retry policy counts.
-    round_attempt: int
-    policy: dict[str, Any]
-    worker: str
-    #: Errors of earlier attempts noted in the job (note_error): attempt
-    #: number -> (exception class path, traceback).
-    errors: dict[int, tuple[str, str]]
-
-
-def current_run() -> CurrentRun | None:
-    job = get_current_job()
-    if job is None:
-        return None
-    attempt = int(job.meta.get("attempt", 1) or 1)
-    offset = int(job.meta.get("attempt_offset", 0) or 0)
-    noted = job.meta.get("errors")
-    return CurrentRun(
-        job_id=job.id,
-        attempt=attempt,
-        round_attempt=attempt - offset,
-        policy=dict(job.meta.get("policy") or {}),
-        worker=job.worker_name or "",
-        errors={
-            int(entry[0]): (str(entry[1]), str(entry[2]))
-            for entry in (noted if isinstance(noted, list) else [])
-            if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], int)
-        },
-    )
-
-
-#: Errors a job keeps in its meta, and how much of each traceback.
-ERRORS_KEPT = 10
-ERROR_TEXT = 4000
-
-
-def note_error(attempt: int, path: str, text: str) -> None:
-    """Keep this attempt's error in the running job's meta, which RQ writes
-    anyway when it schedules the retry (no round trip of its own): the next
-    attempt reads it there, as the history may not have it yet."""
-    job = get_current_job()
-    if job is None:
-        return
-    noted = job.meta.get("errors")
-    kept = noted[-(ERRORS_KEPT - 1) :] if isinstance(noted, list) else []
-    job.meta["errors"] = [*kept, [attempt, path, text[-ERROR_TEXT:]]]
-
-
 def _progress_key(job_id: str) -> str:
     return f"console:progress:{job_id}"
 

@@ -7,6 +7,8 @@ Django 5.2 with the django-tasks backport.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from typing import Any
 
 try:
@@ -53,3 +55,11 @@ def returns_a_set() -> Any:
 @task(priority=-20, queue_name="reports")
 def nightly_report(name: str) -> str:
     return name
+
+
+@task(takes_context=True)
+def killed_first(context: TaskContext) -> dict[str, Any]:
+    """Its first attempt's process dies (as a worker killed by the OOM killer)."""
+    if context.attempt == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"attempt": context.attempt, "workers": len(context.task_result.worker_ids)}

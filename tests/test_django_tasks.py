@@ -151,6 +151,17 @@ def test_context_has_the_attempt_and_the_earlier_errors_on_a_retry(run_until):
     assert result.attempts == 3 and len(result.errors) == 2
 
 
+def test_attempt_of_a_killed_worker_counts_and_names_worker_lost(run_until):
+    result = standard_tasks.killed_first.enqueue()
+    run_until(finished(result))
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.return_value == {"attempt": 2, "workers": 2}
+    assert [e.exception_class_path for e in result.errors] == [
+        "jobs.tasks_backend.results.WorkerLost"
+    ]
+    assert result.errors[0].exception_class.__name__ == "WorkerLost"
+
+
 def test_async_task_runs(run_until):
     result = standard_tasks.double_later.enqueue(21)
     run_until(finished(result))

@@ -111,13 +111,14 @@ class ConsoleTaskBackend(compat.BaseTaskBackend):
             args=json_value(list(args), "the positional arguments"),
             kwargs=json_value(dict(kwargs), "the keyword arguments"),
             priority=task.priority,
+            run_after=task.run_after,
             backend=self.alias,
         )
         options = self._options(task.module_path)
         try:
             record = job_submit(
                 task=task.module_path,
-                payload=arguments.model_dump(),
+                payload=arguments.model_dump(mode="json"),
                 queue=task.queue_name,
                 priority=lane_for(task.priority),
                 run_at=task.run_after,

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from jobs import queueing
+from jobs import running
 from jobs.models import Attempt, JobRecord
 from jobs.registry import RetryPolicy
 from jobs.tasks_backend import compat, results
@@ -61,58 +61,74 @@ class StandardTask:
         return run(self.task, arguments)
 
 
-def _history(run_now: queueing.CurrentRun, base: Any) -> tuple[JobRecord, list[Any]]:
-    """The record and the attempts so far, this one last. The recorder may
-    lag a moment behind the workers: an earlier attempt it has not written
-    yet still counts (unnamed)."""
-    record = JobRecord.objects.filter(pk=run_now.job_id).first()
-    if record is None:  # history purged while the job waited in Redis
-        record = JobRecord(
-            id=run_now.job_id, queue=base.queue_name, submitted_at=timezone.now()
-        )
+def _earlier(run_now: running.CurrentRun) -> tuple[list[Attempt], list[Any]]:
+    """The earlier attempts (for worker_ids and the first start) and their
+    errors, as the job noted them: no SQL on the way of every job. Only when
+    a note is missing (a killed worker's attempt) is the history read, which
+    the recorder may not have written yet either: such an attempt still
+    counts, unnamed."""
+    numbers = range(1, run_now.attempt)
+    if all(n in run_now.notes for n in numbers):
+        notes = [run_now.notes[n] for n in numbers]
+        return [
+            Attempt(number=n, worker_name=note.worker, started_at=note.started_at)
+            for n, note in zip(numbers, notes, strict=True)
+        ], [
+            compat.TaskError(exception_class_path=note.path, traceback=note.traceback)
+            for note in notes
+        ]
     recorded = {
         a.number: a
         for a in Attempt.objects.filter(
             job_id=run_now.job_id, number__lt=run_now.attempt
         )
     }
-    attempts = [recorded.get(n) or Attempt(number=n) for n in range(1, run_now.attempt)]
-    attempts.append(
-        Attempt(
-            number=run_now.attempt,
-            worker_name=run_now.worker,
-            started_at=timezone.now(),
-        )
-    )
-    return record, attempts
-
-
-def _errors(run_now: queueing.CurrentRun, attempts: list[Attempt]) -> list[Any]:
-    """Each earlier attempt's error: from the history, else as the job noted
-    it (note_error), so a retry's context has them all however late the
-    recorder is."""
+    attempts = [recorded.get(n) or Attempt(number=n) for n in numbers]
     errors = []
-    for attempt in attempts[:-1]:
+    for attempt in attempts:
+        note = run_now.notes.get(attempt.number)
         if attempt.outcome in (Attempt.Outcome.FAILED, Attempt.Outcome.LOST):
             errors.append(results.error_of(attempt))
-        elif attempt.number in run_now.errors:
-            path, text = run_now.errors[attempt.number]
-            errors.append(compat.TaskError(exception_class_path=path, traceback=text))
-    return errors
+        elif note is not None:
+            errors.append(
+                compat.TaskError(
+                    exception_class_path=note.path, traceback=note.traceback
+                )
+            )
+    return attempts, errors
+
+
+def _running_result(
+    run_now: running.CurrentRun, base: Any, arguments: Arguments
+) -> Any:
+    """The TaskResult of this attempt, RUNNING. Its enqueued_at is when the
+    job entered Redis (get_result says when enqueue() was called)."""
+    now = timezone.now()
+    record = JobRecord(
+        id=run_now.job_id,
+        queue=run_now.queue,
+        submitted_at=run_now.created_at or now,
+        status=JobRecord.Status.STARTED,
+    )
+    attempts, errors = _earlier(run_now)
+    attempts.append(
+        Attempt(number=run_now.attempt, worker_name=run_now.worker, started_at=now)
+    )
+    task = results.task_for(base, record, arguments)
+    result = results.build(task, record, attempts, arguments)
+    results.set_fields(result, errors=errors)
+    return result
 
 
 def run(base: Any, arguments: Arguments) -> Any:
-    run_now = queueing.current_run()
+    run_now = running.current_run()
     if run_now is None:
         raise NotInJob("a standard task runs through enqueue(), inside a job")
-    record, attempts = _history(run_now, base)
-    task = results.task_for(base, record, arguments)
-    result = results.build(task, record, attempts, arguments)
-    results.set_fields(result, errors=_errors(run_now, attempts))
-    results.started(result, attempts[-1].started_at)
-    sender = type(task.get_backend())
+    result = _running_result(run_now, base, arguments)
+    sender = type(result.task.get_backend())
     compat.task_started.send(sender=sender, task_result=result)
     try:
+        task = result.task
         call = [compat.TaskContext(task_result=result)] if task.takes_context else []
         value = task.call(*call, *arguments.args, **arguments.kwargs)
         value = json_value(value, "the return value")
@@ -130,7 +146,7 @@ def run(base: Any, arguments: Arguments) -> Any:
 
 
 def _failed(
-    result: Any, run_now: queueing.CurrentRun, exc: Exception, sender: type
+    result: Any, run_now: running.CurrentRun, exc: Exception, sender: type
 ) -> None:
     """The attempt's error joins the result; task_finished only once the
     task is finished, that is when the retry policy gives up (the worker
@@ -141,7 +157,7 @@ def _failed(
         traceback="".join(traceback.format_exception(exc)),
     )
     result.errors.append(error)
-    queueing.note_error(run_now.attempt, error.exception_class_path, error.traceback)
+    running.note_failure(run_now.attempt, error.exception_class_path, error.traceback)
     policy = RetryPolicy.from_dict(run_now.policy)
     if policy.allows_retry(run_now.round_attempt, exception_names(kind)):
         results.set_fields(result, status=compat.TaskResultStatus.READY)

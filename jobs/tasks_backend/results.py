@@ -31,11 +31,13 @@ class WorkerLost(Exception):  # noqa: N818 - the name the console shows
 
 class Arguments(BaseModel):
     """A standard task's payload: its call, and the Task attributes that the
-    job record does not hold itself (queue and run_after it does)."""
+    job record does not hold as given (the lane is not the priority, and
+    run_at is empty for a run_after already past). The queue it holds."""
 
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
     priority: int = Field(default=0, ge=-100, le=100)
+    run_after: datetime | None = None
     backend: str = "default"
 
 
@@ -94,7 +96,7 @@ def task_for(base: Any, record: JobRecord, arguments: Arguments) -> Any:
             base,
             priority=arguments.priority,
             queue_name=record.queue,
-            run_after=record.run_at,
+            run_after=arguments.run_after,
             backend=arguments.backend,
         )
     except compat.InvalidTask:
@@ -141,13 +143,3 @@ def set_fields(result: Any, **values: Any) -> None:
     """TaskResult is a frozen dataclass; Django's own backends update it so."""
     for name, value in values.items():
         object.__setattr__(result, name, value)
-
-
-def started(result: Any, moment: datetime) -> None:
-    set_fields(
-        result,
-        status=compat.TaskResultStatus.RUNNING,
-        started_at=result.started_at or moment,
-        last_attempted_at=moment,
-        finished_at=None,
-    )
