@@ -72,10 +72,19 @@ class ConsoleTaskBackend(compat.BaseTaskBackend):
                 f"Queue {task.queue_name!r} is not one of JOB_QUEUES "
                 f"({', '.join(settings.JOB_QUEUES)})."
             )
+        self._register(StandardTask(task.func, task))
+
+    def _register(self, standard: StandardTask) -> None:
+        task = standard.task
+        try:
+            if registry.get(task.module_path).func == standard:
+                return  # `using()` validates a new Task for the same function
+        except registry.UnknownTask:
+            pass
         options = self._options(task.module_path)
         definition = registry.TaskDef(
             name=task.module_path,
-            func=StandardTask(task.func, task),
+            func=standard,
             schema=Arguments,
             queue=task.queue_name,
             priority=lane_for(task.priority),
