@@ -105,8 +105,12 @@ def task(
     """Register a function as a task. It receives the validated payload model."""
 
     def register(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        existing = _TASKS.get(name)
-        if existing is not None and existing.func.__qualname__ != func.__qualname__:
+        taken = _TASKS[name].func if name in _TASKS else None
+        # A standard task's callable has no __qualname__ (jobs.tasks_backend).
+        if (
+            taken is not None
+            and getattr(taken, "__qualname__", "") != func.__qualname__
+        ):
             raise ValueError(f"task name {name!r} is already registered")
         _TASKS[name] = TaskDef(
             name=name,

@@ -20,7 +20,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs import queueing
+from jobs import queueing, services
 from jobs.models import JobRecord
 from jobs.workers import ConsoleSimpleWorker
 from tests import standard_docs, standard_tasks
@@ -248,6 +248,19 @@ def test_queue_not_in_job_queues_is_refused_even_if_the_backend_lists_it(setting
         standard_tasks.add.using(queue_name="x")
 
 
+def test_enqueue_while_redis_is_down_waits_in_the_outbox(redis_server, run_until):
+    redis_server.stop()
+    try:
+        result = standard_tasks.add.enqueue(3, 4)
+        assert result.status == TaskResultStatus.READY
+        assert JobRecord.objects.get(pk=result.id).status == JobRecord.Status.PENDING
+    finally:
+        redis_server.start()
+    assert services.outbox_relay(grace_seconds=0) == 1
+    run_until(finished(result))
+    assert result.return_value == 7 and result.attempts == 1
+
+
 def test_result_is_read_from_history_after_redis_forgot_the_job(run_until):
     result = standard_tasks.add.enqueue(20, 22)
     run_until(finished(result))
@@ -257,6 +270,34 @@ def test_result_is_read_from_history_after_redis_forgot_the_job(run_until):
     assert found.return_value == 42
     assert found.finished_at == result.finished_at
     assert found.task.func is standard_tasks.add.func
+
+
+def test_standard_task_submitted_from_another_door_has_a_result(run_until):
+    standard_tasks.add.using()  # validated in this process, as an import does
+    record = services.job_submit(
+        task="tests.standard_tasks.add", payload={"args": [5, 6]}, origin="api"
+    )
+    result = default_task_backend.get_result(record.pk)
+    run_until(finished(result))
+    assert result.return_value == 11 and result.kwargs == {}
+    native = services.job_submit(task="demo.echo", payload={"text": "x"})
+    with pytest.raises(TaskResultDoesNotExist):
+        default_task_backend.get_result(native.pk)
+
+
+def test_native_task_cannot_take_a_standard_task_name():
+    from pydantic import BaseModel
+
+    from jobs.registry import task as native_task
+
+    class Nothing(BaseModel):
+        pass
+
+    def add(payload: Nothing) -> None:
+        pass
+
+    with pytest.raises(ValueError, match="already registered"):
+        native_task("tests.standard_tasks.add", schema=Nothing)(add)
 
 
 def test_unknown_result_id_does_not_exist():
@@ -438,8 +479,6 @@ def test_documentation_email_task_with_run_after_and_context(run_until):
 
 @pytest.mark.slow
 def test_usual_rqworker_runs_standard_and_native_tasks_side_by_side(spawn, monitor):
-    from jobs import services
-
     spawn(
         "rqworker",
         "default",

@@ -156,9 +156,9 @@ class ConsoleTaskBackend(compat.BaseTaskBackend):
             and 0 < len(result_id) <= 64
             and result_id.isprintable()
         ):
-            record = JobRecord.objects.filter(
-                pk=result_id, origin=Origin.DJANGO_TASKS
-            ).first()
+            # Any origin: a standard task submitted from the console, the API
+            # or a schedule is still a standard task's result.
+            record = JobRecord.objects.filter(pk=result_id).first()
         if record is None:
             raise compat.TaskResultDoesNotExist(result_id)
         try:
