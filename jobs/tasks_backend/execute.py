@@ -2,8 +2,10 @@
 
 The registry maps the task's module path to a StandardTask; the runner calls
 it with the validated payload, in the job process. It builds the TaskResult
-that Django's API promises the running task (its context) and the signals,
-from the durable history plus what the job knows of the current attempt.
+that Django's API promises the running task (its context) and the signals
+from what the job itself knows (jobs.running): its attempt, worker, queue
+and the failures its earlier attempts noted. The history is read only when
+an earlier attempt left no note (its worker was killed).
 """
 
 from __future__ import annotations
