@@ -423,6 +423,11 @@ def test_unknown_backend_options_fail_the_system_checks(settings):
         call_command("check")
     assert "jobs.E101" in str(raised.value)
     assert "'RETRIES'" in str(raised.value) and "'tries'" in str(raised.value)
+    settings.TASKS = {
+        "default": {"BACKEND": BACKEND, "OPTIONS": {"TASK_OPTIONS": {"a.b": [1]}}}
+    }
+    with pytest.raises(SystemCheckError, match="RETRY must be a dictionary"):
+        call_command("check")
 
 
 def test_async_enqueue_and_get_result(run_until):

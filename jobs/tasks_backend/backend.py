@@ -183,16 +183,23 @@ class ConsoleTaskBackend(compat.BaseTaskBackend):
         ]
 
     def _option_problems(self) -> list[str]:
+        options = self.options if isinstance(self.options, dict) else {}
         problems = [
             f"unknown OPTIONS key {name!r} (known: {', '.join(OPTION_NAMES)})"
-            for name in self.options
+            for name in options
             if name not in OPTION_NAMES
         ]
-        per_task = self.options.get("TASK_OPTIONS") or {}
-        for where, retry in [("RETRY", self.options.get("RETRY") or {})] + [
-            (f"TASK_OPTIONS[{path!r}]['RETRY']", (own or {}).get("RETRY") or {})
-            for path, own in per_task.items()
-        ]:
+        per_task = options.get("TASK_OPTIONS") or {}
+        if not isinstance(per_task, dict):
+            return [*problems, "TASK_OPTIONS must map task paths to options"]
+        scopes = [("OPTIONS", options)] + [
+            (f"TASK_OPTIONS[{path!r}]", own) for path, own in per_task.items()
+        ]
+        for where, scope in scopes:
+            retry = scope.get("RETRY") or {} if isinstance(scope, dict) else None
+            if not isinstance(retry, dict):
+                problems.append(f"{where}: RETRY must be a dictionary")
+                continue
             problems += [
                 f"{where}: unknown retry option {name!r} "
                 f"(known: {', '.join(RETRY_OPTIONS)})"
