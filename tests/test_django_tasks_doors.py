@@ -23,21 +23,16 @@ from django.utils import timezone
 from jobs import queueing, services
 from jobs.models import JobRecord
 from jobs.workers import ConsoleSimpleWorker
-from tests import standard_docs, standard_tasks
+from tests import standard_api, standard_docs, standard_tasks
 from tests.conftest import database_url_for_subprocesses, wait_for
 from tests.factories import user_in
-from tests.standard_api import (
+from tests.standard_api import (  # noqa: F401 - tasks_settings: autouse fixture
     BACKEND,
     MODULES,
     TaskResultStatus,
     finished,
-    task_enqueued,
-    task_finished,
-    task_started,
     tasks_settings,
 )
-
-__all__ = ["tasks_settings"]  # the autouse fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SIGNALS_KEY = "tests:signals"
@@ -64,9 +59,9 @@ def signals_seen() -> Iterator[list[dict[str, Any]]]:
     receivers = [
         (signal, note(name))
         for signal, name in [
-            (task_enqueued, "enqueued"),
-            (task_started, "started"),
-            (task_finished, "finished"),
+            (standard_api.task_enqueued, "enqueued"),
+            (standard_api.task_started, "started"),
+            (standard_api.task_finished, "finished"),
         ]
     ]
     for signal, receiver in receivers:
