@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -205,6 +206,14 @@ WORKER_COMMANDS = frozenset({"rqworker", "rqworker-pool"})
 WORKER_PROCESS = len(sys.argv) > 1 and sys.argv[1] in WORKER_COMMANDS
 if WORKER_PROCESS:
     INSTALLED_APPS = [app for app in INSTALLED_APPS if app in WORKER_APPS]
+elif find_spec("django.tasks") is None:
+    # Django 5.2: the Tasks API comes from the django-tasks backport, whose
+    # app runs the backends' system checks (Django 6.0 has them built in).
+    INSTALLED_APPS.append("django_tasks")
+
+#: Django's standard Tasks API (`@task` from django.tasks or django_tasks)
+#: runs on this project's jobs; see README.md, "Django's Tasks API".
+TASKS = {"default": {"BACKEND": "jobs.tasks_backend.ConsoleTaskBackend"}}
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
