@@ -29,8 +29,8 @@ from rq.job import Dependency, Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
-from console.startup import explain_redis_error
 from jobs import events, rqwrites
+from jobs.conf import explain_redis_error
 
 RUNNER = "jobs.runner.run"
 PRIORITY_SUFFIX = {"high": ":high", "normal": "", "low": ":low"}

@@ -26,3 +26,19 @@ def ago(value: datetime | None) -> str:
     if (timezone.now() - value).total_seconds() < 60:
         return "just now"
     return f"{timesince(value).split(',')[0]} ago"
+
+
+@register.simple_tag(takes_context=True)
+def console_status(context: template.Context) -> str:
+    """Put the top bar's Redis status and open alerts into the page's context.
+
+    A tag rather than a context processor: the app's base template then
+    works in a host project with no line added to its TEMPLATES setting.
+    """
+    from jobs.context_processors import console
+
+    request = context.get("request")
+    if request is not None:
+        for key, value in console(request).items():
+            context[key] = value
+    return ""
