@@ -136,9 +136,7 @@ def rq_queues(app_configs: Any, **kwargs: Any) -> list[Error]:
         if not isinstance(config, dict):
             return [_error("E005", f"RQ_QUEUES has no entry for {lane!r}", hint)]
         if config.get("URL") != url:
-            return [
-                _error("E005", f"RQ_QUEUES[{lane!r}] does not use REDIS_URL", hint)
-            ]
+            return [_error("E005", f"RQ_QUEUES[{lane!r}] does not use REDIS_URL", hint)]
     return []
 
 
@@ -151,8 +149,8 @@ def worker_command_line(app_configs: Any, **kwargs: Any) -> list[Error]:
         return []
     from django_rq.management.commands.rqworker import Command
 
-    options, _ = Command().create_parser("manage.py", argv[1]).parse_known_args(
-        argv[2:]
+    options, _ = (
+        Command().create_parser("manage.py", argv[1]).parse_known_args(argv[2:])
     )
     errors = []
     for key, option in (("WORKER_CLASS", "worker_class"), ("JOB_CLASS", "job_class")):
