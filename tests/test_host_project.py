@@ -15,7 +15,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -177,7 +180,9 @@ def build_and_install(home: Path) -> Path:
     return python
 
 
-def create_host(home: Path, python: Path, redis_url: str) -> Path:
+def create_host(
+    home: Path, python: Path, redis_url: str, database: dict[str, Any] | None
+) -> Path:
     env = host_env(home)
     run(
         [str(home / "venv" / "bin" / "django-admin"), "startproject", "shop"], home, env
@@ -192,6 +197,8 @@ def create_host(home: Path, python: Path, redis_url: str) -> Path:
     assert settings_lines != blocks["settings.py"], "README's REDIS_URL line moved"
     with open(project / "shop" / "settings.py", "a") as settings:
         settings.write(f"\n{settings_lines}\nINSTALLED_APPS += ['orders']\n")
+        if database:
+            settings.write(f"DATABASES = {{'default': {database!r}}}\n")
     with open(project / "shop" / "urls.py", "a") as urls:
         urls.write(f"\n{blocks['urls.py']}\n{HOST_URLS}")
     run([str(python), "manage.py", "makemigrations", "orders", "-v0"], project, env)
@@ -199,13 +206,48 @@ def create_host(home: Path, python: Path, redis_url: str) -> Path:
     return project
 
 
+@contextmanager
+def host_database() -> Iterator[dict[str, Any] | None]:
+    """Under TEST_POSTGRES, a new PostgreSQL database of the host's own on the
+    server DATABASE_URL names; else the host keeps startproject's SQLite."""
+    if os.environ.get("TEST_POSTGRES") != "1":
+        yield None
+        return
+    import dj_database_url
+    import psycopg
+
+    server = dj_database_url.parse(os.environ["DATABASE_URL"])
+    name = f"host_project_{os.getpid()}"
+    params = {
+        "host": server["HOST"],
+        "port": server["PORT"] or 5432,
+        "user": server["USER"],
+        "password": server["PASSWORD"],
+        "dbname": server["NAME"],
+        "autocommit": True,
+    }
+    with psycopg.connect(**params) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield {
+            "ENGINE": "django.db.backends.postgresql",
+            **{key: server[key] for key in ("HOST", "PORT", "USER", "PASSWORD")},
+            "NAME": name,
+        }
+    finally:
+        with psycopg.connect(**params) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="module")
 def host(
     tmp_path_factory: pytest.TempPathFactory, redis_server: LocalRedis
-) -> tuple[Path, Path]:
+) -> Iterator[tuple[Path, Path]]:
     home = tmp_path_factory.mktemp("host")
     python = build_and_install(home)
-    return python, create_host(home, python, redis_server.url)
+    with host_database() as database:
+        yield python, create_host(home, python, redis_server.url, database)
 
 
 def test_host_task_runs_and_shows_in_its_console(host: tuple[Path, Path]) -> None:
@@ -235,11 +277,32 @@ def test_host_task_runs_and_shows_in_its_console(host: tuple[Path, Path]) -> Non
     assert lines["anonymous"].startswith("302 /accounts/login/?next=/ops/jobs/")
 
 
-def test_host_without_redis_url_gets_a_check_error(host: tuple[Path, Path]) -> None:
+BROKEN = [
+    ("REDIS_URL left out", r"(?m)^REDIS_URL = .*$", "", "jobs.E002"),
+    (
+        "pickle",
+        r"$",
+        "\nRQ = {'SERIALIZER': 'rq.serializers.DefaultSerializer'}\n",
+        "jobs.E004",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "replacement", "code"),
+    [case[1:] for case in BROKEN],
+    ids=[case[0] for case in BROKEN],
+)
+def test_host_with_a_wrong_setting_gets_a_check_error(
+    host: tuple[Path, Path], pattern: str, replacement: str, code: str
+) -> None:
+    """`check` says what to fix, and a worker refuses to start, with no
+    traceback."""
     python, project = host
     settings = (project / "shop" / "settings.py").read_text()
-    broken = re.sub(r"(?m)^REDIS_URL = .*$", "", settings)
-    (project / "shop" / "broken.py").write_text(broken)
+    (project / "shop" / "broken.py").write_text(
+        re.sub(pattern, replacement, settings, count=1)
+    )
     env = {**host_env(project.parent), "DJANGO_SETTINGS_MODULE": "shop.broken"}
     for command in (["check"], ["rqworker", "--burst", "default"]):
         done = subprocess.run(
@@ -251,7 +314,7 @@ def test_host_without_redis_url_gets_a_check_error(host: tuple[Path, Path]) -> N
             timeout=120,
         )
         assert done.returncode != 0, command
-        assert "jobs.E002" in done.stderr and "REDIS_URL is not set" in done.stderr
+        assert code in done.stderr, done.stderr
         assert "Traceback" not in done.stderr, done.stderr
 
 
