@@ -30,8 +30,14 @@ pytestmark = pytest.mark.slow
 PREFIX = "/ops/jobs/"
 README_URL = '"redis://127.0.0.1:6379/0"'
 
+# The host's own user model: the app's history points at it.
 ORDERS_MODELS = """
+from django.contrib.auth.models import AbstractUser
 from django.db import models
+
+
+class Customer(AbstractUser):
+    pass
 
 
 class Order(models.Model):
@@ -78,7 +84,8 @@ urlpatterns += [path("orders/<int:pk>/ship/", ship)]
 SUBMIT = """
 import django
 django.setup()
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.test.utils import setup_test_environment
 import jobs
@@ -86,6 +93,7 @@ from orders.models import Order
 
 setup_test_environment()
 assert "/venv/" in jobs.__file__, jobs.__file__  # the wheel, not the checkout
+User = get_user_model()
 order = Order.objects.create()
 clerk = User.objects.create_user("clerk")
 viewer = User.objects.create_user("viewer")
@@ -101,13 +109,14 @@ VERIFY = """
 import sys, time
 import django
 django.setup()
-from django.contrib.auth.models import User
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.test.utils import setup_test_environment
 from jobs.models import JobRecord
 from orders.models import Order
 
 setup_test_environment()
+User = get_user_model()
 job_id, prefix = sys.argv[1], sys.argv[2]
 deadline = time.monotonic() + 60
 record = JobRecord.objects.get(pk=job_id)
@@ -115,6 +124,7 @@ while record.status != "succeeded" and time.monotonic() < deadline:
     time.sleep(0.2)  # the monitor writes the worker's events
     record.refresh_from_db()
 print("status", record.status, "attempts", record.attempt_set.count())
+print("submitted_by", type(record.submitted_by).__name__, record.submitted_by)
 print("order", Order.objects.get().status)
 page = f"{prefix}jobs/{job_id}/"
 for name in ("viewer", "nobody"):
@@ -197,6 +207,7 @@ def create_host(
     assert settings_lines != blocks["settings.py"], "README's REDIS_URL line moved"
     with open(project / "shop" / "settings.py", "a") as settings:
         settings.write(f"\n{settings_lines}\nINSTALLED_APPS += ['orders']\n")
+        settings.write("AUTH_USER_MODEL = 'orders.Customer'\n")
         if database:
             settings.write(f"DATABASES = {{'default': {database!r}}}\n")
     with open(project / "shop" / "urls.py", "a") as urls:
@@ -272,6 +283,7 @@ def test_host_task_runs_and_shows_in_its_console(host: tuple[Path, Path]) -> Non
     lines = dict(line.split(" ", 1) for line in report.splitlines())
     assert lines["status"].startswith("succeeded attempts 1")
     assert lines["order"] == "shipped"
+    assert lines["submitted_by"] == "Customer clerk"
     assert lines["viewer"] == "200 shown"
     assert lines["nobody"].startswith("403")
     assert lines["anonymous"].startswith("302 /accounts/login/?next=/ops/jobs/")
