@@ -144,37 +144,47 @@ def rq_queues(app_configs: Any, **kwargs: Any) -> list[Error]:
 def worker_command_line(app_configs: Any, **kwargs: Any) -> list[Error]:
     """A worker's own configuration is its command line: its queues and any
     class it was told to use instead of the app's."""
-    argv = sys.argv
-    if len(argv) < 2 or argv[1] not in WORKER_COMMANDS:
+    command, options = _worker_options(sys.argv)
+    if options is None:
         return []
-    from django_rq.management.commands.rqworker import Command
-
-    options, _ = (
-        Command().create_parser("manage.py", argv[1]).parse_known_args(argv[2:])
-    )
     errors = []
     for key, option in (("WORKER_CLASS", "worker_class"), ("JOB_CLASS", "job_class")):
         given = getattr(options, option, None)
+        flag = f"--{option.replace('_', '-')}"
         if given and given not in conf.RQ_REQUIRED[key]:
             errors.append(
                 _error(
                     "E006",
-                    f"{argv[1]} --{option.replace('_', '-')} {given}: the app's "
-                    "jobs need " + " or ".join(conf.RQ_REQUIRED[key]),
-                    f"Leave out --{option.replace('_', '-')}.",
+                    f"{command} {flag} {given}: the app's jobs need "
+                    + " or ".join(conf.RQ_REQUIRED[key]),
+                    f"Leave out {flag}.",
                 )
             )
     known = {lane for q in _job_queues() or [] for lane in conf.lanes(q)}
-    for name in getattr(options, "args", None) or []:
-        if name not in known:
-            errors.append(
-                _error(
-                    "E006",
-                    f"{argv[1]}: unknown queue {name!r}",
-                    "Give queues that JOB_QUEUES lists, or add it there.",
-                )
-            )
+    errors += [
+        _error(
+            "E006",
+            f"{command}: unknown queue {name!r}",
+            "Give queues that JOB_QUEUES lists, or add it there.",
+        )
+        for name in getattr(options, "args", None) or []
+        if name not in known
+    ]
     return errors
+
+
+def _worker_options(argv: list[str]) -> tuple[str, Any]:
+    """The worker command being run and its parsed options (None if this
+    process is no worker), read with the command's own parser."""
+    if len(argv) < 2 or argv[1] not in WORKER_COMMANDS:
+        return "", None
+    from django.core.management import load_command_class
+
+    parser = load_command_class("django_rq", argv[1]).create_parser(
+        "manage.py", argv[1]
+    )
+    options, _ = parser.parse_known_args(argv[2:])
+    return argv[1], options
 
 
 @register("jobs_web")

@@ -118,11 +118,18 @@ def test_a_worker_started_wrongly_refuses_with_a_check_error(
     assert names in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["rqworker", "default", "mail:high", "--burst", "--name", "w1"],
+        ["rqworker", "--worker-class", "jobs.workers.ConsoleSimpleWorker"],
+        ["rqworker-pool", "default", "--num-workers", "2"],
+    ],
+)
 def test_a_worker_on_its_queues_and_lanes_passes(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, argv: list[str]
 ) -> None:
-    argv = ["manage.py", "rqworker", "default", "mail:high", "--burst"]
-    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setattr(sys, "argv", ["manage.py", *argv])
     assert error_ids() == []
 
 

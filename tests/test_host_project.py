@@ -316,7 +316,8 @@ def test_host_with_a_wrong_setting_gets_a_check_error(
         re.sub(pattern, replacement, settings, count=1)
     )
     env = {**host_env(project.parent), "DJANGO_SETTINGS_MODULE": "shop.broken"}
-    for command in (["check"], ["rqworker", "--burst", "default"]):
+    commands = (["check"], ["migrate"], ["rqworker", "--burst", "default"])
+    for command in commands:
         done = subprocess.run(
             [str(python), "manage.py", *command],
             cwd=project,
