@@ -252,9 +252,9 @@ def host_database() -> Iterator[dict[str, Any] | None]:
     import dj_database_url
     import psycopg
 
-    server = dj_database_url.parse(os.environ["DATABASE_URL"])
+    server: dict[str, Any] = dict(dj_database_url.parse(os.environ["DATABASE_URL"]))
     name = f"host_project_{os.getpid()}"
-    params = {
+    params: dict[str, Any] = {
         "host": server["HOST"],
         "port": server["PORT"] or 5432,
         "user": server["USER"],
