@@ -164,3 +164,13 @@ def test_the_app_has_its_templates_and_static_files() -> None:
     assert (app / "templates" / "jobs" / "base.html").exists()
     assert (app / "static" / "jobs" / "console.css").exists()
     assert not (BASE_DIR / "templates" / "jobs").exists()
+
+
+def test_django_rq_builds_the_apps_worker_and_scheduler_from_the_defaults() -> None:
+    """What `manage.py rqworker` and `rqscheduler` do in a host project."""
+    import django_rq
+
+    worker = django_rq.get_worker("default")
+    assert type(worker).__name__ == "ConsoleWorker"
+    assert worker.serializer.__name__ == "JSONSerializer"
+    assert type(django_rq.get_scheduler("default")).__name__ == "ConsoleScheduler"
