@@ -169,8 +169,9 @@ def test_the_app_has_its_templates_and_static_files() -> None:
 def test_django_rq_builds_the_apps_worker_and_scheduler_from_the_defaults() -> None:
     """What `manage.py rqworker` and `rqscheduler` do in a host project."""
     import django_rq
+    from rq.serializers import JSONSerializer
 
     worker = django_rq.get_worker("default")
     assert type(worker).__name__ == "ConsoleWorker"
-    assert worker.serializer.__name__ == "JSONSerializer"
+    assert worker.serializer is JSONSerializer
     assert type(django_rq.get_scheduler("default")).__name__ == "ConsoleScheduler"
