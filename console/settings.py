@@ -157,26 +157,8 @@ if "default" not in JOB_QUEUES:
 #: start-up: a job never imports a path that came from Redis).
 JOB_TASK_MODULES = env_list("JOB_TASK_MODULES", "jobs.tasks.demo")
 
-REDIS_SOCKET_TIMEOUT = 5
-
-RQ_QUEUES = {
-    f"{name}{suffix}": {
-        "URL": REDIS_URL,
-        "DEFAULT_TIMEOUT": 180,
-        "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
-        "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
-        "HEALTH_CHECK_INTERVAL": 10,
-    }
-    for name in JOB_QUEUES
-    for suffix in (":high", "", ":low")
-}
-RQ = {
-    "WORKER_CLASS": "jobs.workers.ConsoleWorker",
-    "JOB_CLASS": "jobs.queueing.ConsoleJob",
-    "SERIALIZER": "rq.serializers.JSONSerializer",
-    "COMMIT_MODE": "auto",
-    "SCHEDULER_CLASS": "jobs.schedules.ConsoleScheduler",
-}
+# The RQ_QUEUES lanes and the RQ classes come from the app (jobs/conf.py),
+# derived from REDIS_URL and JOB_QUEUES as in any host project.
 RQ_SHOW_ADMIN_LINK = False
 
 INSTALLED_APPS = [
@@ -242,7 +224,6 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "jobs.context_processors.console",
             ],
         },
     },
@@ -265,7 +246,6 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
 WHITENOISE_USE_FINDERS = DEBUG
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -27,10 +27,6 @@ from jobs.models import (
 from jobs.services import schedules as schedule_services
 from jobs.tokens import token_create, token_revoke
 
-admin.site.site_header = "Jobs console — admin"
-admin.site.index_title = "Jobs console administration"
-admin.site.site_url = "/"  # "View site" leads back to the console
-
 
 class ReadOnly(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

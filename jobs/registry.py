@@ -164,7 +164,20 @@ def all_tasks() -> list[TaskDef]:
     return sorted(_TASKS.values(), key=lambda t: t.name)
 
 
-def load(modules: list[str]) -> None:
-    """Import the task modules named in settings (JOB_TASK_MODULES)."""
+def load(modules: list[str]) -> list[str]:
+    """Import the task modules named in settings (JOB_TASK_MODULES).
+
+    Returns the ones that do not exist, for a system check to report (an
+    import error raised while Django sets up would be a bare traceback); an
+    error inside a module that exists is the module's own bug and is raised.
+    """
+    missing = []
     for module in modules:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            name = exc.name or ""
+            if not (module == name or module.startswith(f"{name}.")):
+                raise
+            missing.append(module)
+    return missing

@@ -14,6 +14,7 @@ from jobs.views import (
     submit,
     workers,
 )
+from jobs.views.access import viewer_required
 
 app_name = "jobs"
 
@@ -60,3 +61,8 @@ urlpatterns = [
     path("alerts/", alerts.alert_list, name="alerts"),
     path("submit/", submit.submit, name="submit"),
 ]
+
+# Every page needs the viewer permission, here in one place so that no new
+# screen can forget it; operator actions check jobs.operate as well.
+for _pattern in urlpatterns:
+    _pattern.callback = viewer_required(_pattern.callback)

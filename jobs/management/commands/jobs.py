@@ -14,8 +14,8 @@ from typing import Any
 import redis
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from console.startup import explain_redis_error
 from jobs import queueing, selectors, services
+from jobs.conf import explain_redis_error
 from jobs.models import JobRecord, Origin, Schedule
 from jobs.selectors.history import job_round, with_rounds
 from jobs.selectors.overview import overview
