@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,6 +14,7 @@ from django.utils.timezone import localtime, make_aware
 
 from jobs.models import Attempt, JobEvent, JobRecord
 from jobs.selectors.text_search import TextMatches
+from jobs.services.validation import text_problem
 
 
 @dataclass
@@ -32,6 +33,8 @@ class JobFilter:
     #: selects failures that have none (e.g. marked dead by reconcile).
     fingerprint: str = ""
     problems: list[str] = field(default_factory=list)
+    #: The fields of `problems`, in the same order.
+    invalid: list[str] = field(default_factory=list)
     _text: TextMatches = field(default_factory=TextMatches, repr=False, compare=False)
 
     FIELDS = (
@@ -61,24 +64,32 @@ class JobFilter:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> JobFilter:
-        """Unknown or malformed values are dropped and listed in `problems`."""
+        """Unknown or malformed values are dropped and listed in `problems`
+        (the field of each in `invalid`); every value is first held to the
+        front doors' text rule, so no search term can make a query fail."""
         found = cls()
-        for name in ("queue", "task", "payload", "error", "submitted_by"):
-            setattr(found, name, str(data.get(name) or "").strip()[:200])
-        found.fingerprint = str(data.get("fingerprint") or "").strip()[:40]
-        status = str(data.get("status") or "").strip()
-        if status and status not in JobRecord.Status.values:
-            found.problems.append(f"unknown status {status!r} ignored")
-        else:
-            found.status = status
-        for name in ("since", "until"):
+        for name in cls.FIELDS:
             raw = str(data.get(name) or "").strip()
-            if raw:
-                parsed = parse_when(raw)
-                if parsed is None:
-                    found.problems.append(f"{name}: {raw!r} is not a date; ignored")
-                setattr(found, name, parsed)
+            problem = text_problem(raw) if raw else None
+            if problem:
+                found.refuse(name, f"{name}: {problem}; ignored")
+            elif name in ("since", "until"):
+                found._set_when(name, raw)
+            elif name == "status" and raw and raw not in JobRecord.Status.values:
+                found.refuse(name, f"unknown status {raw!r} ignored")
+            else:
+                setattr(found, name, raw)
         return found
+
+    def refuse(self, name: str, problem: str) -> None:
+        self.problems.append(problem)
+        self.invalid.append(name)
+
+    def _set_when(self, name: str, raw: str) -> None:
+        parsed = parse_when(raw) if raw else None
+        if raw and parsed is None:
+            self.refuse(name, f"{name}: {raw!r} is not a date; ignored")
+        setattr(self, name, parsed)
 
     def apply(self, rows: QuerySet[JobRecord]) -> QuerySet[JobRecord]:
         if self.status:
@@ -169,8 +180,15 @@ def parse_when(raw: str) -> datetime | None:
             parsed = datetime(day.year, day.month, day.day) if day else None
     except ValueError:
         return None
-    if parsed is not None and parsed.tzinfo is None:
-        parsed = make_aware(parsed)
+    try:
+        if parsed is not None and parsed.tzinfo is None:
+            parsed = make_aware(parsed)
+        # A time at the calendar's very edge cannot be moved to UTC, which
+        # every query does with it.
+        if parsed is not None:
+            parsed.astimezone(UTC)
+    except OverflowError:
+        return None
     return parsed
 
 
