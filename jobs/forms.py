@@ -4,9 +4,27 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
 from jobs import registry
 from jobs.models import Priority
+from jobs.services.validation import MAX_TERM_LENGTH, text_problem
+
+
+class TextField(forms.CharField):
+    """A text field held to the front doors' one text rule
+    (services.validation.text_problem): the same refusals, in the same words,
+    as the API and the CLI give."""
+
+    def __init__(self, *, max_length: int = MAX_TERM_LENGTH, **kwargs: Any) -> None:
+        super().__init__(max_length=max_length, **kwargs)
+        self.rule_length = max_length
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        problem = text_problem(value, max_length=self.rule_length) if value else None
+        if problem:
+            raise ValidationError(problem, code="text")
 
 
 class SubmitForm(forms.Form):
