@@ -97,6 +97,12 @@ class CheckedSearch(admin.ModelAdmin):
         if problem:
             self.message_user(request, f"Search: {problem}.", messages.ERROR)
             return queryset.none(), False
+        return self.search(request, queryset, search_term)
+
+    def search(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        """The search itself, for a term that passed the rule."""
         return super().get_search_results(request, queryset, search_term)
 
 
@@ -126,12 +132,12 @@ class JobRecordAdmin(OperateMixin, CheckedSearch, ReadOnly):
     list_per_page = 50
     show_full_result_count = False  # a COUNT(*) over millions of rows per page
 
-    def get_search_results(
+    def search(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
         if search_term and JobRecord.objects.filter(pk=search_term).exists():
             return queryset.filter(pk=search_term), False
-        return super().get_search_results(request, queryset, search_term)
+        return super().search(request, queryset, search_term)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         found = super().get_actions(request)
