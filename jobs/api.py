@@ -45,6 +45,13 @@ def error(status: int, message: str, field: str | None = None) -> JsonResponse:
     return JsonResponse({"error": message, "field": field}, status=status)
 
 
+def not_allowed(request: HttpRequest, methods: tuple[str, ...]) -> JsonResponse:
+    """405, with the Allow header that HTTP requires of it."""
+    refused = error(405, f"method {request.method} not allowed")
+    refused["Allow"] = ", ".join(methods)
+    return refused
+
+
 def endpoint(*methods: str, operate: bool = False) -> Callable[[View], View]:
     """Bearer auth, method check, permission check, the text rule on every
     query parameter and path part, and JSON errors for a view."""
@@ -54,9 +61,7 @@ def endpoint(*methods: str, operate: bool = False) -> Callable[[View], View]:
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
             if request.method not in methods:
-                refused = error(405, f"method {request.method} not allowed")
-                refused["Allow"] = ", ".join(methods)
-                return refused
+                return not_allowed(request, methods)
             scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
             user = token_user(secret.strip()) if scheme.lower() == "bearer" else None
             if user is None:
@@ -189,7 +194,7 @@ def jobs_collection(request: HttpRequest) -> JsonResponse:
     job_filter = selectors.JobFilter.from_mapping(request.GET)
     if job_filter.problems:
         raise ApiError(400, "; ".join(job_filter.problems), job_filter.invalid[0])
-    number = request.GET.get("page") or "1"
+    number = request.GET.get("page", "1")
     if not (number.isascii() and number.isdigit() and 0 < int(number) < 10**9):
         raise ApiError(400, "page must be a whole number from 1", "page")
     page = Paginator(selectors.job_search(job_filter), PAGE_SIZE).get_page(number)
@@ -286,6 +291,9 @@ def queue_resume(request: HttpRequest, name: str) -> JsonResponse:
 
 
 def schema(request: HttpRequest) -> JsonResponse:
+    """The OpenAPI document: public, like any API's published contract."""
     from jobs.openapi import document
 
+    if request.method not in ("GET", "HEAD"):
+        return not_allowed(request, ("GET", "HEAD"))
     return JsonResponse(document())

@@ -97,11 +97,15 @@ def parse_payload(raw: Any) -> dict[str, Any]:
 def stored_payload(task: registry.TaskDef, payload: dict[str, Any]) -> Any:
     """The payload as its schema leaves it, which is what is stored, checked
     to be storable: finite numbers, no NUL character (PostgreSQL's JSON cannot
-    hold one), at most 1 MB."""
+    hold one), at most 1 MB.
+
+    Validated as JSON, strictly: the payload is held to exactly the JSON
+    Schema the API document publishes for its task ("5" is no integer)."""
     try:
-        if len(json.dumps(payload)) > MAX_PAYLOAD_BYTES:
+        given = json.dumps(payload)
+        if len(given) > MAX_PAYLOAD_BYTES:
             raise InvalidSubmission.one("payload", "larger than 1 MB")
-        stored = task.validate(payload).model_dump(mode="json")
+        stored = _validated(task, payload, given).model_dump(mode="json")
         text = json.dumps(stored, allow_nan=False)
     except SchemaError as exc:
         raise InvalidSubmission(_schema_errors(exc)) from None
@@ -117,6 +121,17 @@ def stored_payload(task: registry.TaskDef, payload: dict[str, Any]) -> Any:
     if problem:
         raise InvalidSubmission.one("payload", problem)
     return stored
+
+
+def _validated(task: registry.TaskDef, payload: Any, given: str) -> Any:
+    try:
+        return task.schema.model_validate_json(given, strict=True)
+    except SchemaError as exc:
+        if all(error["type"] != "json_invalid" for error in exc.errors()):
+            raise
+    # Text JSON cannot carry (a lone surrogate): the same check on the
+    # objects, which names the field.
+    return task.schema.model_validate(payload, strict=True)
 
 
 def _unstorable_text(text: str) -> str | None:
@@ -160,16 +175,18 @@ def text_problem(
     no text reaches a query or a row that the database would answer with an
     error: no NUL, no lone surrogate, no control character but line breaks
     and tabs, and a length bound. An identifier (a job id, an idempotency
-    key) is one printable line."""
+    key) has no control character at all. jobs.openapi states the same rule
+    as a pattern."""
     if len(value) > max_length:
         return f"at most {max_length} characters"
     problem = _unstorable_text(value)
     if problem:
         return problem
-    if identifier and not value.isprintable():
-        return "printable characters only (no control characters)"
+    allowed = frozenset() if identifier else _TEXT_CONTROLS
     for char in value:
-        if unicodedata.category(char) == "Cc" and char not in _TEXT_CONTROLS:
+        if unicodedata.category(char) == "Cc" and char not in allowed:
+            if identifier:
+                return "printable characters only (no control characters)"
             return f"contains a control character ({ascii(char)[1:-1]})"
     return None
 
