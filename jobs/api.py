@@ -24,6 +24,7 @@ from jobs.services.validation import (
     MAX_KEY_LENGTH,
     MAX_REASON_LENGTH,
     MAX_TERM_LENGTH,
+    UnknownReference,
     check_text,
 )
 from jobs.tokens import token_user
@@ -31,6 +32,19 @@ from jobs.tokens import token_user
 View = Callable[..., JsonResponse]
 MAX_BODY = 1_100_000
 PAGE_SIZE = 100
+SUBMIT_FIELDS = (
+    "task",
+    "payload",
+    "queue",
+    "priority",
+    "delay",
+    "run_at",
+    "depends_on",
+    "allow_failure",
+    "idempotency_key",
+    "retry",
+    "timeout",
+)
 #: Body fields whose text may be longer than a name or a search term.
 TEXT_LIMITS = {"reason": MAX_REASON_LENGTH, "idempotency_key": MAX_KEY_LENGTH}
 
@@ -52,9 +66,13 @@ def not_allowed(request: HttpRequest, methods: tuple[str, ...]) -> JsonResponse:
     return refused
 
 
-def endpoint(*methods: str, operate: bool = False) -> Callable[[View], View]:
-    """Bearer auth, method check, permission check, the text rule on every
-    query parameter and path part, and JSON errors for a view."""
+def endpoint(
+    *methods: str, operate: bool = False, query: tuple[str, ...] = ()
+) -> Callable[[View], View]:
+    """Bearer auth, method check, permission check, the query parameters
+    the view reads (no others: a misspelt filter must not silently widen a
+    search), the text rule on each of them and on every path part, and JSON
+    errors for a view."""
 
     def decorate(view: View) -> View:
         @csrf_exempt
@@ -72,30 +90,34 @@ def endpoint(*methods: str, operate: bool = False) -> Callable[[View], View]:
                 return error(403, "this token's user may not act on jobs (viewer)")
             request.user = user
             try:
-                _check_inputs(request, kwargs)
+                _check_inputs(request, kwargs, query)
                 return view(request, *args, **kwargs)
             except ApiError as exc:
                 return error(exc.status, exc.message, exc.field)
             except services.InvalidInput as exc:
-                field = next(iter(exc.errors))
-                return error(400, str(exc), field)
+                status = 404 if isinstance(exc, UnknownReference) else 400
+                return error(status, str(exc), next(iter(exc.errors)))
 
         return wrapper
 
     return decorate
 
 
-def _check_inputs(request: HttpRequest, path: dict[str, Any]) -> None:
-    """Every query parameter and path part, by the one text rule."""
+def _check_inputs(
+    request: HttpRequest, path: dict[str, Any], known: tuple[str, ...]
+) -> None:
     for name, values in request.GET.lists():
+        if name not in known:
+            raise ApiError(400, f"unknown query parameter {name[:40]!r}", name[:40])
         for value in values:
             check_text(name, value)
     for name, value in path.items():
         check_text(name, str(value), identifier=True)
 
 
-def body(request: HttpRequest) -> dict[str, Any]:
-    """The JSON object sent, its top-level text fields held to the text rule
+def body(request: HttpRequest, known: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON object sent, with only the `known` fields (a misspelt option
+    must not be silently dropped) and its text fields held to the text rule
     (a payload has its own rule: see services.validation.stored_payload)."""
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -118,6 +140,8 @@ def body(request: HttpRequest) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError(400, "request body must be a JSON object")
     for name, value in data.items():
+        if name not in known:
+            raise ApiError(400, f"unknown field {name[:40]!r}", name[:40])
         if isinstance(value, str) and name != "payload":
             check_text(name, value, max_length=TEXT_LIMITS.get(name, MAX_TERM_LENGTH))
     return data
@@ -151,11 +175,13 @@ KIND_NAMES: dict[Any, str] = {
 
 
 def _reason(request: HttpRequest) -> str:
-    return _optional(body(request), "reason", str) or ""
+    return _optional(body(request, ("reason",)), "reason", str) or ""
 
 
 def _submit(request: HttpRequest) -> JsonResponse:
-    data = body(request)
+    data = body(request, SUBMIT_FIELDS)
+    if "delay" in data and "run_at" in data:
+        raise ApiError(400, "give a delay or a run-at time, not both", "delay")
     task = data.get("task")
     if not isinstance(task, str) or not task:
         raise ApiError(400, "task is required (a registered task name)", "task")
@@ -185,7 +211,7 @@ def _submit(request: HttpRequest) -> JsonResponse:
     return JsonResponse(selectors.job_json(record), status=201)
 
 
-@endpoint("GET", "POST")
+@endpoint("GET", "POST", query=(*selectors.JobFilter.FIELDS, "page"))
 def jobs_collection(request: HttpRequest) -> JsonResponse:
     if request.method == "POST":
         if not request.user.has_perm("jobs.operate"):

@@ -29,8 +29,11 @@ JOB = {"$ref": "#/components/schemas/Job"}
 #: The front doors' text rule (services.validation.text_problem) as a
 #: pattern: no control character but tab and line breaks.
 TEXT_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
-#: An identifier: one printable line.
-ID_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+#: An identifier: no control character at all.
+ID_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+
+
+IDENTIFIER = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": ID_PATTERN}
 
 
 def text(max_length: int = MAX_TERM_LENGTH, **extra: Any) -> dict[str, Any]:
@@ -89,6 +92,7 @@ def _body(schema: dict[str, Any], *, required: bool = False) -> dict[str, Any]:
 
 REASON = {
     "type": "object",
+    "additionalProperties": False,
     "properties": {
         "reason": nullable(
             text(MAX_REASON_LENGTH, description="Recorded in the operator log.")
@@ -100,7 +104,7 @@ ID_PARAM = [
         "name": "job_id",
         "in": "path",
         "required": True,
-        "schema": {"type": "string", "maxLength": 64, "pattern": ID_PATTERN},
+        "schema": IDENTIFIER,
     }
 ]
 QUEUE_PARAM = [
@@ -108,7 +112,7 @@ QUEUE_PARAM = [
         "name": "name",
         "in": "path",
         "required": True,
-        "schema": {"type": "string", "maxLength": 64, "pattern": ID_PATTERN},
+        "schema": IDENTIFIER,
     }
 ]
 WHEN = {
@@ -155,24 +159,54 @@ def _retry_schema() -> dict[str, Any]:
     }
 
 
-def _submit_schema() -> dict[str, Any]:
+#: Text a payload cannot hold (PostgreSQL's JSON takes no NUL character).
+NO_NUL = {"pattern": "^[^\\u0000]*$"}
+
+
+def _no_nul(node: Any) -> Any:
+    """A task's payload schema with every string held to NO_NUL."""
+    if isinstance(node, list):
+        return [_no_nul(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    found = {key: _no_nul(value) for key, value in node.items()}
+    kinds = found.get("type")
+    if kinds == "string" or (isinstance(kinds, list) and "string" in kinds):
+        found = {"allOf": [found, NO_NUL]} if "pattern" in found else found | NO_NUL
+    return found
+
+
+def _payload_schemas(shared: dict[str, Any]) -> dict[str, Any]:
+    """task name -> the JSON Schema of its payload; the models they refer to
+    are added to `shared` (the document's components)."""
+    schemas = {}
+    for task in registry.all_tasks():
+        schema = task.schema.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        for name, model in schema.pop("$defs", {}).items():
+            shared[name] = _no_nul(model)
+        schemas[task.name] = _no_nul(schema)
+    return schemas
+
+
+def _takes_no_payload(task: registry.TaskDef) -> bool:
+    try:
+        task.schema.model_validate({})
+    except ValueError:
+        return False
+    return True
+
+
+def _submit_schema(shared: dict[str, Any]) -> dict[str, Any]:
+    payloads = _payload_schemas(shared)
     return {
         "type": "object",
         "required": ["task"],
+        "additionalProperties": False,
         "properties": {
-            "task": {
-                "type": "string",
-                "enum": [t.name for t in registry.all_tasks()],
-                "example": "demo.echo",
-            },
-            "payload": nullable(
-                {
-                    "type": "object",
-                    "example": {"text": "hello"},
-                    "description": "Checked against the task's schema: a "
-                    "mismatch is a 400 naming `payload.<field>`.",
-                }
-            ),
+            "task": {"type": "string", "enum": list(payloads)},
+            "payload": nullable({"type": "object", "example": {"text": "hello"}}),
             "queue": nullable({"type": "string", "enum": list(settings.JOB_QUEUES)}),
             "priority": nullable({"type": "string", "enum": Priority.values}),
             "delay": nullable(
@@ -189,7 +223,7 @@ def _submit_schema() -> dict[str, Any]:
             "depends_on": nullable(
                 {
                     "type": "array",
-                    "items": {"type": "string", "maxLength": 64, "pattern": ID_PATTERN},
+                    "items": IDENTIFIER,
                     "description": "Ids of jobs that must finish first.",
                 }
             ),
@@ -202,13 +236,26 @@ def _submit_schema() -> dict[str, Any]:
             ),
             "retry": nullable(_retry_schema()),
         },
+        "oneOf": [
+            {
+                "description": f"The payload of {name}",
+                "properties": {
+                    "task": {"const": name},
+                    "payload": nullable(schema)
+                    if _takes_no_payload(registry.get(name))
+                    else schema,
+                },
+                **(
+                    {}
+                    if _takes_no_payload(registry.get(name))
+                    else {"required": ["payload"]}
+                ),
+            }
+            for name, schema in payloads.items()
+        ],
         "not": {
             "description": "A delay or a run-at time, not both.",
             "required": ["delay", "run_at"],
-            "properties": {
-                "delay": {"type": "number"},
-                "run_at": {"type": "string"},
-            },
         },
     }
 
@@ -288,7 +335,11 @@ def _paths() -> dict[str, Any]:
             ),
             "post": _op(
                 "Submit a job",
-                {"201": _reply("The new job", JOB), **TOO_LARGE},
+                {
+                    "201": _reply("The new job", JOB),
+                    "404": _reply("A job named in depends_on does not exist", ERROR),
+                    **TOO_LARGE,
+                },
                 **_body({"$ref": "#/components/schemas/Submit"}, required=True),
             ),
         },
@@ -342,18 +393,17 @@ def _queue_action(summary: str, done: str) -> dict[str, Any]:
 
 def document() -> dict[str, Any]:
     prefix = reverse("api:schema").removesuffix("schema/")
+    schemas: dict[str, Any] = {
+        "Error": _object(error={"type": "string"}, field={"type": ["string", "null"]}),
+        "Job": _job_schema(),
+    }
+    schemas["Submit"] = _submit_schema(schemas)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Jobs console API", "version": "1"},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": _object(
-                    error={"type": "string"}, field={"type": ["string", "null"]}
-                ),
-                "Job": _job_schema(),
-                "Submit": _submit_schema(),
-            },
+            "schemas": schemas,
         },
         "security": [{"bearer": []}],
         "paths": {prefix + path: item for path, item in _paths().items()},

@@ -53,6 +53,11 @@ class InvalidInput(ValueError):
 InvalidSubmission = InvalidInput
 
 
+class UnknownReference(InvalidInput):
+    """Well-formed input that names something that does not exist (a job to
+    depend on): the API answers 404, as for a path naming no job."""
+
+
 @dataclass
 class SubmitRequest:
     task: str
