@@ -54,7 +54,7 @@ SCHEMA = schemathesis.openapi.from_wsgi(
 )
 #: Jobs that exist, in states every action meets (done, dead, waiting), with
 #: results of several JSON kinds.
-KNOWN = {
+KNOWN: dict[str, dict[str, Any]] = {
     "contract-done": {"status": "succeeded", "result": [1, "two", None]},
     "contract-dead": {"status": "dead", "result": None, "last_error": "boom"},
     "contract-queued": {"status": "queued", "result": {"nested": {"x": 1.5}}},
@@ -202,3 +202,19 @@ def test_a_null_reason_is_accepted_and_documented(operator_auth):
         headers=operator_auth,
     )
     assert reply.status_code == 200 and reply.json()["reason"] == ""
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2024-01-01t10:00:00z",  # RFC 3339 allows lower case
+        "2016-12-31T23:59:60Z",  # and a leap second
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
+        "9999-12-31T23:59:59-01:00",  # after year 9999 in UTC
+        "2024-01-01",
+    ],
+)
+def test_every_date_time_the_document_admits_is_read(operator_auth, when):
+    for name in ("since", "until"):
+        reply = Client().get("/api/jobs/", {name: when}, headers=operator_auth)
+        assert reply.status_code == 200, reply.json()

@@ -178,3 +178,11 @@ def test_no_search_term_makes_a_server_error(viewer_client, api_viewer, name, te
     assert api["Content-Type"] == "application/json"
     screen = viewer_client.get("/jobs/?" + query)
     assert screen.status_code == 200
+
+
+def test_a_time_at_the_calendars_edge_is_no_500(viewer_client, settings):
+    settings.TIME_ZONE = "Pacific/Kiritimati"  # UTC+14
+    page = viewer_client.get(
+        "/jobs/?since=0001-01-01T00:00:00%2B01:00&until=9999-12-31"
+    )
+    assert page.status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -166,29 +167,41 @@ def _local_text(value: datetime | None) -> str:
     """A time as the operator typed it: a day, or a day and a time."""
     if value is None:
         return ""
-    local = localtime(value)
+    try:
+        local = localtime(value)
+    except OverflowError:  # a time at the calendar's edge stays in UTC
+        local = value
     if (local.hour, local.minute, local.second) == (0, 0, 0):
         return local.strftime("%Y-%m-%d")
     return local.strftime("%Y-%m-%d %H:%M:%S" if local.second else "%Y-%m-%d %H:%M")
 
 
+#: A leap second (RFC 3339 allows :60), which Python's datetime has not.
+_LEAP_SECOND = re.compile(r"(T\d{2}:\d{2}:)60")
+
+
 def parse_when(raw: str) -> datetime | None:
+    """A date or time as ISO 8601 writes it, and everything RFC 3339 (the
+    API document's `date-time`) allows: a lower-case t or z, a leap second
+    (read as :59). Without a zone it is the server's; a time at the
+    calendar's edge, which no query could move to UTC, is held at the edge."""
+    text = _LEAP_SECOND.sub(r"\g<1>59", raw.upper())
     try:
-        parsed = parse_datetime(raw)
+        parsed = parse_datetime(text)
         if parsed is None:
-            day = parse_date(raw)
+            day = parse_date(text)
             parsed = datetime(day.year, day.month, day.day) if day else None
     except ValueError:
         return None
-    try:
-        if parsed is not None and parsed.tzinfo is None:
-            parsed = make_aware(parsed)
-        # A time at the calendar's very edge cannot be moved to UTC, which
-        # every query does with it.
-        if parsed is not None:
-            parsed.astimezone(UTC)
-    except OverflowError:
+    if parsed is None:
         return None
+    if parsed.tzinfo is None:
+        parsed = make_aware(parsed)
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.min if parsed.year == datetime.min.year else datetime.max
+        return edge.replace(tzinfo=UTC)
     return parsed
 
 
