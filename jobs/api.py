@@ -150,7 +150,7 @@ def body(request: HttpRequest, known: tuple[str, ...]) -> dict[str, Any]:
 def _job(job_id: str) -> JobRecord:
     record = JobRecord.objects.select_related("submitted_by").filter(pk=job_id).first()
     if record is None:
-        raise ApiError(404, f"no such job: {job_id}", "id")
+        raise ApiError(404, f"no such job: {job_id}", "job_id")
     return record
 
 
@@ -190,9 +190,11 @@ def _submit(request: HttpRequest) -> JsonResponse:
         raise ApiError(400, "depends_on must be a list of job ids", "depends_on")
     run_at = None
     if _optional(data, "run_at", str) is not None:
-        run_at = selectors.parse_when(data["run_at"])
+        run_at = selectors.parse_when(data["run_at"], zoned=True)
         if run_at is None:
-            raise ApiError(400, "run_at must be an ISO 8601 time", "run_at")
+            raise ApiError(
+                400, "run_at must be a time with its zone (RFC 3339)", "run_at"
+            )
     record = services.job_submit(
         task=task,
         payload=_optional(data, "payload", dict),

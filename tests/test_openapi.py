@@ -184,6 +184,8 @@ def test_run_at_is_capped_at_a_year_like_delay(operator_auth):
             headers=operator_auth,
         )
 
+    for unzoned in ("2030-01-01T09:00:00", "2030-01-01"):  # the document's date-time
+        assert submit(unzoned).json()["field"] == "run_at"
     far = submit("9999-12-31T23:59:59+00:00")
     assert (far.status_code, far.json()["field"]) == (400, "run_at")
     assert "within one year" in far.json()["error"]

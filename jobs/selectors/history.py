@@ -180,20 +180,21 @@ def _local_text(value: datetime | None) -> str:
 _LEAP_SECOND = re.compile(r"(T\d{2}:\d{2}:)60")
 
 
-def parse_when(raw: str) -> datetime | None:
+def parse_when(raw: str, *, zoned: bool = False) -> datetime | None:
     """A date or time as ISO 8601 writes it, and everything RFC 3339 (the
     API document's `date-time`) allows: a lower-case t or z, a leap second
-    (read as :59). Without a zone it is the server's; a time at the
+    (read as :59). Without a zone it is the server's, unless `zoned` asks
+    for a time with its zone (RFC 3339's date-time); a time at the
     calendar's edge, which no query could move to UTC, is held at the edge."""
     text = _LEAP_SECOND.sub(r"\g<1>59", raw.upper())
     try:
         parsed = parse_datetime(text)
-        if parsed is None:
+        if parsed is None and not zoned:
             day = parse_date(text)
             parsed = datetime(day.year, day.month, day.day) if day else None
     except ValueError:
         return None
-    if parsed is None:
+    if parsed is None or (zoned and parsed.tzinfo is None):
         return None
     if parsed.tzinfo is None:
         parsed = make_aware(parsed)
