@@ -186,3 +186,16 @@ def test_a_time_at_the_calendars_edge_is_no_500(viewer_client, settings):
         "/jobs/?since=0001-01-01T00:00:00%2B01:00&until=9999-12-31"
     )
     assert page.status_code == 200
+
+
+def test_admin_reason_form_holds_the_rule():
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", "r@example.com", "pw"))
+    client.get("/admin/jobs/queuestate/")  # lists (and so creates) every queue
+    asked = client.post(
+        "/admin/jobs/queuestate/",
+        {"action": "pause", "_selected_action": ["mail"], "reason": "deploy\x1b[2J"},
+    )
+    assert asked.status_code == 200
+    assert b"contains a control character" in asked.content
+    assert not QueueState.objects.get(name="mail").paused
