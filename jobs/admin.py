@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from jobs import services
+from jobs.forms import TextField
 from jobs.models import (
     Alert,
     AlertRule,
@@ -25,6 +26,7 @@ from jobs.models import (
     Schedule,
 )
 from jobs.services import schedules as schedule_services
+from jobs.services.validation import MAX_REASON_LENGTH, text_problem
 from jobs.tokens import token_create, token_revoke
 
 
@@ -79,13 +81,34 @@ def _report(
     model_admin.message_user(request, result.summary(verb) + ".", level)
 
 
+class CheckedSearch(admin.ModelAdmin):
+    """The search box held to the front doors' text rule: a term the database
+    could not take (a NUL character) or a thousand words that would nest a
+    query too deep finds nothing and says why, instead of a server error."""
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        problem = text_problem(search_term) if search_term else None
+        if problem:
+            self.message_user(request, f"Search: {problem}.", messages.ERROR)
+            return queryset.none(), False
+        return self.search(request, queryset, search_term)
+
+    def search(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        """The search itself, for a term that passed the rule."""
+        return super().get_search_results(request, queryset, search_term)
+
+
 class OperateMixin:
     def has_operate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("jobs.operate")
 
 
 @admin.register(JobRecord)
-class JobRecordAdmin(OperateMixin, ReadOnly):
+class JobRecordAdmin(OperateMixin, CheckedSearch, ReadOnly):
     list_display = (
         "id",
         "task",
@@ -105,12 +128,12 @@ class JobRecordAdmin(OperateMixin, ReadOnly):
     list_per_page = 50
     show_full_result_count = False  # a COUNT(*) over millions of rows per page
 
-    def get_search_results(
+    def search(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
         if search_term and JobRecord.objects.filter(pk=search_term).exists():
             return queryset.filter(pk=search_term), False
-        return super().get_search_results(request, queryset, search_term)
+        return super().search(request, queryset, search_term)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         found = super().get_actions(request)
@@ -165,8 +188,10 @@ class JobRecordAdmin(OperateMixin, ReadOnly):
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(
-        max_length=500, required=True, help_text="Recorded in the operator log."
+    reason = TextField(
+        max_length=MAX_REASON_LENGTH,
+        required=True,
+        help_text="Recorded in the operator log.",
     )
 
 
@@ -222,7 +247,7 @@ class QueueStateAdmin(OperateMixin, ReadOnly):
 
 
 @admin.register(OperatorAction)
-class OperatorActionAdmin(ReadOnly):
+class OperatorActionAdmin(CheckedSearch, ReadOnly):
     list_display = ("at", "actor_name", "action", "target", "count", "reason", "origin")
     list_filter = ("action", "origin")
     search_fields = ("actor_name", "target", "reason")

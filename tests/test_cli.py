@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from jobs import queueing
 from jobs.models import JobRecord, OperatorAction, QueueState
@@ -72,6 +74,7 @@ def test_submit_prints_the_id_and_status_json_has_the_stable_keys(run_until):
 
 
 def test_submit_with_delay_at_and_dependencies():
+    soon = (timezone.now() + timedelta(days=30)).replace(microsecond=0)
     parent = jobs("submit", "demo.echo", "--payload", '{"text": "p"}', "--delay", "60")
     child = jobs(
         "submit", "demo.echo", "--payload", '{"text": "c"}', "--depends-on", parent
@@ -82,10 +85,20 @@ def test_submit_with_delay_at_and_dependencies():
         "--payload",
         '{"text": "t"}',
         "--at",
-        "2099-01-01T00:00:00+00:00",
+        soon.isoformat(),
     )
     assert JobRecord.objects.get(pk=child).parents.get().pk == parent
-    assert JobRecord.objects.get(pk=later).run_at.year == 2099
+    assert JobRecord.objects.get(pk=later).run_at == soon
+    # Like a delay, a run-at time is at most a year away.
+    with pytest.raises(CommandError, match="run_at: must be within one year"):
+        jobs(
+            "submit",
+            "demo.echo",
+            "--payload",
+            '{"text": "t"}',
+            "--at",
+            "2099-01-01T00:00:00+00:00",
+        )
 
 
 @pytest.mark.parametrize(

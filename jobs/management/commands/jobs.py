@@ -23,6 +23,12 @@ from jobs.selectors.schedules import schedule_json
 from jobs.selectors.stats_text import stats_json, stats_table
 from jobs.services import schedules as schedule_services
 from jobs.services.reconcile import reconcile
+from jobs.services.validation import (
+    MAX_KEY_LENGTH,
+    MAX_REASON_LENGTH,
+    MAX_TERM_LENGTH,
+    check_text,
+)
 
 
 def _ids_or_error(ids: list[str]) -> list[str]:
@@ -31,6 +37,30 @@ def _ids_or_error(ids: list[str]) -> list[str]:
     if missing:
         raise CommandError(f"no such job: {', '.join(missing)}")
     return ids
+
+
+#: Arguments the text rule does not apply to: Django's own, and payloads
+#: (JSON text with a rule of its own, see services.validation.stored_payload).
+UNCHECKED = frozenset({"settings", "pythonpath", "payload"})
+#: Arguments that are identifiers (one printable line), and longer texts.
+IDENTIFIERS = frozenset({"id", "ids", "depends_on", "idempotency_key"})
+LIMITS = {"reason": MAX_REASON_LENGTH, "idempotency_key": MAX_KEY_LENGTH}
+
+
+def _check_text_arguments(options: dict[str, Any]) -> None:
+    """Every text argument, by the front doors' one text rule (a shell can
+    pass a lone surrogate: bytes that are not UTF-8 arrive as one)."""
+    for name, value in options.items():
+        if name in UNCHECKED:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                check_text(
+                    name.replace("_", "-"),
+                    item,
+                    max_length=LIMITS.get(name, MAX_TERM_LENGTH),
+                    identifier=name in IDENTIFIERS,
+                )
 
 
 class Command(BaseCommand):
@@ -179,6 +209,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
         try:
+            _check_text_arguments(options)
             getattr(self, f"do_{action}")(options)
         except services.InvalidInput as exc:
             raise CommandError(str(exc)) from None
