@@ -226,7 +226,8 @@ def _retry_policy(task: registry.TaskDef, override: Any) -> registry.RetryPolicy
         return task.retry
     if not isinstance(override, dict):
         raise InvalidSubmission.one("retry", "must be an object")
-    for name, value in override.items():
+    override = dict(override)
+    for name, value in list(override.items()):
         if name not in RETRY_OPTIONS:
             raise InvalidSubmission.one(
                 "retry",
@@ -234,6 +235,8 @@ def _retry_policy(task: registry.TaskDef, override: Any) -> registry.RetryPolicy
                 f"(known: {', '.join(RETRY_OPTIONS)})",
             )
         whole, low, high = RETRY_OPTIONS[name]
+        if whole and isinstance(value, float) and value.is_integer():
+            value = override[name] = int(value)  # JSON's 3.0 is a whole number
         kinds = int if whole else int | float
         if (
             isinstance(value, bool)
