@@ -54,7 +54,12 @@ def test_dead_job_appears_live_and_is_retried_from_its_group(
     shot(page, "failures")
 
     group.get_by_role("button", name="Retry all").click()
-    expect(page.locator("#failures-flash")).to_contain_text("Retried 1 job")
+    confirm = page.locator("#failures-confirm .confirm-box")
+    expect(confirm).to_contain_text("Retry 1 job")
+    assert JobRecord.objects.get(pk=job.pk).status == Status.DEAD
+    with page.expect_navigation():
+        confirm.get_by_role("button", name="Retry 1 job").click()
+    expect(page.locator("ul.messages").first).to_contain_text("Retried 1 job")
     expect(page.locator("tr.failure-group")).to_have_count(0)
     assert JobRecord.objects.get(pk=job.pk).status in (Status.PENDING, Status.QUEUED)
     entry = OperatorAction.objects.get(action="retry")
