@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
-from django_htmx.middleware import HtmxDetails
 
 from jobs import services
 from jobs.selectors import failures, history
 from jobs.views.jobs import Asking, apply_bulk, ask_confirmation, confirmation_problem
+from jobs.views.overview import HtmxHttpRequest
 
 #: The event the group actions fire so that the board re-reads at once.
 CHANGED = "failures-changed"
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 @login_required
