@@ -10,6 +10,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from django.utils.timezone import now
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobs import services
@@ -164,3 +165,27 @@ def test_job_list_shows_manual_retries_and_earlier_failures_as_such(run_until):
     call_command("jobs", "list", "--task", "demo.fail", stdout=out)
     line = next(x for x in out.getvalue().splitlines() if x.startswith(stubborn.pk))
     assert line.endswith("attempt 2 of 2, 2 manual retries")
+
+
+def test_headline_numbers_count_every_queue_as_their_links_do():
+    """Jobs in a queue no longer configured (or put there by another
+    producer) are in the links' lists, so the headline counts them too."""
+    from tests.test_history_screens import make, make_dead
+
+    make_dead(queue="legacy")
+    make_dead(queue="default")
+    make(queue="legacy", status=JobRecord.Status.SUCCEEDED, finished_at=now())
+    client = Client()
+    client.force_login(user_in("Viewers"))
+    page = client.get("/").content.decode()
+    for anchor, count in (("dead", 2), ("went-dead", 2), ("succeeded", 1)):
+        href, shown = re.search(
+            rf'id="fig-{anchor}" href="([^"]*)">([\d,]+)<', page
+        ).groups()
+        listing = client.get(href.replace("&amp;", "&")).content.decode()
+        listed = re.search(r'class="count">([\d,]+) match', listing).group(1)
+        assert (int(shown), int(listed)) == (count, count), anchor
+    assert "also one no longer configured" in page
+    out = StringIO()
+    call_command("jobs", "stats", "--json", stdout=out)
+    assert json.loads(out.getvalue())["totals"]["dead"] == 2
