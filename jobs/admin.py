@@ -25,9 +25,11 @@ from jobs.models import (
     QueueState,
     Schedule,
 )
+from jobs.selectors.history import MatchCount
 from jobs.services import schedules as schedule_services
 from jobs.services.validation import MAX_REASON_LENGTH, text_problem
 from jobs.tokens import token_create, token_revoke
+from jobs.views.jobs import BULK_ACTIONS, CONSEQUENCES, confirmation_problem
 
 
 class ReadOnly(admin.ModelAdmin):
@@ -140,50 +142,60 @@ class JobRecordAdmin(OperateMixin, CheckedSearch, ReadOnly):
         found.pop("delete_selected", None)
         return found
 
-    @admin.action(description="Retry selected jobs", permissions=["operate"])
-    def retry(self, request: HttpRequest, queryset: QuerySet[JobRecord]) -> None:
-        result = services.jobs_retry(
-            ids=queryset.values_list("pk", flat=True),
-            actor=request.user,
-            origin=Origin.ADMIN,
-            target="jobs selected in the admin",
-        )
-        _report(self, request, result, "Retried")
+    @admin.action(description="Retry selected jobs…", permissions=["operate"])
+    def retry(
+        self, request: HttpRequest, queryset: QuerySet[JobRecord]
+    ) -> HttpResponse | None:
+        return self._bulk(request, queryset, "retry")
 
-    @admin.action(description="Cancel selected jobs", permissions=["operate"])
-    def cancel(self, request: HttpRequest, queryset: QuerySet[JobRecord]) -> None:
-        result = services.jobs_cancel(
-            ids=queryset.values_list("pk", flat=True),
-            actor=request.user,
-            origin=Origin.ADMIN,
-            target="jobs selected in the admin",
-        )
-        _report(self, request, result, "Canceled")
+    @admin.action(description="Cancel selected jobs…", permissions=["operate"])
+    def cancel(
+        self, request: HttpRequest, queryset: QuerySet[JobRecord]
+    ) -> HttpResponse | None:
+        return self._bulk(request, queryset, "cancel")
 
     @admin.action(
-        description="Delete selected jobs and their history", permissions=["operate"]
+        description="Delete selected jobs and their history…", permissions=["operate"]
     )
     def delete_jobs(
         self, request: HttpRequest, queryset: QuerySet[JobRecord]
     ) -> HttpResponse | None:
-        if request.POST.get("confirmed") != "yes":
+        return self._bulk(request, queryset, "delete")
+
+    def _bulk(
+        self, request: HttpRequest, queryset: QuerySet[JobRecord], action: str
+    ) -> HttpResponse | None:
+        """Django's intermediate page, as for its own delete: state the exact
+        count and act only on a "yes" for at least as many jobs as now match
+        (the selection can be "all N matching", which grows)."""
+        count = MatchCount(queryset.count())
+        problem = confirmation_problem(request, count)
+        if problem is not None:
             return render(
                 request,
                 "admin/jobs/confirm_delete.html",
                 {
-                    "count": queryset.count(),
-                    "ids": queryset.values_list("pk", flat=True),
+                    **self.admin_site.each_context(request),
+                    "count": count.value,
+                    "ids": queryset.values_list("pk", flat=True)[: services.BULK_CAP],
+                    "select_across": request.POST.get("select_across") == "1",
+                    "action": request.POST.get("action", ""),
+                    "verb": action.capitalize(),
+                    "consequence": CONSEQUENCES[action],
+                    "problem": problem,
+                    "bulk_cap": services.BULK_CAP,
                     "opts": self.model._meta,
-                    "title": "Delete jobs?",
+                    "title": f"{action.capitalize()} jobs?",
                 },
             )
-        result = services.jobs_delete(
+        service, verb = BULK_ACTIONS[action]
+        result = service(
             ids=queryset.values_list("pk", flat=True),
             actor=request.user,
             origin=Origin.ADMIN,
             target="jobs selected in the admin",
         )
-        _report(self, request, result, "Deleted")
+        _report(self, request, result, verb)
         return None
 
 

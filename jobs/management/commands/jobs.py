@@ -7,6 +7,7 @@ one line. `--json` output is documented in README.md and stays stable.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from argparse import ArgumentParser
 from typing import Any
@@ -17,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from jobs import queueing, selectors, services
 from jobs.conf import explain_redis_error
 from jobs.models import JobRecord, Origin, Schedule
+from jobs.selectors import history
 from jobs.selectors.history import job_round, with_rounds
 from jobs.selectors.overview import overview
 from jobs.selectors.schedules import schedule_json
@@ -100,6 +102,9 @@ class Command(BaseCommand):
         retry.add_argument("--task")
         retry.add_argument("--since")
         retry.add_argument("--reason", default="")
+        retry.add_argument(
+            "--yes", action="store_true", help="with --dead: retry without asking"
+        )
 
         cancel = sub.add_parser("cancel", help="cancel jobs that have not started")
         cancel.add_argument("ids", nargs="+")
@@ -276,6 +281,8 @@ class Command(BaseCommand):
             )
             if job_filter.problems:
                 raise CommandError("; ".join(job_filter.problems))
+            if not self.confirm_dead(job_filter, options["yes"]):
+                return
             ids = iter(
                 list(
                     selectors.job_search(job_filter).values_list("pk", flat=True)[
@@ -297,6 +304,24 @@ class Command(BaseCommand):
             target=target,
         )
         self.stdout.write(result.summary("Retried"))
+
+    def confirm_dead(self, job_filter: selectors.JobFilter, yes: bool) -> bool:
+        """State the exact count, then go on only with --yes or a "y" typed at
+        a terminal; a script without --yes is refused, never left waiting."""
+        count = history.job_count(job_filter, limit=services.BULK_CAP)
+        what = f"{count.label} dead job{'s' if count.value != 1 else ''}"
+        self.stdout.write(f"Found {what} ({job_filter.as_text()}).")
+        if not count or yes:
+            return True
+        if not sys.stdin.isatty():
+            raise CommandError(
+                f"nothing done: add --yes to retry {what} (no terminal to ask on)"
+            )
+        answer = input(f"Retry {what}? [y/N] ").strip().lower()
+        if answer in ("y", "yes"):
+            return True
+        self.stdout.write("Nothing done.")
+        return False
 
     def do_cancel(self, options: dict[str, Any]) -> None:
         result = services.jobs_cancel(
