@@ -3,9 +3,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 RUN useradd --create-home --uid 10001 app
 COPY pyproject.toml ./
+COPY requirements ./requirements
 COPY console ./console
 COPY jobs ./jobs
-RUN pip install .
+# The reference project's exact versions (the ranges are in pyproject.toml).
+RUN pip install -c requirements/py311-django52.txt .
 COPY manage.py ./
 # Bytecode written once here: PYTHONDONTWRITEBYTECODE (and a read-only /app)
 # would otherwise make every process compile the project as it starts.
