@@ -55,8 +55,8 @@ test: install chromium lint
 	DEBUG=1 CI_BROWSER_REQUIRED=1 $(BIN)/pytest --cov --cov-report=term $(PYTEST_FLAGS)
 	@$(MAKE) --no-print-directory test-py313
 
-## The suite but its `slow` tests (those that start real worker subprocesses) on
-## Python 3.13 with Django 6.0. Without a 3.13 interpreter it says so and passes,
+## mypy and the suite but its `slow` tests (those that start real worker
+## subprocesses) on Python 3.13 with Django 6.0. Without a 3.13 interpreter it says so and passes,
 ## except in CI (CI=true), where a missing leg fails the run.
 test-py313:
 	@if [ -z "$(PY313)" ]; then \
@@ -72,7 +72,8 @@ test-py313:
 
 test-py313-suite: $(VENV313)/.installed-stamp chromium
 	@$(VENV313)/bin/python -c "import sys, django; print('make test-py313: Python', \
-	  sys.version.split()[0], '+ Django', django.__version__, '(the suite but its slow tests)')"
+	  sys.version.split()[0], '+ Django', django.__version__, '(mypy, the suite but its slow tests)')"
+	DEBUG=1 $(VENV313)/bin/mypy --python-version 3.13 .
 	DEBUG=1 CI_BROWSER_REQUIRED=1 $(VENV313)/bin/pytest -p no:cacheprovider -m "not slow" $(PYTEST_FLAGS)
 
 ## The same suite on PostgreSQL (what production uses). The browser tests
