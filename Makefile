@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 PYTEST_FLAGS ?=
 
-.PHONY: install run test test-py313 test-py313-suite test-pg lint chromium postgres postgres-bin bench bench-quick chaos chaos-quick clean
+.PHONY: install run test test-py313 test-py313-suite test-pg lint chromium promtool postgres postgres-bin bench bench-quick chaos chaos-quick clean
 
 # A virtualenv with the project installed (editable) under the given constraints.
 # $(1): interpreter, $(2): virtualenv, $(3): constraints file.
@@ -38,12 +38,24 @@ $(VENV313)/.installed-stamp: pyproject.toml requirements/common.txt $(CONSTRAINT
 
 ## Start everything: Redis-compatible server, web console, 2 workers, scheduler, monitor.
 run: install
-	DEBUG=$${DEBUG:-1} $(BIN)/python -m console.devstack
+	@DEBUG=$${DEBUG:-1} $(BIN)/python -m console.devstack
 
 ## Debian's Chromium for the browser tests (no browser download: none works here).
 chromium:
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+## promtool for the Prometheus rule tests and the /metrics check, taken alone out of
+## Debian's prometheus package into the venv: installing the package would also start
+## a Prometheus server (port 9090) wherever systemd runs.
+promtool: install
+	@command -v promtool >/dev/null || test -x $(BIN)/promtool || { \
+	  { apt-cache show prometheus >/dev/null 2>&1 || $(SUDO) apt-get update -qq; } && \
+	  tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  (cd "$$tmp" && apt-get download -qq -o APT::Sandbox::User=root prometheus) && \
+	  dpkg-deb --fsys-tarfile "$$tmp"/prometheus_*.deb | \
+	    tar -xO ./usr/bin/promtool > $(BIN)/promtool.part && \
+	  chmod +x $(BIN)/promtool.part && mv $(BIN)/promtool.part $(BIN)/promtool; }
 
 lint: install
 	$(BIN)/ruff check .
@@ -51,13 +63,13 @@ lint: install
 
 ## Every check: ruff, mypy, pytest with coverage (fails under 85 %), on SQLite;
 ## then the second leg (test-py313).
-test: install chromium lint
+test: install chromium promtool lint
 	DEBUG=1 CI_BROWSER_REQUIRED=1 $(BIN)/pytest --cov --cov-report=term $(PYTEST_FLAGS)
 	@$(MAKE) --no-print-directory test-py313
 
 ## mypy and the suite but its `slow` tests (those that start real worker
-## subprocesses) on Python 3.13 with Django 6.0. Without a 3.13 interpreter it says so and passes,
-## except in CI (CI=true), where a missing leg fails the run.
+## subprocesses) on Python 3.13 with Django 6.0. Without a 3.13 interpreter it
+## says so and passes, except in CI (CI=true), where a missing leg fails the run.
 test-py313:
 	@if [ -z "$(PY313)" ]; then \
 	  echo "make test-py313: no Python 3.13 interpreter (python3.13 on PATH or under pyenv):" \
@@ -70,7 +82,8 @@ test-py313:
 	  $(MAKE) --no-print-directory test-py313-suite; \
 	fi
 
-test-py313-suite: $(VENV313)/.installed-stamp chromium
+test-py313-suite: $(VENV313)/.installed-stamp chromium promtool
+	@test ! -x $(BIN)/promtool || ln -sf $(CURDIR)/$(BIN)/promtool $(VENV313)/bin/promtool
 	@$(VENV313)/bin/python -c "import sys, django; print('make test-py313: Python', \
 	  sys.version.split()[0], '+ Django', django.__version__, '(mypy, the suite but its slow tests)')"
 	DEBUG=1 $(VENV313)/bin/mypy --python-version 3.13 .

@@ -65,8 +65,16 @@ def sample_live_state() -> None:
         pipe.execute()
     forget_before = time.time() - WORKERS_SEEN_FOR
     for name, raw in client.hgetall(WORKERS_SEEN).items():
-        if json.loads(raw).get("seen", 0) < forget_before:
+        if _seen_at(raw) < forget_before:
             client.hdel(WORKERS_SEEN, name)
+
+
+def _seen_at(raw: bytes) -> float:
+    """When a worker was seen; 0 (forget it) for an entry nobody can read."""
+    try:
+        return float(json.loads(raw).get("seen", 0))
+    except (ValueError, TypeError, AttributeError):
+        return 0.0
 
 
 def checkpoint_sqlite() -> None:
@@ -157,4 +165,13 @@ class Monitor:
                 close_old_connections()
                 time.sleep(backoff)
                 backoff = min(MAX_BACKOFF, backoff * 2)
+        self.record_the_rest()
         log.info("monitor stopped")
+
+    def record_the_rest(self) -> None:
+        """The events written since the last cycle (the dev stack stops the
+        monitor after the workers), so that the history ends where they did."""
+        try:
+            self.recorder.drain_all()
+        except (redis.exceptions.RedisError, DatabaseError) as exc:
+            log.warning("events left for the next monitor", extra={"error": str(exc)})
