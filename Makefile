@@ -67,8 +67,8 @@ test: install chromium promtool lint
 	DEBUG=1 CI_BROWSER_REQUIRED=1 $(BIN)/pytest --cov --cov-report=term $(PYTEST_FLAGS)
 	@$(MAKE) --no-print-directory test-py313
 
-## mypy and the suite but its `slow` tests (those that start real worker
-## subprocesses) on Python 3.13 with Django 6.0. Without a 3.13 interpreter it
+## mypy and the suite but its `slow` tests (real worker subprocesses) and its
+## browser tests, on Python 3.13 with Django 6.0. Without a 3.13 interpreter it
 ## says so and passes, except in CI (CI=true), where a missing leg fails the run.
 test-py313:
 	@if [ -z "$(PY313)" ]; then \
@@ -82,12 +82,12 @@ test-py313:
 	  $(MAKE) --no-print-directory test-py313-suite; \
 	fi
 
-test-py313-suite: $(VENV313)/.installed-stamp chromium promtool
+test-py313-suite: $(VENV313)/.installed-stamp promtool
 	@test ! -x $(BIN)/promtool || ln -sf $(CURDIR)/$(BIN)/promtool $(VENV313)/bin/promtool
 	@$(VENV313)/bin/python -c "import sys, django; print('make test-py313: Python', \
-	  sys.version.split()[0], '+ Django', django.__version__, '(mypy, the suite but its slow tests)')"
+	  sys.version.split()[0], '+ Django', django.__version__, '(mypy, the suite but its slow and browser tests)')"
 	DEBUG=1 $(VENV313)/bin/mypy --python-version 3.13 .
-	DEBUG=1 CI_BROWSER_REQUIRED=1 $(VENV313)/bin/pytest -p no:cacheprovider -m "not slow" $(PYTEST_FLAGS)
+	DEBUG=1 $(VENV313)/bin/pytest -p no:cacheprovider -m "not slow and not browser" $(PYTEST_FLAGS)
 
 ## The same suite on PostgreSQL (what production uses). The browser tests
 ## exercise the pages, not the database: they run in the SQLite pass.
