@@ -3,9 +3,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 RUN useradd --create-home --uid 10001 app
 COPY pyproject.toml ./
+COPY requirements ./requirements
 COPY jobs ./jobs
-# The wheel holds the app only; the reference project runs from /app.
-RUN pip install .
+# The wheel holds the app only; the reference project runs from /app. The
+# reference project's exact versions (the ranges are in pyproject.toml).
+RUN pip install -c requirements/py311-django52.txt .
 COPY console ./console
 COPY manage.py ./
 # Bytecode written once here: PYTHONDONTWRITEBYTECODE (and a read-only /app)

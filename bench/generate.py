@@ -110,7 +110,8 @@ def _fields(model: type[models.Model]) -> list[models.Field[Any, Any]]:
 def _insert_sql(model: type[models.Model]) -> str:
     fields = _fields(model)
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in fields)
+    # Django 6's stubs allow a None column; a concrete field always has one.
+    columns = ", ".join(quote(str(f.column)) for f in fields)
     marks = ", ".join(["%s"] * len(fields))
     return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({marks})"
 

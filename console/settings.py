@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
+import django
 from django.core.exceptions import ImproperlyConfigured
 
 from console import devsettings, logs
@@ -170,7 +171,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
-    "template_partials",
+    # Template partials are built into Django 6.0; on 5.2 this app provides them
+    # (its loader renders "template.html#partial").
+    *(["template_partials"] if django.VERSION < (6, 0) else []),
     "django_rq",
     "django_prometheus",
     "jobs",

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 from urllib.parse import urlsplit
 
+import django
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, register
@@ -26,7 +27,8 @@ REQUIRED_APPS = (
     "django.contrib.contenttypes",
     "django.contrib.humanize",
     "django_htmx",
-    "template_partials",
+    # `{% partialdef %}` and "page.html#name": built into Django 6.0.
+    *(["template_partials"] if django.VERSION < (6, 0) else []),
     "django_rq",
 )
 HTMX_MIDDLEWARE = "django_htmx.middleware.HtmxMiddleware"

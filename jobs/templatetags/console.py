@@ -1,4 +1,5 @@
-"""Small display filters for the console's templates."""
+"""Small display filters for the console's templates, and the partial tags on
+Django 5.2."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+import django
 from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
@@ -14,6 +16,15 @@ from jobs.models import JobRecord
 from jobs.selectors.history import Round, job_round
 
 register = template.Library()
+
+if django.VERSION < (6, 0):
+    # Django 6.0 has {% partialdef %} and {% partial %} built in, and warns when
+    # django-template-partials' `partials` library is loaded. On 5.2 this
+    # library lends its tags, so the same templates load only `console`.
+    from template_partials.templatetags import partials
+
+    register.tag("partialdef", partials.partialdef_func)
+    register.tag("partial", partials.partial_func)
 
 
 @register.filter
