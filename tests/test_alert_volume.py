@@ -161,7 +161,7 @@ def test_contrast_formula_matches_known_pairs():
 def test_alert_banner_text_meets_wcag_aa(theme):
     """Every text colour the banner uses (its own, the "since" note, links)
     against its background, as the stylesheet sets them (no opacity)."""
-    css = (BASE_DIR / "static/jobs/console.css").read_text()
+    css = (BASE_DIR / "jobs/static/jobs/console.css").read_text()
     variables, rules = _theme(css, theme)
     background = _rgb(rules[".alert-banner"]["background"], variables)
     own = rules[".alert-banner"]["color"]
