@@ -15,6 +15,7 @@ from jobs import alerts
 from jobs.defaults import ensure_default_alert_rules
 from jobs.models import Alert, AlertRule, Attempt, JobRecord
 from tests.conftest import BASE_DIR
+from tests.factories import user_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 _ids = itertools.count()
@@ -183,9 +184,7 @@ def test_banner_marks_the_since_text_with_its_own_class():
         rule=rule, subject="mail", opened_at=timezone.now(), summary="mail: stuck"
     )
     client = Client()
-    from django.contrib.auth.models import User
-
-    client.force_login(User.objects.create_user("viewer"))
+    client.force_login(user_in("Viewers"))
     page = client.get("/alerts/").content.decode()
     assert re.search(r'class="alert-banner"[^>]*>.*class="muted">since', page, re.S)
 
