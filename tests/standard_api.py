@@ -13,18 +13,18 @@ try:
     from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
     from django.tasks.signals import task_enqueued, task_finished, task_started
 except ImportError:  # Django 5.2: the backport
-    from django_tasks import (  # type: ignore[no-redef, unused-ignore]
+    from django_tasks import (  # type: ignore[no-redef, assignment, unused-ignore]
         TaskResultStatus,
         default_task_backend,
         task,
     )
-    from django_tasks.exceptions import (  # type: ignore[no-redef, unused-ignore]
+    from django_tasks.exceptions import (  # type: ignore[no-redef, assignment, unused-ignore]
         InvalidTaskError as InvalidTask,
     )
-    from django_tasks.exceptions import (  # type: ignore[no-redef, unused-ignore]
+    from django_tasks.exceptions import (  # type: ignore[no-redef, assignment, unused-ignore]
         TaskResultDoesNotExist,
     )
-    from django_tasks.signals import (  # type: ignore[no-redef, unused-ignore]
+    from django_tasks.signals import (  # type: ignore[no-redef, assignment, unused-ignore]
         task_enqueued,
         task_finished,
         task_started,

@@ -9,7 +9,7 @@ from django.core.mail import send_mail
 try:
     from django.tasks import task
 except ImportError:  # Django 5.2
-    from django_tasks import task  # type: ignore[no-redef, unused-ignore]
+    from django_tasks import task  # type: ignore[no-redef, assignment, unused-ignore]
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 try:
     from django.tasks import TaskContext, task
 except ImportError:  # Django 5.2
-    from django_tasks import TaskContext, task  # type: ignore[no-redef, unused-ignore]
+    from django_tasks import TaskContext, task  # type: ignore[no-redef, assignment, unused-ignore]
 
 
 @task()
