@@ -146,8 +146,9 @@ def test_overview_reads_are_bounded_whatever_the_history(
     submit(3)
     for n in range(5):
         dead_job("default", f"dead-{n}")
-    # Session, user, permissions, then two COUNT/GROUP BY reads; never job rows.
-    with django_assert_max_num_queries(8):
+    # Session, user, the viewer permission (two reads), queue states, then
+    # COUNT/GROUP BY reads (dead per queue and in all, the window); never job rows.
+    with django_assert_max_num_queries(9):
         response = operator_client.get("/overview/live/", HTTP_HX_REQUEST="true")
     assert response.status_code == 200
 
