@@ -1,0 +1,98 @@
+"""A real primary, replica and three Sentinels on loopback: the primary is
+SIGKILLed and every process follows the promoted replica without restarting."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from console.localsentinel import SentinelGroup
+from jobs import conf, queueing, services
+from jobs.models import JobRecord
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Status = JobRecord.Status
+#: Sentinel's own delay before it calls a silent primary down (the test
+#: raises it while it needs the primary to stay "down but not replaced").
+DOWN_AFTER_MS = 1000
+
+
+@pytest.fixture
+def sentinel_group(tmp_path: Path, redis_server: Any) -> Iterator[SentinelGroup]:
+    """The group, with this process's settings (and its subprocesses'
+    environment) pointed at it instead of the session's server."""
+    group = SentinelGroup(
+        directory=tmp_path / "redis", down_after_ms=DOWN_AFTER_MS
+    ).start()
+    saved = {
+        name: getattr(settings, name)
+        for name in [*group.settings(), "RQ_QUEUES", "REDIS_URL"]
+    }
+    saved_env = {name: os.environ.get(name) for name in group.env()}
+    for name, value in group.settings().items():
+        setattr(settings, name, value)
+    settings.RQ_QUEUES = conf.rq_sentinel_queues(
+        conf.redis_target(), settings.JOB_QUEUES, 5
+    )
+    os.environ.update(group.env())
+    queueing._connections.clear()
+    yield group
+    for name, value in saved.items():
+        setattr(settings, name, value)
+    for name, env_value in saved_env.items():
+        if env_value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = env_value
+    queueing._connections.clear()
+    group.stop()
+
+
+def hold_failover(group: SentinelGroup, milliseconds: int) -> None:
+    """Tell every sentinel how long a primary must be silent to be down."""
+    for sentinel in group.sentinels:
+        sentinel.client().sentinel_set(
+            group.master_name, "down-after-milliseconds", milliseconds
+        )
+
+
+def status(record: JobRecord) -> str:
+    return str(JobRecord.objects.get(pk=record.pk).status)
+
+
+def echo(text: str) -> JobRecord:
+    return services.job_submit(task="demo.echo", payload={"text": text})
+
+
+def test_a_process_and_a_worker_follow_a_promoted_replica(
+    sentinel_group: SentinelGroup,
+    monitor: Any,
+    workers: Callable[..., list[Any]],
+) -> None:
+    group = sentinel_group
+    (worker,) = workers(1)
+    before = echo("before")
+    wait_for(lambda: status(before) == Status.SUCCEEDED, timeout=60)
+    old = group.primary_port()
+    assert queueing.primary_address() == f"127.0.0.1:{old}"
+
+    # The switch, made to last: the primary is dead, no replica is promoted.
+    hold_failover(group, 600_000)
+    group.kill_primary()
+    during = echo("during the switch")
+    assert status(during) == Status.PENDING  # held in the outbox
+    hold_failover(group, DOWN_AFTER_MS)
+    new = group.wait_for_failover(old)
+
+    wait_for(lambda: status(during) == Status.SUCCEEDED, timeout=60)
+    after = echo("after")
+    wait_for(lambda: status(after) == Status.SUCCEEDED, timeout=60)
+    assert queueing.primary_address() == f"127.0.0.1:{new}"
+    assert worker.poll() is None  # the same worker process, never restarted
+    assert group.server_on(new).client().exists(f"rq:job:{after.pk}")
