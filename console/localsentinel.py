@@ -20,6 +20,7 @@ import redis
 from console.localredis import LocalRedis, LocalRedisError, free_port, server_binary
 
 MASTER_NAME = "mymaster"
+REPLICATION_USER = "replication"
 
 
 @dataclass
@@ -165,14 +166,17 @@ class SentinelGroup:
     def block_replication(self) -> None:
         """The replica gets no more writes, so a kill now loses what was
         written since: asynchronous replication's window, made wide on
-        purpose. The primary's password changes (connections already logged
-        in stay so) and the replica's link is cut: it cannot log in again."""
+        purpose. The replica's user is switched off and its link cut: it
+        cannot log in again; every other client goes on as before."""
         primary = self.primary()
         client = primary.client()
-        client.config_set("requirepass", secrets.token_urlsafe(18))
+        client.execute_command("ACL", "SETUSER", REPLICATION_USER, "off")
         client.client_kill_filter(_type="slave")
-        replica = next(s for s in self.servers if s is not primary)
-        _wait(lambda: not self._link_up(replica), 10, "the replica's link held")
+        _wait(lambda: not self._link_up(self.replica()), 10, "the link held")
+
+    def replica(self) -> LocalServer:
+        primary = self.primary()
+        return next(s for s in self.servers if s is not primary)
 
     # -- parts -----------------------------------------------------------------
 
@@ -181,7 +185,14 @@ class SentinelGroup:
             directory=self.directory / name,
             port=free_port(),
             password=self.password,
-            extra=["--masterauth", self.password, *extra],
+            extra=[
+                # The replica logs in as its own user, so that replication
+                # can be cut alone (block_replication) in tests and chaos.
+                *("--user", REPLICATION_USER, "on", f">{self.password}"),
+                *("allcommands", "allkeys", "allchannels"),
+                *("--masteruser", REPLICATION_USER, "--masterauth", self.password),
+                *extra,
+            ],
         )
 
     def _sentinel(self, number: int, primary_port: int) -> LocalSentinel:

@@ -25,6 +25,7 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.sentinel import Sentinel, SentinelConnectionPool
 from rq import get_current_job
 from rq.exceptions import DeserializationError
+from rq.executions import ExecutionRegistry
 from rq.job import Dependency, Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
@@ -479,6 +480,21 @@ def statuses(job_ids: Iterable[str]) -> dict[str, str | None]:
         job_id: (v.decode() if v else None)
         for job_id, v in zip(ids, values, strict=True)
     }
+
+
+def executing(job_ids: Iterable[str], now: float | None = None) -> set[str]:
+    """The ids among `job_ids` that a worker heartbeats now (a live entry in
+    RQ's execution registry of the job). After a failover that lost a running
+    job's hash, its worker's next heartbeat writes this back, not the hash."""
+    ids = list(job_ids)
+    if not ids:
+        return set()
+    moment = time.time() if now is None else now
+    with connection().pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.zcount(ExecutionRegistry.key_template.format(job_id), moment, "+inf")
+        counts = pipe.execute()
+    return {job_id for job_id, count in zip(ids, counts, strict=True) if count}
 
 
 def cancel(job_ids: Iterable[str]) -> set[str]:
