@@ -121,6 +121,16 @@ def primary_address() -> str | None:
     return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
 
 
+def primary_label() -> str:
+    """Which server is primary, for the console: `host:port`, and through
+    Sentinel the primary's name too ("unknown" while no sentinel can say)."""
+    target = conf.redis_target()
+    address = primary_address() or "unknown"
+    if target.sentinels:
+        return f"{address} (Sentinel master {target.master!r})"
+    return address
+
+
 def worker_connection(client: Any) -> Any:
     """The server and credentials of `client` (django-rq builds it from the
     URL alone), with the timeouts and options of connection()."""

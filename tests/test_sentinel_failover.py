@@ -10,11 +10,14 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.test import Client
+from django.urls import reverse
 
 from console.localsentinel import SentinelGroup
 from jobs import conf, queueing, services
-from jobs.models import JobRecord
+from jobs.models import JobRecord, OperatorAction
 from tests.conftest import wait_for
+from tests.factories import user_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = JobRecord.Status
@@ -96,6 +99,17 @@ def test_a_process_and_a_worker_follow_a_promoted_replica(
     assert queueing.primary_address() == f"127.0.0.1:{new}"
     assert worker.poll() is None  # the same worker process, never restarted
     assert group.server_on(new).client().exists(f"rq:job:{after.pk}")
+
+    # The monitor noticed, and says so where operators look.
+    logged = wait_for(
+        lambda: OperatorAction.objects.filter(action="redis-failover").first()
+    )
+    assert logged.detail == {"old": f"127.0.0.1:{old}", "new": f"127.0.0.1:{new}"}
+    client = Client()
+    client.force_login(user_in("Viewers"))
+    page = client.get(reverse("jobs:workers")).content.decode()
+    assert f"127.0.0.1:{new} (Sentinel master &#x27;mymaster&#x27;)" in page
+    assert "last failover" in page
 
 
 def lost_in_failover(group: SentinelGroup) -> tuple[list[JobRecord], JobRecord]:
