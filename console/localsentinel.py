@@ -35,6 +35,9 @@ class LocalServer(LocalRedis):
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, password=self.password, socket_timeout=2)
 
+    def keys(self, pattern: str) -> set[bytes]:
+        return set(self.client().keys(pattern))  # type: ignore[arg-type]
+
 
 @dataclass
 class LocalSentinel(LocalRedis):

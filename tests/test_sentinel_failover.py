@@ -3,18 +3,17 @@ SIGKILLed and every process follows the promoted replica without restarting."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
+from bench.chaos.sentinel_failover import pointed_at
 from console.localsentinel import SentinelGroup
-from jobs import conf, queueing, services
+from jobs import queueing, services
 from jobs.models import JobRecord, OperatorAction
 from tests.conftest import wait_for
 from tests.factories import user_in
@@ -33,28 +32,11 @@ def sentinel_group(tmp_path: Path, redis_server: Any) -> Iterator[SentinelGroup]
     group = SentinelGroup(
         directory=tmp_path / "redis", down_after_ms=DOWN_AFTER_MS
     ).start()
-    saved = {
-        name: getattr(settings, name)
-        for name in [*group.settings(), "RQ_QUEUES", "REDIS_URL"]
-    }
-    saved_env = {name: os.environ.get(name) for name in group.env()}
-    for name, value in group.settings().items():
-        setattr(settings, name, value)
-    settings.RQ_QUEUES = conf.rq_sentinel_queues(
-        conf.redis_target(), settings.JOB_QUEUES, 5
-    )
-    os.environ.update(group.env())
-    queueing._connections.clear()
-    yield group
-    for name, value in saved.items():
-        setattr(settings, name, value)
-    for name, env_value in saved_env.items():
-        if env_value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = env_value
-    queueing._connections.clear()
-    group.stop()
+    try:
+        with pointed_at(group):
+            yield group
+    finally:
+        group.stop()
 
 
 def hold_failover(group: SentinelGroup, milliseconds: int) -> None:
@@ -82,7 +64,7 @@ def test_a_process_and_a_worker_follow_a_promoted_replica(
     (worker,) = workers(1)
     before = echo("before")
     wait_for(lambda: status(before) == Status.SUCCEEDED, timeout=60)
-    old = group.primary_port()
+    old = group.primary().port
     assert queueing.primary_address() == f"127.0.0.1:{old}"
 
     # The switch, made to last: the primary is dead, no replica is promoted.
