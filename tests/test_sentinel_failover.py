@@ -14,8 +14,10 @@ from django.urls import reverse
 
 from bench.chaos.sentinel_failover import pointed_at
 from console.localsentinel import SentinelGroup
-from jobs import queueing, services
-from jobs.models import JobRecord, OperatorAction
+from jobs import queueing, scheduling, services
+from jobs.models import JobRecord, OperatorAction, Schedule
+from jobs.monitor import Monitor
+from jobs.services.schedules import schedule_create
 from tests.conftest import wait_for
 from tests.factories import user_in
 
@@ -124,10 +126,17 @@ def test_a_process_and_a_worker_follow_a_promoted_replica(
     assert "last failover" in page
 
 
-def lost_in_failover(group: SentinelGroup) -> tuple[list[JobRecord], JobRecord]:
-    """Jobs submitted after replication stopped, and a job started then:
-    the promoted replica has none of them."""
+def lost_in_failover(group: SentinelGroup) -> tuple[list[JobRecord], JobRecord, int]:
+    """Jobs submitted after replication stopped, a job started then and a
+    schedule: the promoted replica has none of them. Also the old port."""
     group.block_replication()
+    schedule_create(
+        actor=None,
+        name="tick",
+        task="demo.echo",
+        payload={"text": "t"},
+        interval_seconds=600,
+    )
     lost = [
         services.job_submit(
             task="demo.echo", payload={"text": f"lost {n}"}, queue="mail"
@@ -140,7 +149,8 @@ def lost_in_failover(group: SentinelGroup) -> tuple[list[JobRecord], JobRecord]:
     old = group.kill_primary()
     group.wait_for_failover(old)
     assert queueing.existing([r.pk for r in [*lost, running]]) == set()
-    return lost, running
+    assert scheduling.entries() == {}
+    return lost, running, old
 
 
 @pytest.mark.parametrize("finder", ["reconcile", "monitor sweep"])
@@ -162,7 +172,7 @@ def test_jobs_a_failover_lost_are_enqueued_again_exactly_once(
         for n in range(3)
     ]
     wait_for(lambda: group.replica().client().exists(f"rq:job:{kept[-1].pk}"))
-    lost, running = lost_in_failover(group)
+    lost, running, old = lost_in_failover(group)
 
     if finder == "reconcile":
         found = reconcile(repair=True)
@@ -179,5 +189,13 @@ def test_jobs_a_failover_lost_are_enqueued_again_exactly_once(
     waiting = queueing.connection().lrange("rq:queue:mail", 0, -1)
     assert sorted(waiting) == sorted(r.pk.encode() for r in [*kept, *lost])
     assert reconcile(repair=False) == []  # nothing twice, the running job left be
-    services.queue_sync_paused()
+
+    # What the monitor does as it notices the new primary.
+    monitor = Monitor()
+    monitor._primary = f"127.0.0.1:{old}"  # as seen before the kill
+    monitor.watch_primary()
     assert queueing.paused_queues() == {"mail", "reports"}
+    assert list(scheduling.entries()) == list(
+        Schedule.objects.values_list("pk", flat=True)
+    )
+    assert OperatorAction.objects.filter(action="redis-failover").count() == 1
