@@ -21,6 +21,7 @@ from itertools import chain
 from typing import Any
 
 import redis
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from redis.sentinel import Sentinel, SentinelConnectionPool
 from rq import get_current_job
@@ -43,7 +44,7 @@ FAILURE_TTL = 30 * 24 * 3600
 #: time Redis spends on one request.
 PIPELINE_CHUNK = 1000
 
-_connections: dict[tuple[int, Any], Any] = {}
+_connections: dict[tuple[Any, ...], Any] = {}
 #: True in a forked job process (set by the worker right after the fork).
 _in_job_process = False
 
@@ -97,12 +98,21 @@ def connection() -> Any:
 
     Typed as Any: redis-py's sync and async return types share one union.
     """
-    key = (os.getpid(), conf.redis_target())
+    key = (os.getpid(), *_where())
     client = _connections.get(key)
     if client is None:
         client = new_client()
         _connections[key] = client
     return client
+
+
+def _where() -> tuple[str, str]:
+    """The settings that say where Redis is, read cheaply (on every call of
+    connection(): building a RedisTarget each time doubled its cost)."""
+    sentinels = conf.get("REDIS_SENTINELS")
+    if not sentinels:
+        return getattr(settings, "REDIS_URL", ""), ""
+    return repr(sentinels), str(conf.get("REDIS_SENTINEL_MASTER"))
 
 
 def primary_address() -> str | None:
@@ -196,7 +206,7 @@ def _unreachable(exc: redis.exceptions.RedisError) -> bool:
 def ping() -> bool:
     """Is Redis answering? A dedicated client with a short timeout, so a page's
     status badge or /readyz never hangs on an unreachable server."""
-    key = (os.getpid(), ("ping", conf.redis_target()))
+    key = (os.getpid(), "ping", *_where())
     client = _connections.get(key)
     if client is None:
         client = new_client(timeout=0.5, health_check=0)
