@@ -17,4 +17,5 @@ RUN DEBUG=1 STATIC_ROOT=/app/staticfiles python manage.py collectstatic --noinpu
 ENV STATIC_ROOT=/app/staticfiles
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "console.wsgi:application", "--bind", "0.0.0.0:8000"]
+CMD ["gunicorn", "console.wsgi:application", "--bind", "0.0.0.0:8000",
+     "--logger-class", "console.weblog.JsonLogger"]

@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 PYTEST_FLAGS ?=
 
-.PHONY: install run test test-pg lint chromium postgres postgres-bin bench bench-quick chaos chaos-quick clean
+.PHONY: install run test test-pg lint chromium promtool postgres postgres-bin bench bench-quick chaos chaos-quick clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,19 +21,31 @@ install: $(STAMP)
 
 ## Start everything: Redis-compatible server, web console, 2 workers, scheduler, monitor.
 run: install
-	DEBUG=$${DEBUG:-1} $(BIN)/python -m console.devstack
+	@DEBUG=$${DEBUG:-1} $(BIN)/python -m console.devstack
 
 ## Debian's Chromium for the browser tests (no browser download: none works here).
 chromium:
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
+## promtool for the Prometheus rule tests and the /metrics check, taken alone out of
+## Debian's prometheus package into the venv: installing the package would also start
+## a Prometheus server (port 9090) wherever systemd runs.
+promtool: install
+	@command -v promtool >/dev/null || test -x $(BIN)/promtool || { \
+	  { apt-cache show prometheus >/dev/null 2>&1 || $(SUDO) apt-get update -qq; } && \
+	  tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  (cd "$$tmp" && apt-get download -qq -o APT::Sandbox::User=root prometheus) && \
+	  dpkg-deb --fsys-tarfile "$$tmp"/prometheus_*.deb | \
+	    tar -xO ./usr/bin/promtool > $(BIN)/promtool.part && \
+	  chmod +x $(BIN)/promtool.part && mv $(BIN)/promtool.part $(BIN)/promtool; }
+
 lint: install
 	$(BIN)/ruff check .
 	DEBUG=1 $(BIN)/mypy .
 
 ## Every check: ruff, mypy, pytest with coverage (fails under 85 %), on SQLite.
-test: install chromium lint
+test: install chromium promtool lint
 	DEBUG=1 CI_BROWSER_REQUIRED=1 $(BIN)/pytest --cov --cov-report=term $(PYTEST_FLAGS)
 
 ## The same suite on PostgreSQL (what production uses). The browser tests

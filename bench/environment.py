@@ -9,6 +9,7 @@ from __future__ import annotations
 import compileall
 import logging
 import os
+import secrets
 from pathlib import Path
 
 from console.localredis import LocalRedis, free_port
@@ -36,7 +37,11 @@ def setup_django(
     directory: Path, redis_url: str, database_url: str | None = None
 ) -> None:
     """Point the settings at our server and database (by default a SQLite
-    file in `directory`), then migrate."""
+    file in `directory`), then migrate. Measured as production runs, also
+    when started by hand as the README shows (the Makefile sets the same):
+    DEBUG off and a throwaway key, never the dev stack's settings."""
+    os.environ.setdefault("DEBUG", "0")
+    os.environ.setdefault("SECRET_KEY", f"bench-only-{secrets.token_urlsafe(40)}")
     os.environ["REDIS_URL"] = redis_url
     os.environ["DATABASE_URL"] = (
         database_url or f"sqlite:///{directory / 'bench.sqlite3'}"

@@ -63,6 +63,9 @@ class LocalRedis:
     port: int
     password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     appendfsync: str = "everysec"
+    #: In a session of its own, a Ctrl-C in the terminal does not reach the
+    #: server: the dev stack stops it itself, after everything that uses it.
+    own_session: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -95,7 +98,10 @@ class LocalRedis:
     def start(self, timeout: float = 10.0) -> LocalRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            self.command(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=self.own_session,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -160,4 +166,9 @@ def dev_server(var_dir: Path) -> LocalRedis:
     previous = int(port_file.read_text()) if port_file.exists() else 6390
     port = free_port(previous)
     port_file.write_text(str(port))
-    return LocalRedis(directory=directory, port=port, password=secret_file.read_text())
+    return LocalRedis(
+        directory=directory,
+        port=port,
+        password=secret_file.read_text(),
+        own_session=True,
+    )

@@ -6,7 +6,6 @@ production deployment (DEBUG off) must provide its secrets or refuses to start.
 
 from __future__ import annotations
 
-import logging.config
 import os
 import sys
 from pathlib import Path
@@ -15,6 +14,8 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from console import devsettings, logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -55,9 +56,17 @@ def env_int(name: str, default: int) -> int:
         ) from None
 
 
-DEBUG = env_bool("DEBUG", False)
+#: What `make run` runs with (console/devsettings.py), for a command typed in
+#: a second terminal; read only when the environment sets neither variable,
+#: and absent from a deployment, which still needs its SECRET_KEY.
+_DEV_STACK = (
+    {}
+    if os.environ.get("DEBUG") or os.environ.get("SECRET_KEY")
+    else devsettings.read(devsettings.settings_file(VAR_DIR))
+)
+DEBUG = env_bool("DEBUG", _DEV_STACK.get("DEBUG") == "1")
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
+SECRET_KEY = os.environ.get("SECRET_KEY", "") or _DEV_STACK.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
@@ -303,6 +312,8 @@ LOGGING = {
         "rq": {"level": "WARNING" if not DEBUG else "INFO"},
         "rq.worker": {"level": "WARNING"},
         "django.db.backends": {"level": "INFO"},
+        # rq-scheduler adds a plain-text handler to a logger that has none.
+        "rq_scheduler.scheduler": {"handlers": ["stderr"], "propagate": False},
     },
 }
 # The configuration above is the whole of it: Django's default one (applied
@@ -311,4 +322,4 @@ LOGGING = {
 # not use; building that handler imports Django's debug views and templates
 # into every process (1.5 MB a worker).
 LOGGING_CONFIG = None
-logging.config.dictConfig(LOGGING)
+logs.configure(LOGGING)

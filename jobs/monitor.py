@@ -186,4 +186,13 @@ class Monitor:
                 close_old_connections()
                 time.sleep(backoff)
                 backoff = min(MAX_BACKOFF, backoff * 2)
+        self.record_the_rest()
         log.info("monitor stopped")
+
+    def record_the_rest(self) -> None:
+        """The events written since the last cycle (the dev stack stops the
+        monitor after the workers), so that the history ends where they did."""
+        try:
+            self.recorder.drain_all()
+        except (redis.exceptions.RedisError, DatabaseError) as exc:
+            log.warning("events left for the next monitor", extra={"error": str(exc)})

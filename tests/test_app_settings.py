@@ -26,11 +26,12 @@ def test_no_module_of_the_app_imports_the_reference_project() -> None:
     offenders = []
     for path in sorted((BASE_DIR / "jobs").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names: list[str] = []
+            if not isinstance(node, ast.Import | ast.ImportFrom):
+                continue
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                names = [node.module or ""]
+            else:
+                names = [node.module or ""] if node.level == 0 else []
             offenders += [
                 f"{path.relative_to(BASE_DIR)}:{node.lineno} imports {name}"
                 for name in names
@@ -47,10 +48,10 @@ def test_rq_settings_are_derived_from_redis_url_and_job_queues() -> None:
     from django.conf import settings
 
     lanes = {f"{q}{s}" for q in settings.JOB_QUEUES for s in (":high", "", ":low")}
-    assert set(settings.RQ_QUEUES) == lanes
-    assert {c["URL"] for c in settings.RQ_QUEUES.values()} == {settings.REDIS_URL}
-    assert settings.RQ["SERIALIZER"] == "rq.serializers.JSONSerializer"
-    assert settings.RQ["WORKER_CLASS"] == "jobs.workers.ConsoleWorker"
+    assert set(conf.get("RQ_QUEUES")) == lanes
+    assert {c["URL"] for c in conf.get("RQ_QUEUES").values()} == {settings.REDIS_URL}
+    assert conf.get("RQ")["SERIALIZER"] == "rq.serializers.JSONSerializer"
+    assert conf.get("RQ")["WORKER_CLASS"] == "jobs.workers.ConsoleWorker"
 
 
 @pytest.mark.parametrize(
@@ -139,8 +140,8 @@ def test_defaults_fill_only_what_the_host_left_out() -> None:
 
         del settings.REDIS_STARTUP_WAIT
         conf.apply_defaults()
-        assert settings.RQ["DEFAULT_RESULT_TTL"] == 60
-        assert settings.RQ["JOB_CLASS"] == "jobs.queueing.ConsoleJob"
+        assert conf.get("RQ")["DEFAULT_RESULT_TTL"] == 60
+        assert conf.get("RQ")["JOB_CLASS"] == "jobs.queueing.ConsoleJob"
         assert settings.REDIS_STARTUP_WAIT == 30
 
 
@@ -163,3 +164,14 @@ def test_the_app_has_its_templates_and_static_files() -> None:
     assert (app / "templates" / "jobs" / "base.html").exists()
     assert (app / "static" / "jobs" / "console.css").exists()
     assert not (BASE_DIR / "templates" / "jobs").exists()
+
+
+def test_django_rq_builds_the_apps_worker_and_scheduler_from_the_defaults() -> None:
+    """What `manage.py rqworker` and `rqscheduler` do in a host project."""
+    import django_rq
+    from rq.serializers import JSONSerializer
+
+    worker = django_rq.get_worker("default")
+    assert type(worker).__name__ == "ConsoleWorker"
+    assert worker.serializer is JSONSerializer
+    assert type(django_rq.get_scheduler("default")).__name__ == "ConsoleScheduler"

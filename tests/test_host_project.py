@@ -75,6 +75,9 @@ def ship(request, pk):
     )
     return JsonResponse({"job": record.pk})
 """
+HOST_JOB_PAGE = """{% extends "jobs/job_detail.html" %}
+{% block title %}Shop: {{ block.super }}{% endblock %}
+"""
 HOST_URLS = """
 from orders.views import ship
 
@@ -112,6 +115,7 @@ django.setup()
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.test.utils import setup_test_environment
+from jobs import registry
 from jobs.models import JobRecord
 from orders.models import Order
 
@@ -126,12 +130,14 @@ while record.status != "succeeded" and time.monotonic() < deadline:
 print("status", record.status, "attempts", record.attempt_set.count())
 print("submitted_by", type(record.submitted_by).__name__, record.submitted_by)
 print("order", Order.objects.get().status)
+print("tasks", ",".join(t.name for t in registry.all_tasks()))
 page = f"{prefix}jobs/{job_id}/"
 for name in ("viewer", "nobody"):
     client = Client()
     client.force_login(User.objects.get(username=name))
     response = client.get(page)
-    shown = job_id in response.content.decode()
+    text = response.content.decode()
+    shown = job_id in text and "<title>Shop:" in text
     print(name, response.status_code, "shown" if shown else "not shown")
 response = Client().get(page)
 print("anonymous", response.status_code, response.get("Location", ""))
@@ -199,22 +205,41 @@ def create_host(
     )
     project = home / "shop"
     run([str(python), "manage.py", "startapp", "orders"], project, env)
-    (project / "orders" / "models.py").write_text(ORDERS_MODELS)
-    (project / "orders" / "tasks.py").write_text(ORDERS_TASKS)
-    (project / "orders" / "views.py").write_text(ORDERS_VIEWS)
-    blocks = readme_blocks()
-    settings_lines = blocks["settings.py"].replace(README_URL, repr(redis_url))
-    assert settings_lines != blocks["settings.py"], "README's REDIS_URL line moved"
-    with open(project / "shop" / "settings.py", "a") as settings:
-        settings.write(f"\n{settings_lines}\nINSTALLED_APPS += ['orders']\n")
-        settings.write("AUTH_USER_MODEL = 'orders.Customer'\n")
-        if database:
-            settings.write(f"DATABASES = {{'default': {database!r}}}\n")
-    with open(project / "shop" / "urls.py", "a") as urls:
-        urls.write(f"\n{blocks['urls.py']}\n{HOST_URLS}")
+    write_host_code(project)
+    write_host_settings(project, redis_url, database)
     run([str(python), "manage.py", "makemigrations", "orders", "-v0"], project, env)
     run([str(python), "manage.py", "migrate", "-v0"], project, env)
     return project
+
+
+def write_host_code(project: Path) -> None:
+    """The host's own app, and its override of a template of the app's."""
+    (project / "orders" / "models.py").write_text(ORDERS_MODELS)
+    (project / "orders" / "tasks.py").write_text(ORDERS_TASKS)
+    (project / "orders" / "views.py").write_text(ORDERS_VIEWS)
+    (project / "templates" / "jobs").mkdir(parents=True)
+    (project / "templates" / "jobs" / "job_detail.html").write_text(HOST_JOB_PAGE)
+
+
+def write_host_settings(
+    project: Path, redis_url: str, database: dict[str, Any] | None
+) -> None:
+    """README's lines; the rest is the host's own business (its app, its user
+    model, its template directory, its database)."""
+    blocks = readme_blocks()
+    settings_lines = blocks["settings.py"].replace(README_URL, repr(redis_url))
+    assert settings_lines != blocks["settings.py"], "README's REDIS_URL line moved"
+    own = [
+        "INSTALLED_APPS += ['orders']",
+        "AUTH_USER_MODEL = 'orders.Customer'",
+        "TEMPLATES[0]['DIRS'] = [BASE_DIR / 'templates']",
+    ]
+    if database:
+        own.append(f"DATABASES = {{'default': {database!r}}}")
+    with open(project / "shop" / "settings.py", "a") as settings:
+        settings.write("\n".join(["", settings_lines, *own, ""]))
+    with open(project / "shop" / "urls.py", "a") as urls:
+        urls.write(f"\n{blocks['urls.py']}\n{HOST_URLS}")
 
 
 @contextmanager
@@ -227,9 +252,9 @@ def host_database() -> Iterator[dict[str, Any] | None]:
     import dj_database_url
     import psycopg
 
-    server = dj_database_url.parse(os.environ["DATABASE_URL"])
+    server: dict[str, Any] = dict(dj_database_url.parse(os.environ["DATABASE_URL"]))
     name = f"host_project_{os.getpid()}"
-    params = {
+    params: dict[str, Any] = {
         "host": server["HOST"],
         "port": server["PORT"] or 5432,
         "user": server["USER"],
@@ -284,6 +309,7 @@ def test_host_task_runs_and_shows_in_its_console(host: tuple[Path, Path]) -> Non
     assert lines["status"].startswith("succeeded attempts 1")
     assert lines["order"] == "shipped"
     assert lines["submitted_by"] == "Customer clerk"
+    assert lines["tasks"] == "orders.ship"  # no demo tasks unless asked for
     assert lines["viewer"] == "200 shown"
     assert lines["nobody"].startswith("403")
     assert lines["anonymous"].startswith("302 /accounts/login/?next=/ops/jobs/")
