@@ -24,6 +24,9 @@ class Origin(models.TextChoices):
     CLI = "cli", "Command line"
     SCHEDULE = "schedule", "Schedule"
     CODE = "code", "Application code"
+    #: Written into our Redis by another RQ client (a plain `rq` producer):
+    #: recorded when a worker refuses it or reconciliation finds it.
+    FOREIGN = "foreign", "Another RQ client"
 
 
 class JobRecord(models.Model):
