@@ -26,6 +26,7 @@ NAMES = (
     "redis-kill",
     "redis-outage",
     "sentinel-failover",
+    "sentinel-cut",
     "database-outage",
     "flaky",
     "bad-input",
@@ -45,13 +46,14 @@ def scenarios(
     from bench.chaos.flaky import random_failures
     from bench.chaos.kill_storm import kill_storm
     from bench.chaos.redis_faults import redis_kill, redis_outage
-    from bench.chaos.sentinel_failover import sentinel_failover
+    from bench.chaos.sentinel_failover import CUT_BEFORE_KILL, sentinel_failover
 
     return {
         "kills": lambda: kill_storm(directory, sizes, random.Random(seed)),
         "redis-kill": lambda: redis_kill(directory, redis, sizes),
         "redis-outage": lambda: redis_outage(directory, redis, sizes),
         "sentinel-failover": lambda: sentinel_failover(directory, sizes),
+        "sentinel-cut": lambda: sentinel_failover(directory, sizes, CUT_BEFORE_KILL),
         "database-outage": lambda: database_outage(directory, postgres, sizes),
         "flaky": lambda: random_failures(directory, sizes),
         "bad-input": lambda: bad_input(directory, sizes, random.Random(seed)),
