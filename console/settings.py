@@ -143,7 +143,37 @@ def _redis_url() -> str:
     return url
 
 
-REDIS_URL = _redis_url()
+def _redis_sentinels() -> list[tuple[str, int]]:
+    """REDIS_SENTINELS, `host:port,host:port`: Sentinel instead of REDIS_URL
+    (REDIS_SENTINEL_MASTER names the primary, REDIS_PASSWORD is its password,
+    REDIS_SENTINEL_PASSWORD the sentinels' own)."""
+    from jobs.conf import parse_sentinels
+
+    raw = os.environ.get("REDIS_SENTINELS", "").strip()
+    if not raw:
+        return []
+    if os.environ.get("REDIS_URL", "").strip():
+        raise ImproperlyConfigured(
+            "REDIS_SENTINELS: REDIS_URL is set too; set one of them, not both"
+        )
+    try:
+        sentinels = parse_sentinels(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"REDIS_SENTINELS: {exc}") from None
+    if not os.environ.get("REDIS_SENTINEL_MASTER", "").strip():
+        raise ImproperlyConfigured(
+            "REDIS_SENTINEL_MASTER: must be set with REDIS_SENTINELS (the name "
+            "of the primary the sentinels monitor, e.g. mymaster)"
+        )
+    return sentinels
+
+
+REDIS_SENTINELS = _redis_sentinels()
+REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER", "").strip()
+REDIS_SENTINEL_PASSWORD = os.environ.get("REDIS_SENTINEL_PASSWORD", "")
+REDIS_PASSWORD = os.environ.get("REDIS_PASSWORD", "")
+REDIS_DB = env_int("REDIS_DB", 0)
+REDIS_URL = "" if REDIS_SENTINELS else _redis_url()
 #: Seconds a starting worker or scheduler waits for Redis to answer (a
 #: restart, or a server still starting beside it) before it gives up; 0 gives
 #: up at once.

@@ -68,6 +68,8 @@ def queues_and_tasks(app_configs: Any, **kwargs: Any) -> list[Error]:
 def redis_url(app_configs: Any, **kwargs: Any) -> list[Error]:
     url = getattr(settings, "REDIS_URL", None)
     example = "REDIS_URL = 'redis://127.0.0.1:6379/0'"
+    if conf.get("REDIS_SENTINELS"):
+        return _sentinel_errors(url)
     if not url:
         return [_error("E002", "REDIS_URL is not set", f"Add {example}.")]
     if not isinstance(url, str) or urlsplit(url).scheme not in {
@@ -82,6 +84,43 @@ def redis_url(app_configs: Any, **kwargs: Any) -> list[Error]:
                 f"For example {example}.",
             )
         ]
+    return []
+
+
+def _sentinel_errors(url: Any) -> list[Error]:
+    """Sentinel is the alternative to REDIS_URL, never both: which server
+    would be meant?"""
+    if url:
+        return [
+            _error(
+                "E020",
+                "REDIS_URL and REDIS_SENTINELS are both set: which Redis is meant?",
+                "Keep REDIS_SENTINELS (with REDIS_SENTINEL_MASTER) for Sentinel, "
+                "or REDIS_URL for one server.",
+            )
+        ]
+    try:
+        conf.parse_sentinels(conf.get("REDIS_SENTINELS"))
+    except ValueError as exc:
+        return [
+            _error(
+                "E021",
+                f"REDIS_SENTINELS: {exc}",
+                "For example REDIS_SENTINELS = 'sentinel-1:26379,sentinel-2:26379'.",
+            )
+        ]
+    master = conf.get("REDIS_SENTINEL_MASTER")
+    if not isinstance(master, str) or not master.strip():
+        return [
+            _error(
+                "E020",
+                "REDIS_SENTINEL_MASTER is not set: Sentinel needs the name of the "
+                "primary it monitors",
+                "For example REDIS_SENTINEL_MASTER = 'mymaster'.",
+            )
+        ]
+    if not isinstance(conf.get("REDIS_DB"), int):
+        return [_error("E021", "REDIS_DB must be a whole number", "For example 0.")]
     return []
 
 
@@ -129,17 +168,38 @@ def rq_queues(app_configs: Any, **kwargs: Any) -> list[Error]:
     otherwise workers would listen where nothing is submitted."""
     queues = _job_queues()
     configured = getattr(settings, "RQ_QUEUES", None)
-    url = getattr(settings, "REDIS_URL", None)
-    if queues is None or not isinstance(configured, dict) or not url:
+    try:
+        target = conf.redis_target()
+    except ValueError:
+        return []  # reported by jobs.E021
+    if queues is None or not isinstance(configured, dict) or not target.label:
         return []
-    hint = "Remove RQ_QUEUES: the app derives it from REDIS_URL and JOB_QUEUES."
+    hint = (
+        f"Remove RQ_QUEUES: the app derives it from {target.variable} and JOB_QUEUES."
+    )
     for lane in (lane for queue in queues for lane in conf.lanes(queue)):
         config = configured.get(lane)
         if not isinstance(config, dict):
             return [_error("E005", f"RQ_QUEUES has no entry for {lane!r}", hint)]
-        if config.get("URL") != url:
-            return [_error("E005", f"RQ_QUEUES[{lane!r}] does not use REDIS_URL", hint)]
+        if not _same_server(config, target):
+            message = f"RQ_QUEUES[{lane!r}] does not use {target.variable}"
+            return [_error("E005", message, hint)]
     return []
+
+
+def _same_server(config: dict, target: conf.RedisTarget) -> bool:
+    if not target.sentinels:
+        return bool(config.get("URL") == target.url)
+    given = config.get("SENTINELS") or []
+    try:
+        sentinels = conf.parse_sentinels(list(given))
+    except (ValueError, TypeError):
+        return False
+    return (
+        "URL" not in config
+        and tuple(sentinels) == target.sentinels
+        and config.get("MASTER_NAME") == target.master
+    )
 
 
 @register("jobs")

@@ -18,10 +18,11 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
-from jobs import alerts, live, queueing, stats
+from jobs import alerts, live, queueing, schedules, stats
 from jobs.recorder import Recorder
 from jobs.services import outbox_relay, queue_sync_paused
-from jobs.services.reconcile import stranded_sweep
+from jobs.services.failover import redis_failover_record
+from jobs.services.reconcile import LOST_SETTLE, stranded_sweep
 from jobs.workers import recover_abandoned
 
 log = logging.getLogger("jobs.monitor")
@@ -37,6 +38,10 @@ ALERTS_EVERY = 5.0
 STRANDED_EVERY = 30.0
 CLAIM_EVERY = 15.0
 CHECKPOINT_EVERY = 1.0
+PRIMARY_EVERY = 1.0
+#: After a failover the sweep for lost jobs runs at once and once more this
+#: much later (two sightings, LOST_SETTLE apart, make a job lost), not 30 s.
+FAILOVER_SWEEP_EVERY = LOST_SETTLE + 1.0
 MAX_BACKOFF = 5.0
 
 
@@ -102,9 +107,12 @@ class Monitor:
             ("alerts", ALERTS_EVERY, alerts.evaluate),
             ("stranded", STRANDED_EVERY, self.requeue_stranded),
             ("checkpoint", CHECKPOINT_EVERY, checkpoint_sqlite),
+            ("primary", PRIMARY_EVERY, self.watch_primary),
         ]
         self._due: dict[str, float] = {}
         self._stranded_suspects: set[str] = set()
+        self._primary: str | None = None
+        self._fast_sweeps = 0
 
     def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         self.stopping = True
@@ -120,6 +128,27 @@ class Monitor:
                     "repair": diff.repair,
                 },
             )
+
+    def watch_primary(self) -> None:
+        """Notice a new Redis primary (a Sentinel failover): record it, put
+        back pauses and rq-scheduler's entries from the database, and sweep
+        for jobs the new primary lacks now rather than in 30 s."""
+        address = queueing.primary_address()
+        if address is None:
+            return
+        previous, self._primary = self._primary, address
+        if previous is None or previous == address:
+            return
+        redis_failover_record(old=previous, new=address)
+        schedules.reconcile()
+        self._fast_sweeps = 2
+        self._due["stranded"] = 0.0
+
+    def _period(self, name: str, every: float) -> float:
+        if name == "stranded" and self._fast_sweeps > 0:
+            self._fast_sweeps -= 1
+            return FAILOVER_SWEEP_EVERY
+        return every
 
     def recover(self) -> None:
         recover_abandoned(settings.JOB_QUEUES)  # each recovery is logged
@@ -138,7 +167,7 @@ class Monitor:
                 continue
             try:
                 duty()
-                self._due[name] = now + every
+                self._due[name] = now + self._period(name, every)
             except (redis.exceptions.RedisError, DatabaseError) as exc:
                 failures.append(exc)
             except Exception:  # noqa: BLE001 - one broken duty must not stop the rest

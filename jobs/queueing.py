@@ -23,8 +23,10 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from redis.sentinel import Sentinel, SentinelConnectionPool
 from rq import get_current_job
 from rq.exceptions import DeserializationError
+from rq.executions import ExecutionRegistry
 from rq.job import Dependency, Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
@@ -42,7 +44,7 @@ FAILURE_TTL = 30 * 24 * 3600
 #: time Redis spends on one request.
 PIPELINE_CHUNK = 1000
 
-_connections: dict[tuple[int, str], Any] = {}
+_connections: dict[tuple[Any, ...], Any] = {}
 #: True in a forked job process (set by the worker right after the fork).
 _in_job_process = False
 
@@ -62,29 +64,89 @@ def in_job_process() -> bool:
 NO_CLIENT_INFO: dict[str, Any] = {"driver_info": None}
 
 
+def new_client(timeout: float | None = None, health_check: int = 10) -> Any:
+    """A new Redis client for the app's server: the ONE place that reads
+    where Redis is (REDIS_URL, or REDIS_SENTINELS and its companions).
+
+    Through Sentinel the client asks the sentinels for the primary's address
+    whenever it opens a connection, and drops its connections when a replica
+    was promoted (or the old primary answers READONLY): a process follows a
+    failover by itself, without restarting.
+    """
+    target = conf.redis_target()
+    seconds = conf.get("REDIS_SOCKET_TIMEOUT") if timeout is None else timeout
+    options: dict[str, Any] = {
+        "socket_timeout": seconds,
+        "socket_connect_timeout": seconds,
+        "health_check_interval": health_check,
+        **NO_CLIENT_INFO,
+    }
+    if not target.sentinels:
+        return redis.Redis.from_url(target.url, **options)
+    sentinel = Sentinel(
+        list(target.sentinels),
+        sentinel_kwargs={**target.sentinel_kwargs(seconds), **NO_CLIENT_INFO},
+        password=target.password or None,
+        db=target.db,
+        **options,
+    )
+    return sentinel.master_for(target.master)
+
+
 def connection() -> Any:
     """A Redis client for this process (clients are not shared across fork).
 
     Typed as Any: redis-py's sync and async return types share one union.
     """
-    key = (os.getpid(), settings.REDIS_URL)
+    key = (os.getpid(), *_where())
     client = _connections.get(key)
     if client is None:
-        client = redis.Redis.from_url(
-            settings.REDIS_URL,
-            socket_timeout=conf.get("REDIS_SOCKET_TIMEOUT"),
-            socket_connect_timeout=conf.get("REDIS_SOCKET_TIMEOUT"),
-            health_check_interval=10,
-            **NO_CLIENT_INFO,
-        )
+        client = new_client()
         _connections[key] = client
     return client
+
+
+def _where() -> tuple[str, str]:
+    """The settings that say where Redis is, read cheaply (on every call of
+    connection(): building a RedisTarget each time doubled its cost)."""
+    sentinels = conf.get("REDIS_SENTINELS")
+    if not sentinels:
+        return getattr(settings, "REDIS_URL", ""), ""
+    return repr(sentinels), str(conf.get("REDIS_SENTINEL_MASTER"))
+
+
+def primary_address() -> str | None:
+    """host:port of the server this process writes to now (through Sentinel:
+    the primary the sentinels name), None if nobody can say."""
+    pool = connection().connection_pool
+    try:
+        if isinstance(pool, SentinelConnectionPool):
+            host, port = pool.get_master_address()
+            return f"{host}:{port}"
+    except redis.exceptions.RedisError:
+        return None
+    kwargs = pool.connection_kwargs
+    if "path" in kwargs:
+        return str(kwargs["path"])
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+
+
+def primary_label() -> str:
+    """Which server is primary, for the console: `host:port`, and through
+    Sentinel the primary's name too ("unknown" while no sentinel can say)."""
+    target = conf.redis_target()
+    address = primary_address() or "unknown"
+    if target.sentinels:
+        return f"{address} (Sentinel master {target.master!r})"
+    return address
 
 
 def worker_connection(client: Any) -> Any:
     """The server and credentials of `client` (django-rq builds it from the
     URL alone), with the timeouts and options of connection()."""
     pool = client.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        return new_client()  # django-rq's sentinel settings are the app's own
     options = {
         **pool.connection_kwargs,
         "socket_timeout": conf.get("REDIS_SOCKET_TIMEOUT"),
@@ -108,7 +170,8 @@ def wait_for_redis(client: Any, wait: float | None = None) -> None:
     While it cannot be reached (a restart, a server still loading its data or
     starting beside the process), wait up to `wait` seconds (by default
     REDIS_STARTUP_WAIT) and say so once; wrong credentials end the wait at
-    once. Giving up raises ImproperlyConfigured: one line naming REDIS_URL.
+    once. Giving up raises ImproperlyConfigured: one line naming REDIS_URL
+    (or REDIS_SENTINELS).
     """
     wait = conf.get("REDIS_STARTUP_WAIT") if wait is None else wait
     deadline = time.monotonic() + wait
@@ -143,15 +206,10 @@ def _unreachable(exc: redis.exceptions.RedisError) -> bool:
 def ping() -> bool:
     """Is Redis answering? A dedicated client with a short timeout, so a page's
     status badge or /readyz never hangs on an unreachable server."""
-    key = (os.getpid(), "ping:" + settings.REDIS_URL)
+    key = (os.getpid(), "ping", *_where())
     client = _connections.get(key)
     if client is None:
-        client = redis.Redis.from_url(
-            settings.REDIS_URL,
-            socket_timeout=0.5,
-            socket_connect_timeout=0.5,
-            **NO_CLIENT_INFO,
-        )
+        client = new_client(timeout=0.5, health_check=0)
         _connections[key] = client
     try:
         return bool(client.ping())
@@ -540,6 +598,21 @@ def _status(raw: bytes | None) -> str | None:
         return None
     found = jobhash.text(raw)
     return found if found in jobhash.STATUSES else UNREADABLE
+
+
+def executing(job_ids: Iterable[str], now: float | None = None) -> set[str]:
+    """The ids among `job_ids` that a worker heartbeats now (a live entry in
+    RQ's execution registry of the job). After a failover that lost a running
+    job's hash, its worker's next heartbeat writes this back, not the hash."""
+    ids = list(job_ids)
+    if not ids:
+        return set()
+    moment = time.time() if now is None else now
+    with connection().pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.zcount(ExecutionRegistry.key_template.format(job_id), moment, "+inf")
+        counts = pipe.execute()
+    return {job_id for job_id, count in zip(ids, counts, strict=True) if count}
 
 
 def cancel(job_ids: Iterable[str]) -> set[str]:

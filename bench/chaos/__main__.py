@@ -21,7 +21,16 @@ from bench.chaos.sizes import Sizes
 from console.localredis import LocalRedis
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-NAMES = ("kills", "redis-kill", "redis-outage", "database-outage", "flaky", "bad-input")
+NAMES = (
+    "kills",
+    "redis-kill",
+    "redis-outage",
+    "sentinel-failover",
+    "sentinel-cut",
+    "database-outage",
+    "flaky",
+    "bad-input",
+)
 log = logging.getLogger("bench.chaos")
 
 
@@ -37,11 +46,14 @@ def scenarios(
     from bench.chaos.flaky import random_failures
     from bench.chaos.kill_storm import kill_storm
     from bench.chaos.redis_faults import redis_kill, redis_outage
+    from bench.chaos.sentinel_failover import CUT_BEFORE_KILL, sentinel_failover
 
     return {
         "kills": lambda: kill_storm(directory, sizes, random.Random(seed)),
         "redis-kill": lambda: redis_kill(directory, redis, sizes),
         "redis-outage": lambda: redis_outage(directory, redis, sizes),
+        "sentinel-failover": lambda: sentinel_failover(directory, sizes),
+        "sentinel-cut": lambda: sentinel_failover(directory, sizes, CUT_BEFORE_KILL),
         "database-outage": lambda: database_outage(directory, postgres, sizes),
         "flaky": lambda: random_failures(directory, sizes),
         "bad-input": lambda: bad_input(directory, sizes, random.Random(seed)),

@@ -23,6 +23,8 @@ class Sizes:
     #: how many of the CLI's also run as real `manage.py` processes.
     bad_inputs: int
     cli_processes: int
+    #: Redis primary SIGKILLed, replica promoted by Sentinel: jobs submitted.
+    failover_jobs: int = 2000
 
     @classmethod
     def of(cls, quick: bool) -> Sizes:
@@ -37,6 +39,7 @@ class Sizes:
                 flaky_jobs=500,
                 bad_inputs=300,
                 cli_processes=3,
+                failover_jobs=300,
             )
         return cls(
             kill_jobs=2000,

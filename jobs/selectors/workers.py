@@ -12,10 +12,13 @@ from django.utils import timezone
 
 from jobs import live, queueing
 from jobs.charts import duration_text
+from jobs.models import OperatorAction
 
 #: Written by the monitor (jobs.monitor.WORKERS_SEEN): name -> JSON
 #: {hostname, pid, queues, seen}. Not imported: selectors sit below the monitor.
 WORKERS_SEEN = "console:workers:seen"
+#: The operator log's action for a change of Redis primary (the monitor's).
+FAILOVER_ACTION = "redis-failover"
 #: A heartbeat older than this is shown as late (RQ's default interval is 10 s).
 LATE_HEARTBEAT = 60.0
 
@@ -77,6 +80,9 @@ class WorkerBoard:
     alive: list[WorkerRow]
     dead: list[DeadWorker]
     at: datetime = field(default_factory=timezone.now)
+    #: The Redis server workers use now, and its last change (issue 20).
+    redis_primary: str = ""
+    last_failover: OperatorAction | None = None
 
 
 def _row(info: live.WorkerInfo) -> WorkerRow:
@@ -130,4 +136,10 @@ def worker_board(queue: str = "") -> WorkerBoard:
         dead = [d for d in dead if queue in d.queues]
     oldest = datetime.min.replace(tzinfo=UTC)
     dead.sort(key=lambda d: d.last_seen or oldest, reverse=True)
-    return WorkerBoard(True, sorted(alive, key=lambda w: w.name), dead)
+    return WorkerBoard(
+        True,
+        sorted(alive, key=lambda w: w.name),
+        dead,
+        redis_primary=queueing.primary_label(),
+        last_failover=OperatorAction.objects.filter(action=FAILOVER_ACTION).first(),
+    )

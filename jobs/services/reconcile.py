@@ -15,7 +15,7 @@ from jobs import live, queueing
 from jobs.models import JobEvent, JobRecord
 from jobs.recorder import JOB_ID_LENGTH, Recorder, fingerprint, foreign_record
 from jobs.refusals import refuse_now
-from jobs.workers import abandoned_by_rq, adopt_abandoned
+from jobs.workers import JOB_MONITORING_INTERVAL, abandoned_by_rq, adopt_abandoned
 
 Status = JobRecord.Status
 #: What the database may say for each RQ status.
@@ -226,7 +226,7 @@ def reconcile(*, repair: bool) -> list[Difference]:
     a flushed server) goes back to `pending` and the outbox relay enqueues it.
     """
     Recorder().drain_all()
-    differences = find_differences(settle=STRANDED_SETTLE)
+    differences = still_lost(find_differences(settle=STRANDED_SETTLE), LOST_SETTLE)
     if repair and differences:
         _repair(differences)
     return differences
@@ -254,6 +254,7 @@ def stranded_sweep(suspects: set[str]) -> tuple[list[Difference], set[str]]:
         .order_by("pk")
     )
     found: dict[str, str] = {}
+    missing: set[str] = set()  # unfinished here, unknown to Redis (issue 20)
     rows_now = list(rows[:100_000])  # a sweep's bound; the next sweep sees the rest
     for start in range(0, len(rows_now), CHUNK):
         chunk = rows_now[start : start + CHUNK]
@@ -264,11 +265,53 @@ def stranded_sweep(suspects: set[str]) -> tuple[list[Difference], set[str]]:
             if statuses.get(pk) == "failed"
             or (statuses.get(pk) == "queued" and pk not in waiting)
         )
+        missing.update(pk for pk, _ in chunk if statuses.get(pk) is None)
+    found.update((pk, status) for pk, status in rows_now if pk in missing)
     seen_twice = sorted(set(found) & suspects)
     stranded = live.still_stranded(seen_twice)
-    abandoned = abandoned_by_rq([pk for pk in seen_twice if pk not in stranded])
+    abandoned = abandoned_by_rq(
+        [pk for pk in seen_twice if pk not in stranded and pk not in missing]
+    )
     repairs = [Difference(pk, found[pk], STRANDED, "requeue") for pk in stranded]
     repairs += [Difference(pk, found[pk], ABANDONED, "recover") for pk in abandoned]
+    repairs += lost_for_good([pk for pk in seen_twice if pk in missing], found)
     if repairs:
         _repair(repairs)
     return repairs, set(found) - {d.job_id for d in repairs}
+
+
+# -- Jobs a Redis failover lost (issue 20) -------------------------------------
+# Replication to a replica is asynchronous: a job the primary acknowledged in
+# the last moment before it died may be missing on the promoted replica. The
+# database still has it, so it is enqueued again (back to `pending`, and the
+# outbox relay puts it in Redis under the usual claim). A job that is in fact
+# running, its hash lost, is left alone: its worker's heartbeat writes its
+# execution back to the new primary within JOB_MONITORING_INTERVAL.
+
+#: Seconds between the two looks at a job Redis lacks: longer than a running
+#: job's heartbeat interval (see jobs/workers.py).
+LOST_SETTLE = JOB_MONITORING_INTERVAL + 1.0
+
+
+def _gone(job_ids: list[str]) -> set[str]:
+    """Of these, the jobs Redis has neither a hash nor a live execution for."""
+    present = queueing.existing(job_ids) | queueing.executing(job_ids)
+    return set(job_ids) - present
+
+
+def still_lost(differences: list[Difference], settle: float) -> list[Difference]:
+    """`differences` less the jobs Redis lacked that turn out to be running
+    (or back) on a second look after `settle` seconds."""
+    lost = [d.job_id for d in differences if d.redis is None]
+    if not lost:
+        return differences
+    time.sleep(settle)
+    gone = _gone(lost)
+    return [d for d in differences if d.redis is not None or d.job_id in gone]
+
+
+def lost_for_good(job_ids: list[str], statuses: dict[str, str]) -> list[Difference]:
+    """The monitor's second look (a sweep after the one that first missed
+    them): jobs still missing and not running go back to the outbox."""
+    gone = sorted(_gone(job_ids))
+    return [Difference(pk, statuses[pk], None, "re-enqueue") for pk in gone]
