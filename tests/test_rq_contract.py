@@ -59,10 +59,18 @@ def fingerprint(function: Callable[..., Any]) -> str:
 #: (RQ class, method, the signature our override is written against).
 OVERRIDDEN = [
     (Worker, "__init__", None),  # checked by keyword below: it is long
-    (Worker, "bootstrap", "self, logging_level='INFO', date_format='%H:%M:%S', "
-     "log_format='%(asctime)s %(message)s'"),
-    (Worker, "_start_scheduler", "self, burst=False, logging_level='INFO', "
-     "date_format='%H:%M:%S', log_format='%(asctime)s %(message)s'"),
+    (
+        Worker,
+        "bootstrap",
+        "self, logging_level='INFO', date_format='%H:%M:%S', "
+        "log_format='%(asctime)s %(message)s'",
+    ),
+    (
+        Worker,
+        "_start_scheduler",
+        "self, burst=False, logging_level='INFO', "
+        "date_format='%H:%M:%S', log_format='%(asctime)s %(message)s'",
+    ),
     (Worker, "dequeue_job_and_maintain_ttl", "self, timeout, max_idle_time=None"),
     (Worker, "heartbeat", "self, timeout=None, pipeline=None"),
     (Worker, "set_state", "self, state, pipeline=None"),
@@ -72,8 +80,11 @@ OVERRIDDEN = [
     (Worker, "execute_job", "self, job, queue"),
     (SimpleWorker, "execute_job", "self, job, queue"),
     (Worker, "handle_exception", "self, job, *exc_info"),
-    (Worker, "handle_job_failure",
-     "self, job, queue, started_job_registry=None, exc_string=''"),
+    (
+        Worker,
+        "handle_job_failure",
+        "self, job, queue, started_job_registry=None, exc_string=''",
+    ),
     (Worker, "cleanup_execution", "self, job, pipeline"),
     (Worker, "get_heartbeat_ttl", "self, job"),
     (Worker, "main_work_horse", "self, job, queue"),
@@ -122,9 +133,9 @@ def test_our_overrides_still_override_something():
         (ConsoleScheduler, "enqueue_jobs"),
     ]:
         bases = cls.__mro__[1:]
-        assert any(name in vars(base) for base in bases if base.__module__[:2] in (
-            "rq", "dj"
-        )), f"{cls.__name__}.{name} overrides nothing in RQ any more"
+        assert any(
+            name in vars(base) for base in bases if base.__module__[:2] in ("rq", "dj")
+        ), f"{cls.__name__}.{name} overrides nothing in RQ any more"
 
 
 def test_django_rq_scheduler_is_rq_schedulers():
@@ -214,19 +225,37 @@ def test_a_performed_job_keeps_its_return_value_in_result(redis_server):
 @pytest.mark.parametrize(
     ("cls", "name", "expected"),
     [
-        (Job, "_handle_failure", "self, exc_string, pipeline, worker_name='', "
-         "execution_id=None, execution_started_at=None, execution_ended_at=None"),
+        (
+            Job,
+            "_handle_failure",
+            "self, exc_string, pipeline, worker_name='', "
+            "execution_id=None, execution_started_at=None, execution_ended_at=None",
+        ),
         (Job, "_remove_from_registries", "self, pipeline=None, remove_from_queue=True"),
         (Job, "retry", "self, queue, pipeline"),
-        (Queue, "_enqueue_job", "self, job, pipeline=None, at_front=False, "
-         "unique=False"),
-        (Queue, "dequeue_any", "queues, timeout, connection, job_class=None, "
-         "serializer=None, death_penalty_class=None"),
-        (Queue, "enqueue_dependents", "self, job, pipeline=None, "
-         "exclude_job_id=None, refresh_job_status=True"),
+        (
+            Queue,
+            "_enqueue_job",
+            "self, job, pipeline=None, at_front=False, unique=False",
+        ),
+        (
+            Queue,
+            "dequeue_any",
+            "queues, timeout, connection, job_class=None, "
+            "serializer=None, death_penalty_class=None",
+        ),
+        (
+            Queue,
+            "enqueue_dependents",
+            "self, job, pipeline=None, exclude_job_id=None, refresh_job_status=True",
+        ),
         (rq.worker_registration, "clean_worker_registry", "queue"),
     ],
-    ids=lambda v: v if isinstance(v, str) and " " not in v else None,
+    ids=lambda v: (
+        v.__name__
+        if inspect.isclass(v) or inspect.ismodule(v)
+        else (v if " " not in v else "sig")
+    ),
 )
 def test_called_rq_internal_keeps_its_signature(cls, name, expected):
     assert shape(getattr(cls, name)) == expected, f"{name} changed"
@@ -280,7 +309,12 @@ def test_worker_keys_and_fields(ran_a_job):
     assert seen["workers"] == [worker.key]
     assert seen["current_job"] == job.id
     assert {
-        "hostname", "pid", "queues", "state", "birth", "last_heartbeat",
+        "hostname",
+        "pid",
+        "queues",
+        "state",
+        "birth",
+        "last_heartbeat",
         "current_job",
     } <= set(seen["worker_fields"])
     after = queueing.connection().hgetall(worker.key)
@@ -338,8 +372,14 @@ def test_queue_and_registry_keys(redis_server):
 def test_job_statuses_are_the_strings_we_compare(redis_server):
     """live.still_stranded compares the raw hash field with b"queued"."""
     assert {s.value for s in JobStatus} >= {
-        "queued", "started", "finished", "failed", "deferred", "scheduled",
-        "stopped", "canceled",
+        "queued",
+        "started",
+        "finished",
+        "failed",
+        "deferred",
+        "scheduled",
+        "stopped",
+        "canceled",
     }
     assert WorkerStatus.IDLE == "idle"
 
@@ -347,7 +387,9 @@ def test_job_statuses_are_the_strings_we_compare(redis_server):
 def test_rq_scheduler_keys(redis_server):
     """scheduling.put writes what Scheduler.enqueue_at writes, by hand."""
     client = queueing.connection()
-    assert Scheduler.scheduled_jobs_key == scheduling.KEY == "rq:scheduler:scheduled_jobs"
+    assert (
+        Scheduler.scheduled_jobs_key == scheduling.KEY == "rq:scheduler:scheduled_jobs"
+    )
     due = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
     job = Scheduler(connection=client).enqueue_at(due, len, [])
     assert client.zscore(Scheduler.scheduled_jobs_key, job.id) == due.timestamp()
