@@ -18,30 +18,10 @@ from jobs.recorder import fingerprint
 from jobs.selectors import failures, history
 from jobs.selectors.history import JobFilter
 from tests.conftest import final
-from tests.factories import user_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = JobRecord.Status
 _ids = itertools.count(1)
-
-
-@pytest.fixture
-def operator() -> User:
-    return user_in("Operators")
-
-
-@pytest.fixture
-def operator_client(operator: User) -> Client:
-    client = Client()
-    client.force_login(operator)
-    return client
-
-
-@pytest.fixture
-def viewer_client() -> Client:
-    client = Client()
-    client.force_login(user_in("Viewers"))
-    return client
 
 
 def make(**fields: Any) -> JobRecord:
@@ -88,20 +68,20 @@ def messages_of(response: Any) -> list[str]:
 # -- search ------------------------------------------------------------------
 
 
-def test_each_filter_field_narrows_the_list(viewer_client, operator):
+def test_each_filter_field_narrows_the_list(viewer_client, operator_user):
     now = timezone.now()
     echo = make(task="demo.echo", payload={"text": "needle in here"})
     sleep = make(task="demo.sleep", queue="mail", payload={"seconds": 1})
     dead = make_dead(task="demo.fail", message="database exploded")
     old = make(submitted_at=now - timedelta(days=10))
-    mine = make(submitted_by=operator)
+    mine = make(submitted_by=operator_user)
 
     assert listed(viewer_client, status="dead") == {dead.pk}
     assert listed(viewer_client, queue="mail") == {sleep.pk}
     assert listed(viewer_client, task="demo.sleep") == {sleep.pk}
     assert listed(viewer_client, payload="needle") == {echo.pk}
     assert listed(viewer_client, error="exploded") == {dead.pk}
-    assert listed(viewer_client, submitted_by=operator.username) == {mine.pk}
+    assert listed(viewer_client, submitted_by=operator_user.username) == {mine.pk}
     assert listed(viewer_client, fingerprint=dead.error_fingerprint) == {dead.pk}
     day = (now - timedelta(days=5)).strftime("%Y-%m-%d")
     assert listed(viewer_client, until=day) == {old.pk}
@@ -481,11 +461,12 @@ def act(actor: User | None, action: str, origin: str, at: datetime, **kw: Any):
     return entry
 
 
-def test_operator_log_lists_newest_first_and_filters(viewer_client, operator):
+def test_operator_log_lists_newest_first_and_filters(viewer_client, operator_user):
     now = timezone.now()
-    older = act(operator, "retry", Origin.WEB, now - timedelta(hours=2), reason="flaky")
+    two_hours_ago = now - timedelta(hours=2)
+    older = act(operator_user, "retry", Origin.WEB, two_hours_ago, reason="flaky")
     newer = act(None, "pause", Origin.CLI, now - timedelta(minutes=1))
-    api = act(operator, "delete", Origin.API, now - timedelta(minutes=5))
+    api = act(operator_user, "delete", Origin.API, now - timedelta(minutes=5))
 
     def shown(**query: str) -> list[int]:
         page = viewer_client.get("/operator-log/?" + urlencode(query))

@@ -5,34 +5,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from jobs import queueing, services
 from jobs.models import JobEvent, JobRecord, OperatorAction
 from jobs.selectors.job_page import job_page, relative
 from tests.conftest import final
-from tests.factories import user_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 Status = JobRecord.Status
 XSS = "<script>alert(1)</script>"
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture
-def operator_client() -> Client:
-    client = Client()
-    client.force_login(user_in("Operators"))
-    return client
-
-
-@pytest.fixture
-def viewer_client() -> Client:
-    client = Client()
-    client.force_login(user_in("Viewers"))
-    return client
 
 
 def dead_job(run_until, **payload) -> JobRecord:

@@ -20,25 +20,10 @@ from jobs.models import JobRecord, OperatorAction
 from jobs.selectors import overview as overview_selectors
 from jobs.selectors import workers as worker_selectors
 from jobs.workers import ConsoleWorker
-from tests.factories import user_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-@pytest.fixture
-def operator_client() -> Client:
-    client = Client()
-    client.force_login(user_in("Operators"))
-    return client
-
-
-@pytest.fixture
-def viewer_client() -> Client:
-    client = Client()
-    client.force_login(user_in("Viewers"))
-    return client
 
 
 @pytest.fixture

@@ -21,13 +21,6 @@ from tests.factories import user_in
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def operator_client() -> Client:
-    client = Client()
-    client.force_login(user_in("Operators"))
-    return client
-
-
 def echo(**fields: str) -> dict[str, str]:
     return {"task": "demo.echo", "payload": '{"text": "hi"}', **fields}
 

@@ -12,20 +12,6 @@ from tests.factories import user_in
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def operator_client() -> Client:
-    client = Client()
-    client.force_login(user_in("Operators"))
-    return client
-
-
-@pytest.fixture
-def viewer_client() -> Client:
-    client = Client()
-    client.force_login(user_in("Viewers"))
-    return client
-
-
 def test_operator_submits_a_job_from_the_form(operator_client):
     page = operator_client.get("/submit/")
     assert page.status_code == 200
