@@ -19,7 +19,7 @@ from jobs.selectors import failures, history
 from jobs.selectors.history import JobFilter
 from tests.conftest import final
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 Status = JobRecord.Status
 _ids = itertools.count(1)
 
@@ -154,6 +154,7 @@ def test_list_shows_columns_and_truncates_the_error(viewer_client):
     assert "1/1" in body
 
 
+@pytest.mark.django_db(transaction=True)
 def test_job_ids_are_a_capped_newest_first_snapshot():
     now = timezone.now()
     rows = [make_dead(submitted_at=now - timedelta(minutes=n)) for n in range(7)]
@@ -173,6 +174,7 @@ def bulk(client: Client, action: str, **query: str) -> Any:
     return client.post("/jobs/bulk/", {"action": action, **query}, follow=True)
 
 
+@pytest.mark.django_db(transaction=True)
 def test_bulk_retry_retries_exactly_the_filtered_dead_jobs(operator_client, run_until):
     job = services.job_submit(
         task="demo.fail", payload={"times": -1}, retry={"max_attempts": 1}
@@ -198,6 +200,7 @@ def test_bulk_retry_retries_exactly_the_filtered_dead_jobs(operator_client, run_
     assert JobRecord.objects.get(pk=job.pk).status == Status.DEAD
 
 
+@pytest.mark.django_db(transaction=True)
 def test_bulk_applies_to_every_match_not_just_the_page(operator_client):
     for _ in range(60):
         make_dead(task="demo.echo")
@@ -207,6 +210,7 @@ def test_bulk_applies_to_every_match_not_just_the_page(operator_client):
     assert JobRecord.objects.filter(status=Status.DEAD).count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
 def test_bulk_cancel_reports_what_it_skipped(operator_client):
     waiting = services.job_submit(task="demo.echo", payload={"text": "later"})
     make(task="demo.echo", status=Status.SUCCEEDED)
@@ -215,6 +219,7 @@ def test_bulk_cancel_reports_what_it_skipped(operator_client):
     assert JobRecord.objects.get(pk=waiting.pk).status == Status.CANCELED
 
 
+@pytest.mark.django_db(transaction=True)
 def test_bulk_delete_asks_first_stating_the_count(operator_client):
     for _ in range(3):
         make_dead(task="demo.echo")
@@ -235,6 +240,7 @@ def test_bulk_delete_asks_first_stating_the_count(operator_client):
     assert list(JobRecord.objects.values_list("pk", flat=True)) == [keep.pk]
 
 
+@pytest.mark.django_db(transaction=True)
 def test_bulk_on_an_empty_selection_does_nothing(operator_client):
     make_dead(task="demo.echo")
     for action in ("retry", "cancel", "delete"):
@@ -244,6 +250,7 @@ def test_bulk_on_an_empty_selection_does_nothing(operator_client):
     assert JobRecord.objects.get().status == Status.DEAD
 
 
+@pytest.mark.django_db(transaction=True)
 def test_bulk_refuses_a_malformed_filter_or_action(operator_client):
     make_dead(task="demo.echo")
     bad_date = bulk(operator_client, "delete", since="not-a-date", confirm="yes")
@@ -254,6 +261,7 @@ def test_bulk_refuses_a_malformed_filter_or_action(operator_client):
     assert not OperatorAction.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)
 def test_bulk_form_states_the_count_and_the_cap(operator_client):
     for _ in range(3):
         make_dead(task="demo.echo")
@@ -266,6 +274,7 @@ def test_bulk_form_states_the_count_and_the_cap(operator_client):
 # -- roles --------------------------------------------------------------------
 
 
+@pytest.mark.django_db(transaction=True)
 def test_viewer_sees_no_buttons_and_every_post_is_refused(viewer_client):
     dead = make_dead(task="demo.echo")
     jobs_page = viewer_client.get("/jobs/").content.decode()
@@ -285,6 +294,7 @@ def test_viewer_sees_no_buttons_and_every_post_is_refused(viewer_client):
     assert not OperatorAction.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)
 def test_actions_refuse_get(operator_client):
     assert operator_client.get("/jobs/bulk/?action=delete").status_code == 405
     assert operator_client.get("/failures/abc/retry/").status_code == 405
@@ -293,6 +303,7 @@ def test_actions_refuse_get(operator_client):
 # -- failures -----------------------------------------------------------------
 
 
+@pytest.mark.django_db(transaction=True)
 def test_messages_differing_only_by_numbers_are_one_group(viewer_client, run_until):
     jobs = [
         services.job_submit(
@@ -314,6 +325,7 @@ def test_messages_differing_only_by_numbers_are_one_group(viewer_client, run_unt
     assert "Traceback (most recent call last)" in page
 
 
+@pytest.mark.django_db(transaction=True)
 def test_group_counts_link_to_exactly_its_jobs(viewer_client):
     dead = [make_dead(task="demo.echo", message=f"row {n} locked") for n in range(3)]
     make_dead(task="demo.echo", message="other")
@@ -342,6 +354,7 @@ def test_group_counts_link_to_exactly_its_jobs(viewer_client):
     }
 
 
+@pytest.mark.django_db(transaction=True)
 def test_groups_come_newest_failure_first_with_first_and_last_seen():
     now = timezone.now()
     retrying = make(
@@ -395,6 +408,7 @@ def test_htmx_refresh_returns_only_the_groups(viewer_client):
     assert "<html" not in body and "updated <time" in body
 
 
+@pytest.mark.django_db(transaction=True)
 def test_retry_all_retries_the_groups_dead_jobs_only(operator_client):
     group = [
         make_dead(task="demo.echo", message=f"timeout after {n} s") for n in (1, 2)
@@ -461,6 +475,7 @@ def act(actor: User | None, action: str, origin: str, at: datetime, **kw: Any):
     return entry
 
 
+@pytest.mark.django_db(transaction=True)
 def test_operator_log_lists_newest_first_and_filters(viewer_client, operator_user):
     now = timezone.now()
     two_hours_ago = now - timedelta(hours=2)
@@ -486,6 +501,7 @@ def test_operator_log_lists_newest_first_and_filters(viewer_client, operator_use
     assert len(bad.context["page"].object_list) == 3
 
 
+@pytest.mark.django_db(transaction=True)
 def test_operator_log_pages_keep_the_filter(viewer_client):
     now = timezone.now()
     for n in range(55):
@@ -497,6 +513,7 @@ def test_operator_log_pages_keep_the_filter(viewer_client):
     assert len(second.context["page"].object_list) == 5
 
 
+@pytest.mark.django_db(transaction=True)
 def test_operator_log_escapes_and_has_an_empty_state(viewer_client):
     body = viewer_client.get("/operator-log/").content.decode()
     assert "No operator actions yet" in body
@@ -505,6 +522,7 @@ def test_operator_log_escapes_and_has_an_empty_state(viewer_client):
     assert "<b>why</b>" not in body and "&lt;b&gt;why&lt;/b&gt;" in body
 
 
+@pytest.mark.django_db(transaction=True)
 def test_bulk_round_trips_dates_through_the_hidden_fields(operator_client):
     old = make_dead(submitted_at=timezone.now() - timedelta(days=30))
     new = make_dead()
