@@ -363,9 +363,24 @@ class ScheduleAdmin(OperateMixin, admin.ModelAdmin):
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
-    list_display = ("name", "kind", "queue", "threshold", "window_seconds", "enabled")
+    list_display = (
+        "name",
+        "kind",
+        "queue",
+        "threshold",
+        "window_seconds",
+        "min_attempts",
+        "min_failing_jobs",
+        "enabled",
+    )
     list_filter = ("kind", "enabled")
-    list_editable = ("threshold", "window_seconds", "enabled")
+    list_editable = (
+        "threshold",
+        "window_seconds",
+        "min_attempts",
+        "min_failing_jobs",
+        "enabled",
+    )
 
 
 @admin.register(Alert)

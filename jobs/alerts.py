@@ -18,13 +18,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from jobs import live, notify, queueing, stats
+from jobs import live, notify, queueing
 from jobs.models import Alert, AlertRule, JobRecord, QueueState, Schedule
+from jobs.selectors.figures import Figures, Window, window_figures
 
 Kind = AlertRule.Kind
 SCHEDULER_SEEN = "console:scheduler:seen"
-#: Below this many attempts in the window a failure rate means little.
-MIN_ATTEMPTS_FOR_RATE = 10
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,6 @@ class Snapshot:
     depths: dict[str, live.Depth]
     workers: list[live.WorkerInfo]
     paused: set[str]
-    points: list[stats.Point]
 
     def served(self, queue: str) -> bool:
         return any(
@@ -51,14 +49,13 @@ class Snapshot:
         )
 
 
-def snapshot(window_minutes: int) -> Snapshot:
+def snapshot() -> Snapshot:
     return Snapshot(
         depths=live.queue_depths(settings.JOB_QUEUES),
         workers=live.live_workers(),
         paused=set(
             QueueState.objects.filter(paused=True).values_list("name", flat=True)
         ),
-        points=stats.series(queueing.connection(), max(1, window_minutes)),
     )
 
 
@@ -109,27 +106,41 @@ def oldest_wait(rule: AlertRule, snap: Snapshot) -> list[Finding]:
 
 
 def failure_rate(rule: AlertRule, snap: Snapshot) -> list[Finding]:
+    """Failed attempts over finished attempts in the rule's window, per queue
+    (the definitions of jobs.selectors.figures). A rate over a few attempts,
+    or from one job failing again and again, is noise: the rule's minimum
+    volume and minimum of failing jobs must both be met."""
+    window = Window.last(max(1, rule.window_seconds // 60))
+    _overall, per_queue = window_figures(_queues(rule), {}, window)
     found = []
-    since = timezone.now() - timedelta(seconds=rule.window_seconds)
-    for q in _queues(rule):
-        failed = sum(p.get(q, "failed") for p in snap.points)
-        total = failed + sum(p.get(q, "processed") for p in snap.points)
-        if total >= MIN_ATTEMPTS_FOR_RATE and 100 * failed / total > rule.threshold:
-            rate = 100 * failed / total
-            found.append(
-                Finding(
-                    q,
-                    f"{q}: {rate:.0f}% of attempts failed in the last "
-                    f"{rule.window_seconds // 60} min",
-                    {
-                        "failed": failed,
-                        "attempts": total,
-                        "rate_percent": round(rate, 1),
-                        **_examples(JobRecord.Status.DEAD, since, q),
-                    },
-                )
-            )
+    for figures in per_queue.values():
+        total = figures.finished_attempts
+        if (
+            total < max(1, rule.min_attempts)
+            or figures.failed_jobs < rule.min_failing_jobs
+        ):
+            continue
+        rate = 100 * figures.failed_attempts / total
+        if rate > rule.threshold:
+            found.append(_failure_finding(rule, figures, rate))
     return found
+
+
+def _failure_finding(rule: AlertRule, figures: Figures, rate: float) -> Finding:
+    q = figures.queue
+    return Finding(
+        q,
+        f"{q}: {rate:.0f}% of attempts failed in the last "
+        f"{rule.window_seconds // 60} min ({figures.failed_attempts} of "
+        f"{figures.finished_attempts}, {figures.failed_jobs} jobs)",
+        {
+            "failed_attempts": figures.failed_attempts,
+            "attempts": figures.finished_attempts,
+            "failed_jobs": figures.failed_jobs,
+            "rate_percent": round(rate, 1),
+            **_examples(JobRecord.Status.DEAD, figures.window.since, q),
+        },
+    )
 
 
 def no_worker(rule: AlertRule, snap: Snapshot) -> list[Finding]:
@@ -199,7 +210,7 @@ def evaluate() -> tuple[list[Alert], list[Alert]]:
     rules = list(AlertRule.objects.filter(enabled=True))
     if not rules:
         return [], []
-    snap = snapshot(max(r.window_seconds for r in rules) // 60)
+    snap = snapshot()
     opened: list[Alert] = []
     resolved: list[Alert] = []
     for rule in rules:

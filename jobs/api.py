@@ -19,6 +19,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from jobs import live, selectors, services
 from jobs.models import JobRecord, Origin, QueueState
+from jobs.selectors.overview import overview
+from jobs.selectors.stats_text import stats_json
 from jobs.tokens import token_user
 
 View = Callable[..., JsonResponse]
@@ -214,6 +216,12 @@ def queue_collection(request: HttpRequest) -> JsonResponse:
             ]
         }
     )
+
+
+@endpoint("GET")
+def stats(request: HttpRequest) -> JsonResponse:
+    """The overview's figures, as `jobs stats --json` prints them."""
+    return JsonResponse(stats_json(overview()))
 
 
 def _queue_name(name: str) -> str:

@@ -203,15 +203,15 @@ def overview_charts(data: ChartData) -> list[Chart]:
     ]
     return [
         _chart(
-            "Processed per minute",
+            "Jobs succeeded per minute",
             "jobs/min",
-            [Series("processed", data.processed, "series-ok")],
+            [Series("succeeded", data.processed, "series-ok")],
             x_labels,
         ),
         _chart(
-            "Failures per minute",
-            "jobs/min",
-            [Series("failed", data.failed, "series-bad")],
+            "Failed attempts per minute",
+            "attempts/min",
+            [Series("failed attempts", data.failed, "series-bad")],
             x_labels,
         ),
         _chart("Oldest wait per queue", "seconds", waits, x_labels),

@@ -37,10 +37,13 @@ def fields(
 
 
 def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
 def parse(stream_id: bytes | str, raw: dict[Any, Any]) -> Event:
+    """An entry as the recorder reads it. Any client of Redis may append to
+    the stream: an entry that is not ours still parses (to an event no
+    handler applies), so one bad entry never holds up the ones after it."""
     entry = {_text(k): _text(v) for k, v in raw.items()}
     try:
         data = json.loads(entry.get("data", "{}"))
@@ -50,6 +53,15 @@ def parse(stream_id: bytes | str, raw: dict[Any, Any]) -> Event:
         stream_id=_text(stream_id),
         kind=entry.get("kind", ""),
         job_id=entry.get("job", ""),
-        at=float(entry.get("at", "0") or 0),
+        at=_epoch(entry.get("at", "")),
         data=data if isinstance(data, dict) else {},
     )
+
+
+def _epoch(value: str) -> float:
+    """Seconds since the epoch, 0 when the text is not a plausible moment."""
+    try:
+        found = float(value or 0)
+    except ValueError:
+        return 0.0
+    return found if 0 <= found < 1e11 else 0.0

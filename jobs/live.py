@@ -6,14 +6,28 @@ never a scan of a whole registry.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from rq.job import Job, JobStatus
 
 from jobs import events
-from jobs.queueing import PIPELINE_CHUNK, ConsoleJob, connection, lanes, rq_queue
+from jobs.jobhash import STATUSES, Verdict, decompressed, examine, moment, text
+from jobs.queueing import (
+    PIPELINE_CHUNK,
+    UNREADABLE,
+    ConsoleJob,
+    connection,
+    lanes,
+    logical_queue,
+    rq_queue,
+)
+
+#: Scores past this (the year 5138) are no moment: another client wrote them.
+MAX_EPOCH = 1e11
 
 
 @dataclass(frozen=True)
@@ -63,7 +77,7 @@ def queue_depths(queues: list[str]) -> dict[str, Depth]:
         for i in range(5):
             sums[q][i] += int(row[i])
         if row[5]:
-            heads[q].append(row[5].decode())
+            heads[q].append(text(row[5]))
     enqueued = _enqueued_at([h for hs in heads.values() for h in hs])
     result = {}
     for q in queues:
@@ -88,18 +102,10 @@ def _enqueued_at(job_ids: list[str]) -> dict[str, datetime | None]:
         for job_id in job_ids:
             pipe.hget(Job.key_for(job_id), "enqueued_at")
         values = pipe.execute()
-    found: dict[str, datetime | None] = {}
-    for job_id, raw in zip(job_ids, values, strict=True):
-        found[job_id] = _parse_rq_time(raw.decode()) if raw else None
-    return found
-
-
-def _parse_rq_time(text: str) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return {
+        job_id: moment(raw) if raw else None
+        for job_id, raw in zip(job_ids, values, strict=True)
+    }
 
 
 @dataclass(frozen=True)
@@ -124,14 +130,20 @@ class WorkerInfo:
 
 
 def _text(raw: dict[bytes, bytes], key: str) -> str:
-    value = raw.get(key.encode())
-    return value.decode() if value else ""
+    return text(raw.get(key.encode()))
+
+
+def _int(raw: dict[bytes, bytes], key: str) -> int | None:
+    try:
+        return int(_text(raw, key))
+    except ValueError:
+        return None
 
 
 def live_workers() -> list[WorkerInfo]:
     """Every registered worker whose entry has not expired."""
     client = connection()
-    keys = sorted(k.decode() for k in client.smembers("rq:workers"))
+    keys = sorted(text(k) for k in client.smembers("rq:workers"))
     with client.pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.hgetall(key)
@@ -144,15 +156,15 @@ def live_workers() -> list[WorkerInfo]:
             WorkerInfo(
                 name=key.removeprefix("rq:worker:"),
                 hostname=_text(raw, "hostname"),
-                pid=int(_text(raw, "pid")) if _text(raw, "pid") else None,
+                pid=_int(raw, "pid"),
                 queues=[q for q in _text(raw, "queues").split(",") if q],
                 state=_text(raw, "state") or "unknown",
                 current_job=_text(raw, "current_job") or None,
-                last_heartbeat=_parse_rq_time(_text(raw, "last_heartbeat")),
-                birth=_parse_rq_time(_text(raw, "birth")),
-                successful=int(_text(raw, "successful_job_count") or 0),
-                failed=int(_text(raw, "failed_job_count") or 0),
-                rss_kb=int(_text(raw, "rss_kb") or 0),
+                last_heartbeat=moment(raw.get(b"last_heartbeat")),
+                birth=moment(raw.get(b"birth")),
+                successful=_int(raw, "successful_job_count") or 0,
+                failed=_int(raw, "failed_job_count") or 0,
+                rss_kb=_int(raw, "rss_kb") or 0,
             )
         )
     return found
@@ -166,7 +178,7 @@ def waiting_job_ids(queue: str, limit: int) -> list[str]:
         if len(ids) >= limit:
             break
         raw = client.lrange(f"rq:queue:{lane_name}", 0, limit - len(ids) - 1)
-        ids.extend(r.decode() for r in raw)
+        ids.extend(text(r) for r in raw)
     return ids
 
 
@@ -179,7 +191,8 @@ def scheduled_jobs(queues: list[str], limit: int) -> list[tuple[str, datetime]]:
             for raw, score in client.zrange(
                 f"rq:scheduled:{lane_name}", 0, limit - 1, withscores=True
             ):
-                found.append((raw.decode(), datetime.fromtimestamp(score, UTC)))
+                if 0 <= score < MAX_EPOCH:  # another client may score anything
+                    found.append((text(raw), datetime.fromtimestamp(score, UTC)))
     return sorted(found, key=lambda item: item[1])[:limit]
 
 
@@ -227,9 +240,7 @@ def queued_ids(queues: list[str]) -> set[str]:
         for lane_name in lanes(q):
             key = f"rq:queue:{lane_name}"
             for start in range(0, int(client.llen(key)), 10_000):
-                found.update(
-                    r.decode() for r in client.lrange(key, start, start + 9_999)
-                )
+                found.update(text(r) for r in client.lrange(key, start, start + 9_999))
     return found
 
 
@@ -243,7 +254,7 @@ def still_stranded(job_ids: list[str]) -> list[str]:
         status, origin = client.hmget(Job.key_for(job_id), "status", "origin")
         if status != b"queued" or not origin:
             continue
-        if client.lpos(f"rq:queue:{origin.decode()}", job_id) is None:
+        if client.lpos(f"rq:queue:{text(origin)}", job_id) is None:
             found.append(job_id)
     return found
 
@@ -256,6 +267,93 @@ def requeue_stranded(job_ids: list[str]) -> None:
         if origin is None:
             continue
         with client.pipeline() as pipe:
-            pipe.lpush(f"rq:queue:{origin.decode()}", job_id)
+            pipe.lpush(f"rq:queue:{text(origin)}", job_id)
             pipe.xadd(events.STREAM, events.fields("enqueued", job_id))
             pipe.execute()
+
+
+# -- what another client may have left in our queues --------------------------
+
+#: Ids read from each list and registry of a lane when looking for jobs the
+#: console did not write: reconcile reads each such job's hash, so a
+#: producer's backlog of millions is looked at in slices, not at once.
+SCAN_LIMIT = 10_000
+REGISTRY_PREFIXES = (
+    "rq:scheduled:",
+    "rq:wip:",
+    "rq:deferred:",
+    "rq:failed:",
+    "rq:finished:",
+    "rq:canceled:",
+)
+
+
+def job_ids_in_redis(queues: list[str], limit: int = SCAN_LIMIT) -> list[str]:
+    """Ids of the jobs these queues' lanes hold in their lists and registries
+    (at most `limit` from each)."""
+    client = connection()
+    found: dict[str, None] = {}
+    for q in queues:
+        for lane_name in lanes(q):
+            for raw in client.lrange(f"rq:queue:{lane_name}", 0, limit - 1):
+                found[text(raw)] = None
+            for prefix in REGISTRY_PREFIXES:
+                for raw in client.zrange(prefix + lane_name, 0, limit - 1):
+                    # The started registry holds "job id:execution id".
+                    found[text(raw).split(":")[0]] = None
+    return list(found)
+
+
+@dataclass(frozen=True)
+class SeenJob:
+    """A job's hash as read without trusting it (see jobhash)."""
+
+    job_id: str
+    #: RQ's status (queueing.UNREADABLE when it is not one), None if gone.
+    status: str | None
+    verdict: Verdict
+    queue: str
+    created: datetime | None
+    #: The failure RQ recorded in the hash, as text.
+    error: str
+
+
+def examine_jobs(job_ids: list[str]) -> dict[str, SeenJob]:
+    """Each job's hash, judged; jobs with no hash are left out."""
+    client = connection()
+    found: dict[str, SeenJob] = {}
+    for start in range(0, len(job_ids), PIPELINE_CHUNK):
+        chunk = job_ids[start : start + PIPELINE_CHUNK]
+        with client.pipeline(transaction=False) as pipe:
+            for job_id in chunk:
+                pipe.hgetall(Job.key_for(job_id))
+                pipe.xrevrange(f"rq:results:{job_id}", count=1)
+            replies = pipe.execute()
+        for index, job_id in enumerate(chunk):
+            raw, results = replies[2 * index : 2 * index + 2]
+            if raw:
+                found[job_id] = _seen(job_id, raw, results)
+    return found
+
+
+def _failure_text(raw: dict[bytes, bytes], results: list[Any]) -> str:
+    """The failure RQ recorded: in the job's latest result (RQ 2), else in
+    its hash. Only the exception's text is read, never a return value."""
+    encoded = results[0][1].get(b"exc_string") if results else None
+    try:
+        compressed = base64.b64decode(encoded) if encoded else raw.get(b"exc_info")
+    except ValueError:
+        compressed = None
+    return text(decompressed(compressed or b""))[:4000]
+
+
+def _seen(job_id: str, raw: dict[bytes, bytes], results: list[Any]) -> SeenJob:
+    status = text(raw.get(b"status"))
+    return SeenJob(
+        job_id=job_id,
+        status=(status if status in STATUSES else UNREADABLE) if status else None,
+        verdict=examine(raw),
+        queue=logical_queue(text(raw.get(b"origin"))),
+        created=moment(raw.get(b"created_at")),
+        error=_failure_text(raw, results),
+    )

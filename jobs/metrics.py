@@ -28,6 +28,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from jobs import events, live, queueing, stats
 from jobs.models import JobRecord
+from jobs.selectors.figures import COUNTERS, DEFINITIONS
 from jobs.selectors.overview import dead_counts
 
 STATES = ("queued", "scheduled", "started", "deferred")
@@ -42,7 +43,9 @@ with suppress(KeyError):  # already gone
 def _depth_metrics() -> Iterator[Metric]:
     depths = live.queue_depths(settings.JOB_QUEUES)
     depth = GaugeMetricFamily(
-        "jobs_queue_depth", "Jobs in a queue by state", labels=["queue", "state"]
+        "jobs_queue_depth",
+        DEFINITIONS["dead"].metric_help,
+        labels=["queue", "state"],
     )
     oldest = GaugeMetricFamily(
         "jobs_queue_oldest_wait_seconds",
@@ -62,14 +65,12 @@ def _depth_metrics() -> Iterator[Metric]:
 
 def _counter_metrics(client: Any) -> Iterator[Metric]:
     totals = stats.totals(client)
-    for name, help_text in (
-        ("processed", "Attempts that succeeded"),
-        ("failed", "Attempts that failed"),
-        ("retried", "Failures that were retried"),
-        ("dead", "Jobs that exhausted their retries"),
-    ):
+    for name, key in COUNTERS.items():
+        definition = DEFINITIONS[key]
         family = CounterMetricFamily(
-            f"jobs_{name}", help_text, labels=["queue", "task"]
+            definition.metric.removesuffix("_total"),
+            definition.metric_help,
+            labels=["queue", "task"],
         )
         for (queue, task, kind), value in sorted(totals.items()):
             if kind == name:

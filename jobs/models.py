@@ -24,6 +24,9 @@ class Origin(models.TextChoices):
     CLI = "cli", "Command line"
     SCHEDULE = "schedule", "Schedule"
     CODE = "code", "Application code"
+    #: Written into our Redis by another RQ client (a plain `rq` producer):
+    #: recorded when a worker refuses it or reconciliation finds it.
+    FOREIGN = "foreign", "Another RQ client"
 
 
 class JobRecord(models.Model):
@@ -177,6 +180,9 @@ class Attempt(models.Model):
 
     class Meta:
         ordering = ["job", "number"]
+        # Failed attempts in a window (jobs.selectors.figures), counted from
+        # the index alone: the overview asks every 2 s.
+        indexes = [models.Index(fields=["outcome", "finished_at", "job"])]
         constraints = [
             models.UniqueConstraint(fields=["job", "number"], name="unique_attempt")
         ]
@@ -383,6 +389,16 @@ class AlertRule(models.Model):
     queue = models.CharField(max_length=64, blank=True, help_text="Empty: every queue.")
     threshold = models.FloatField(help_text="N jobs, T seconds or X percent.")
     window_seconds = models.PositiveIntegerField(default=300)
+    min_attempts = models.PositiveIntegerField(
+        default=20,
+        help_text="Failure rate only: finished attempts the window must hold "
+        "before the rate counts (one job failing a few times is not a spike).",
+    )
+    min_failing_jobs = models.PositiveIntegerField(
+        default=2,
+        help_text="Failure rate only: distinct jobs that must have failed in "
+        "the window (one job failing over and over is that job's problem).",
+    )
     enabled = models.BooleanField(default=True)
 
     class Meta:

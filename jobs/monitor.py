@@ -65,8 +65,16 @@ def sample_live_state() -> None:
         pipe.execute()
     forget_before = time.time() - WORKERS_SEEN_FOR
     for name, raw in client.hgetall(WORKERS_SEEN).items():
-        if json.loads(raw).get("seen", 0) < forget_before:
+        if _seen_at(raw) < forget_before:
             client.hdel(WORKERS_SEEN, name)
+
+
+def _seen_at(raw: bytes) -> float:
+    """When a worker was seen; 0 (forget it) for an entry nobody can read."""
+    try:
+        return float(json.loads(raw).get("seen", 0))
+    except (ValueError, TypeError, AttributeError):
+        return 0.0
 
 
 def checkpoint_sqlite() -> None:

@@ -54,6 +54,8 @@ FILTERS = [
         "since",
         "until",
         "submitted_by",
+        "finished_since",
+        "failed_since",
         "page",
     )
 ]
@@ -192,6 +194,14 @@ def document() -> dict[str, Any]:
                 "get": _op(
                     "Queues with live depth and pause state",
                     {"200": _reply("Queues", {"type": "object"})},
+                )
+            },
+            "/api/stats/": {
+                "get": _op(
+                    "The overview's figures: live depths, and finished work "
+                    "over the last hour as defined in jobs.selectors.figures "
+                    "(the same JSON as `jobs stats --json`)",
+                    {"200": _reply("Figures", {"type": "object"})},
                 )
             },
             "/api/queues/{name}/pause/": {

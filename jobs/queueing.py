@@ -30,9 +30,9 @@ from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
 from console.startup import explain_redis_error
-from jobs import events, rqwrites
+from jobs import events, jobhash, rqwrites
+from jobs.jobhash import RUNNER
 
-RUNNER = "jobs.runner.run"
 PRIORITY_SUFFIX = {"high": ":high", "normal": "", "low": ":low"}
 PROGRESS_TTL = 7 * 24 * 3600
 PROGRESS_LOG_LINES = 200
@@ -160,14 +160,96 @@ def ping() -> bool:
 
 
 class ConsoleJob(Job):
-    """An RQ job that only ever runs the task runner, with JSON payloads."""
+    """An RQ job that only ever runs the task runner, with JSON payloads.
+
+    Reading one never raises on what another client wrote into its hash: the
+    job is restored with `refusal` saying why it may not run (see jobhash).
+    """
+
+    #: Why this job may not run here ("" when it may), and what it names.
+    refusal = ""
+    verdict = jobhash.Verdict()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["serializer"] = JSONSerializer
         super().__init__(*args, **kwargs)
 
+    def restore(self, raw_data: Any) -> Any:
+        verdict = jobhash.examine(raw_data)
+        if not verdict.reason:
+            try:
+                return super().restore(raw_data)
+            except Exception as exc:  # noqa: BLE001 - any field RQ cannot parse
+                verdict = replace(
+                    verdict,
+                    reason=jobhash.unreadable(exc),
+                    exc_type=jobhash.UNDECODABLE,
+                )
+        self.verdict, self.refusal = verdict, verdict.reason
+        self._restore_refused({jobhash.text(k): v for k, v in raw_data.items()})
+        return None
+
+    def _restore_refused(self, fields: dict[str, bytes]) -> None:
+        """Only what is needed to fail the job: its data is never decoded
+        (its function, arguments and meta are set here, not read)."""
+        self.data = fields.get("data", b"")  # kept as it is, never decoded
+        self._func_name = self.verdict.function or "<unreadable>"
+        self._instance, self._args, self._kwargs = None, (), {}
+        self.origin = jobhash.text(fields.get("origin"))
+        self.description = jobhash.text(fields.get("description"))[:500]
+        self.created_at = jobhash.moment(fields.get("created_at")) or self.created_at
+        status = jobhash.text(fields.get("status"))
+        self._status = (
+            JobStatus(status) if status in jobhash.STATUSES else JobStatus.QUEUED
+        )
+        self.meta = {}
+
+    def save(
+        self,
+        pipeline: Any = None,
+        include_meta: bool = True,
+        include_result: bool = True,
+    ) -> None:
+        """A job that cannot be read is never written back (RQ would write
+        its own reading over the other client's bytes): it stays as it was
+        found, for the refusal to quote, whoever moves it to a queue."""
+        if self.refusal:
+            return
+        super().save(pipeline, include_meta, include_result)
+
+    def dependencies_are_met(self, *args: Any, **kwargs: Any) -> bool:
+        """An unreadable child is released with its parent (its own list of
+        parents is not read): a worker then refuses it, with its reason."""
+        if self.refusal:
+            return True
+        return bool(super().dependencies_are_met(*args, **kwargs))
+
+    def get_meta(self, refresh: bool = True) -> dict[Any, Any]:
+        """RQ's get_meta raises on a meta another client wrote; this keeps
+        what was read before and says so."""
+        if refresh:
+            client: Any = self.connection
+            found = jobhash.meta(client.hget(self.key, "meta"))
+            if found is None:
+                log.warning(
+                    "job meta unreadable; keeping the meta read before",
+                    extra={"job_id": self.id},
+                )
+            else:
+                self.meta = found
+        return self.meta
+
+    def latest_result(self, timeout: int = 0) -> Any:
+        """None when the result stream holds what JSON cannot read."""
+        try:
+            return super().latest_result(timeout=timeout)
+        except Exception:  # noqa: BLE001 - a result another client wrote
+            return None
+
     @property
     def func(self) -> Any:
+        if self.refusal:
+            raise DeserializationError(self.refusal)
         if self.func_name != RUNNER:
             raise DeserializationError(
                 f"refusing to run {self.func_name!r}: only registered tasks run"
@@ -206,6 +288,13 @@ class ConsoleJob(Job):
                 pid=os.getpid(),
             ),
         )
+
+
+def fetch(job_id: str, client: Any = None) -> ConsoleJob:
+    """A job as ConsoleJob reads it (raises NoSuchJobError when it is gone)."""
+    job = ConsoleJob.fetch(job_id, connection=client or connection())
+    assert isinstance(job, ConsoleJob)
+    return job
 
 
 def lane(queue: str, priority: str) -> str:
@@ -418,7 +507,7 @@ def _forget(job_ids: list[str]) -> None:
             for job_id, (origin, status) in zip(chunk, found, strict=True):
                 if origin is None:
                     continue  # missing (or no queue of its own): nothing left
-                queue, state = origin.decode(), (status or b"").decode()
+                queue, state = jobhash.text(origin), jobhash.text(status)
                 if state in (JobStatus.QUEUED, ""):
                     pipe.lrem(rq_queue(queue, client).key, 1, job_id)
                 if state == JobStatus.STARTED:  # rare: executions need a read
@@ -431,17 +520,26 @@ def _forget(job_ids: list[str]) -> None:
             pipe.execute()
 
 
+#: What statuses() says of a status field that is not one of RQ's.
+UNREADABLE = "unreadable"
+
+
 def statuses(job_ids: Iterable[str]) -> dict[str, str | None]:
-    """RQ's status of each job, None where Redis has no such job."""
+    """RQ's status of each job, None where Redis has no such job, UNREADABLE
+    where its status field holds something else (written by another client)."""
     ids = list(job_ids)
     with connection().pipeline(transaction=False) as pipe:
         for job_id in ids:
             pipe.hget(Job.key_for(job_id), "status")
         values = pipe.execute()
-    return {
-        job_id: (v.decode() if v else None)
-        for job_id, v in zip(ids, values, strict=True)
-    }
+    return {job_id: _status(v) for job_id, v in zip(ids, values, strict=True)}
+
+
+def _status(raw: bytes | None) -> str | None:
+    if not raw:
+        return None
+    found = jobhash.text(raw)
+    return found if found in jobhash.STATUSES else UNREADABLE
 
 
 def cancel(job_ids: Iterable[str]) -> set[str]:
@@ -504,7 +602,24 @@ def read_progress(job_id: str) -> tuple[float | None, list[dict[str, Any]]]:
         pipe.hget(key, "percent")
         pipe.lrange(f"{key}:log", 0, -1)
         percent, lines = pipe.execute()
-    return (float(percent) if percent else None, [json.loads(line) for line in lines])
+    return _percent(percent), [line for line in map(_log_line, lines) if line]
+
+
+def _percent(raw: bytes | None) -> float | None:
+    try:
+        return float(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _log_line(raw: bytes) -> dict[str, Any] | None:
+    """A progress line as {"at": epoch, "msg": text}; None if it is not one."""
+    try:
+        line = json.loads(raw)
+        at = float(line["at"])
+    except (ValueError, TypeError, KeyError):
+        return None
+    return {"at": at, "msg": str(line["msg"])} if 0 <= at < 1e11 else None
 
 
 PAUSED_KEY = "console:paused"

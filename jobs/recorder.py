@@ -14,7 +14,7 @@ import logging
 import re
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,13 +22,14 @@ import redis
 from django.db import connection, transaction
 
 from jobs import events, queueing
-from jobs.models import Attempt, JobDependency, JobEvent, JobRecord
+from jobs.models import Attempt, JobDependency, JobEvent, JobRecord, Origin
 
 log = logging.getLogger("jobs.recorder")
 Status = JobRecord.Status
 Kind = JobEvent.Kind
 
 BATCH = 500
+JOB_ID_LENGTH = JobRecord._meta.get_field("id").max_length or 64
 #: Entries a crashed recorder left unacknowledged are taken over after this.
 CLAIM_IDLE_MS = 30_000
 
@@ -220,6 +221,34 @@ def _finish(
     return attempt
 
 
+def on_refused(batch: Batch, record: JobRecord, event: events.Event) -> None:
+    """A worker would not run the job (another client wrote it, or its hash
+    cannot be read): dead at once, with the reason, never retried."""
+    reason = str(event.data.get("message") or "refused")
+    replay = record.status == Status.DEAD and record.last_error == reason
+    number = record.attempts if replay and record.attempts else record.attempts + 1
+    event = replace(event, data={**event.data, "attempt": number})
+    attempt = _finish(batch, record, event, Attempt.Outcome.FAILED)
+    attempt.exc_type = str(event.data.get("exc_type") or "")[:200]
+    attempt.exc_message = reason
+    record.max_attempts = max(record.max_attempts, number)
+    record.status = Status.DEAD
+    record.next_attempt_at = None
+    record.error_type = attempt.exc_type
+    record.last_error = reason
+    record.error_fingerprint = fingerprint(record.task, attempt.exc_type, reason)
+    batch.add_event(
+        record,
+        event,
+        Kind.FAILED,
+        f"{attempt.exc_type}: {reason}"[:1000],
+        attempt=number,
+        worker=attempt.worker_name,
+    )
+    batch.add_event(record, event, Kind.DEAD, "refused: never retried", suffix="d")
+    batch.dead.append(record.pk)
+
+
 HANDLERS: dict[str, Callable[[Batch, JobRecord, events.Event], None]] = {
     "enqueued": on_enqueued,
     "scheduled": on_scheduled,
@@ -228,11 +257,13 @@ HANDLERS: dict[str, Callable[[Batch, JobRecord, events.Event], None]] = {
     "succeeded": on_succeeded,
     "failed": on_failed,
     "lost": on_failed,
+    "refused": on_refused,
 }
 
 RECORD_FIELDS = [
     "status",
     "attempts",
+    "max_attempts",
     "enqueued_at",
     "started_at",
     "finished_at",
@@ -262,13 +293,23 @@ FINISHED_FIELDS = [
 def apply(entries: list[events.Event]) -> int:
     """Write a batch of events to the database; safe to call again with it."""
     records = JobRecord.objects.in_bulk({e.job_id for e in entries})
+    records.update(foreign_records([e for e in entries if e.job_id not in records]))
     batch = Batch(records=records)
     for event in entries:
         record = records.get(event.job_id)
         handler = HANDLERS.get(event.kind)
         if record is None or handler is None:
-            continue  # a job from outside the console, or purged history
-        handler(batch, record, event)
+            continue  # purged history, or a kind this release does not know
+        try:
+            handler(batch, record, event)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
+            # One entry nobody can read must not hold up the stream forever.
+            log.warning(
+                "skipped an unreadable event",
+                extra={"job_id": event.job_id, "kind": event.kind},
+                exc_info=True,
+            )
+            continue
         batch.dirty.add(record.pk)
     _block_children_of_dead(batch)
     _update_records([records[pk] for pk in batch.dirty])
@@ -285,6 +326,49 @@ def apply(entries: list[events.Event]) -> int:
             )
     JobEvent.objects.bulk_create(batch.timeline, ignore_conflicts=True)
     return len(batch.dirty)
+
+
+def foreign_records(entries: list[events.Event]) -> dict[str, JobRecord]:
+    """Records for jobs the console did not submit, from the events that
+    refused them: origin "foreign", the function they name as their task."""
+    first: dict[str, events.Event] = {}
+    for event in entries:
+        if event.kind == "refused" and len(event.job_id) <= JOB_ID_LENGTH:
+            first.setdefault(event.job_id, event)
+    if not first:
+        return {}
+    JobRecord.objects.bulk_create(
+        [
+            foreign_record(job_id, event.at, event.data)
+            for job_id, event in first.items()
+        ],
+        ignore_conflicts=True,  # replayed, or recorded meanwhile by reconcile
+    )
+    return JobRecord.objects.in_bulk(list(first))
+
+
+def foreign_record(job_id: str, at: float, data: dict[str, Any]) -> JobRecord:
+    """A job another client wrote, as far as it could be read (never from a
+    pickle: its arguments are kept only when they were JSON)."""
+    arguments = data.get("arguments")
+    submitted = _dt(_number(data.get("created"))) or _dt(at) or datetime.now(UTC)
+    return JobRecord(
+        id=job_id,
+        task=str(data.get("function") or "unknown")[:200],
+        queue=str(data.get("queue") or "")[:64],
+        payload=arguments if isinstance(arguments, dict) else {},
+        status=Status.PENDING,
+        max_attempts=1,
+        origin=Origin.FOREIGN,
+        submitted_at=submitted,
+    )
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _update_records(rows: list[JobRecord]) -> None:

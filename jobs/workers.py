@@ -35,7 +35,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import now as rq_now
 from rq.worker import SimpleWorker, Worker, WorkerStatus
 
-from jobs import events, queueing, stats
+from jobs import events, jobhash, queueing, refusals, stats
 from jobs.queueing import (
     ConsoleJob,
     lanes,
@@ -312,7 +312,31 @@ class RecordingMixin(_WorkerBase):
         the worker. Survived instead; the maintenance tasks take the locks
         again later (RQ retries while the scheduler is not running)."""
         with self._tolerating_redis_loss("scheduler start"):
-            super()._start_scheduler(*args, **kwargs)
+            self._start_careful_scheduler(*args, **kwargs)
+
+    def _start_careful_scheduler(
+        self, burst: bool = False, logging_level: str | None = "INFO", *args: Any
+    ) -> None:
+        """RQ's _start_scheduler with the scheduler that refuses, instead of
+        dying on, a job it cannot read (see refusals.CarefulScheduler)."""
+        self.scheduler = refusals.CarefulScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level or self.log.level,
+            serializer=self.serializer,
+        )
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if not burst:
+            self.scheduler.start()
+            return
+        try:
+            self.scheduler.register_birth()
+            self.scheduler.enqueue_scheduled_jobs()
+        finally:
+            self.scheduler.release_locks()
+            self.scheduler.register_death()
 
     def run_maintenance_tasks(self) -> None:
         with self._tolerating_redis_loss("maintenance"):
@@ -347,7 +371,13 @@ class RecordingMixin(_WorkerBase):
     def execute_job(self, job: Job, queue: Queue) -> None:
         """RQ's bookkeeping around a job meeting a lost Redis would end the
         worker. It waits for Redis instead; the job, still in the started
-        registry, is recovered like any job whose worker stopped heartbeating."""
+        registry, is recovered like any job whose worker stopped heartbeating.
+
+        A job this worker cannot read or will not run (another client wrote
+        it) is refused here, before any fork: it fails alone, for good."""
+        if isinstance(job, ConsoleJob) and job.refusal:
+            self._refuse(job, queue)
+            return
         try:
             super().execute_job(job, queue)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
@@ -357,6 +387,14 @@ class RecordingMixin(_WorkerBase):
                 extra={"worker": self.name, "job_id": job.id, "error": str(exc)},
             )
             self._wait_for_redis()
+
+    def _refuse(self, job: ConsoleJob, queue: Queue) -> None:
+        host = self.hostname or ""
+        with self._tolerating_redis_loss("refusal"), self.connection.pipeline() as pipe:
+            refusals.refuse(job, queue, worker=self.name, host=host, pipe=pipe)
+            self.increment_failed_job_count(pipeline=pipe)
+            pipe.execute()
+            refusals.release_dependents(job, queue)
 
     def _wait_for_redis(self) -> None:
         backoff = 0.1
@@ -587,13 +625,19 @@ def recover_abandoned(queues: list[str], now: float | None = None) -> list[Recov
         queue = rq_queue(lane_name, client)
         key = queue.started_job_registry.key
         for raw in client.zrangebyscore(key, 0, moment):
-            entry = raw.decode()
+            entry = jobhash.text(raw)
             if not client.set(f"console:recovering:{entry}", 1, nx=True, ex=300):
                 continue
             try:
-                job = ConsoleJob.fetch(entry.split(":")[0], connection=client)
+                job = queueing.fetch(entry.split(":")[0], client)
             except Exception:  # noqa: BLE001 - the job is gone: only the entry is left
                 client.zrem(key, entry)
+                continue
+            if job.refusal:  # unreadable now: fails alone, never run again
+                with client.pipeline() as pipe:
+                    pipe.zrem(key, entry)
+                    refusals.refuse(job, queue, worker="recovery", pipe=pipe)
+                    pipe.execute()
                 continue
             recovered.append(_recover(queue, job, key, entry))
     return recovered
@@ -618,7 +662,7 @@ def adopt_abandoned(job_ids: list[str]) -> list[Recovered]:
         job, failure_id = found
         queue = rq_queue(job.origin, client)
         busy = client.lpos(queue.key, job.id) is not None or any(
-            entry.decode().startswith(f"{job.id}:")
+            jobhash.text(entry).startswith(f"{job.id}:")
             for entry in client.zrange(queue.started_job_registry.key, 0, -1)
         )
         claim = f"console:recovering:{job.id}:{failure_id}"

@@ -163,6 +163,7 @@ def test_openapi_schema_describes_every_endpoint():
         "/api/jobs/{job_id}/retry/",
         "/api/jobs/{job_id}/cancel/",
         "/api/queues/",
+        "/api/stats/",
         "/api/queues/{name}/pause/",
         "/api/queues/{name}/resume/",
     }

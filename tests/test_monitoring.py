@@ -145,7 +145,7 @@ def test_failure_spike_and_dead_growth_carry_diagnostics(run_until):
         services.job_submit(
             task="demo.fail", payload={"times": -1}, retry={"max_attempts": 1}
         )
-        for _ in range(12)
+        for _ in range(20)  # the rule's minimum volume
     ]
     run_until(final(*jobs))
     opened, _ = alerts.evaluate()
@@ -153,7 +153,7 @@ def test_failure_spike_and_dead_growth_carry_diagnostics(run_until):
     assert set(by_kind) == {"failure_rate", "dead_growth"}
     assert by_kind["failure_rate"].detail["rate_percent"] == 100.0
     assert by_kind["dead_growth"].detail["top_tasks"] == [
-        {"task": "demo.fail", "count": 12}
+        {"task": "demo.fail", "count": 20}
     ]
     assert len(by_kind["dead_growth"].detail["example_jobs"]) == 5
 

@@ -228,8 +228,12 @@ def test_the_search_screen_and_bulk_actions_use_the_same_matches(client):
     page = client.get("/jobs/?payload=a-77")
     assert [job.pk for job in page.context["page"]] == [wanted.pk]
     assert page.context["count"].label == "1"
+    asked = client.post("/jobs/bulk/", {"action": "retry", "payload": "a-77"})
+    assert 'name="expected" value="1"' in asked.content.decode()
     response = client.post(
-        "/jobs/bulk/", {"action": "retry", "payload": "a-77"}, follow=True
+        "/jobs/bulk/",
+        {"action": "retry", "payload": "a-77", "confirm": "yes", "expected": "1"},
+        follow=True,
     )
     assert "Retried 1 job" in [str(m) for m in response.context["messages"]]
     assert JobRecord.objects.get(pk=wanted.pk).status == Status.PENDING

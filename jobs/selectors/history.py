@@ -8,11 +8,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import QuerySet
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.timezone import localtime, make_aware
 
 from jobs.models import Attempt, JobEvent, JobRecord
+from jobs.selectors.figures import FAILED_OUTCOMES
 from jobs.selectors.text_search import TextMatches
 
 
@@ -31,6 +33,11 @@ class JobFilter:
     #: Exact failure group (JobRecord.error_fingerprint); NO_FINGERPRINT
     #: selects failures that have none (e.g. marked dead by reconcile).
     fingerprint: str = ""
+    #: Jobs that finished (succeeded, went dead, were canceled) since then:
+    #: with a status, the jobs behind the overview's figures over a window.
+    finished_since: datetime | None = None
+    #: Jobs with an attempt that failed (or lost its worker) since then.
+    failed_since: datetime | None = None
     problems: list[str] = field(default_factory=list)
     _text: TextMatches = field(default_factory=TextMatches, repr=False, compare=False)
 
@@ -44,7 +51,11 @@ class JobFilter:
         "until",
         "submitted_by",
         "fingerprint",
+        "finished_since",
+        "failed_since",
     )
+    #: Filters on a time, parsed with parse_when.
+    TIMES = ("since", "until", "finished_since", "failed_since")
     NO_FINGERPRINT = "none"
     #: Text filters and the column each searches.
     TEXT = {"payload": "payload", "error": "last_error"}
@@ -57,6 +68,8 @@ class JobFilter:
         "until",
         "submitted_by",
         "fingerprint",
+        "finished_since",
+        "failed_since",
     )
 
     @classmethod
@@ -71,7 +84,7 @@ class JobFilter:
             found.problems.append(f"unknown status {status!r} ignored")
         else:
             found.status = status
-        for name in ("since", "until"):
+        for name in cls.TIMES:
             raw = str(data.get(name) or "").strip()
             if raw:
                 parsed = parse_when(raw)
@@ -102,6 +115,13 @@ class JobFilter:
                 if self.fingerprint == self.NO_FINGERPRINT
                 else self.fingerprint
             )
+        if self.finished_since:
+            rows = rows.filter(finished_at__gte=self.finished_since)
+        if self.failed_since:
+            failed = Attempt.objects.filter(
+                outcome__in=FAILED_OUTCOMES, finished_at__gte=self.failed_since
+            )
+            rows = rows.filter(pk__in=failed.values("job_id"))
         return rows
 
     def is_one_common_text_term(self, limit: int) -> bool:
@@ -149,6 +169,14 @@ class JobFilter:
     @property
     def until_text(self) -> str:
         return _local_text(self.until)
+
+    @property
+    def finished_since_text(self) -> str:
+        return _local_text(self.finished_since)
+
+    @property
+    def failed_since_text(self) -> str:
+        return _local_text(self.failed_since)
 
 
 def _local_text(value: datetime | None) -> str:
@@ -256,8 +284,55 @@ def job_page(
     if num_pages is not None:
         page = min(page, num_pages)
     start = (page - 1) * per_page
-    rows = list(job_search(job_filter)[start : start + per_page + 1])
+    rows = list(with_rounds(job_search(job_filter))[start : start + per_page + 1])
     return JobPage(rows[:per_page], page, len(rows) > per_page, num_pages)
+
+
+@dataclass(frozen=True)
+class Round:
+    """Where a job is in its attempts. Each retry by hand starts a new round
+    of `max_attempts` while attempt numbers keep counting, so "attempts of
+    max_attempts" read 76 of 4 for a job retried by hand 18 times."""
+
+    attempt: int
+    of: int
+    manual_retries: int
+    total: int
+
+    @property
+    def text(self) -> str:
+        text = f"{self.attempt} of {self.of}"
+        n = self.manual_retries
+        if n:
+            text += f", {n} manual retr{'y' if n == 1 else 'ies'}"
+        return text
+
+
+def with_rounds(rows: QuerySet[JobRecord]) -> QuerySet[JobRecord]:
+    """Annotate each job with its manual retries and the attempt number the
+    last one started from (the last attempt begun before it)."""
+    retried = JobEvent.objects.filter(job=OuterRef("pk"), kind=JobEvent.Kind.RETRIED)
+    count = retried.order_by().values("job").annotate(n=Count("*")).values("n")
+    last_retry = retried.order_by("-at", "-id").values("at")[:1]
+    before = (
+        Attempt.objects.filter(job=OuterRef("pk"), started_at__lt=OuterRef("retry_at"))
+        .order_by("-number")
+        .values("number")[:1]
+    )
+    return rows.annotate(
+        manual_retries=Coalesce(Subquery(count, output_field=IntegerField()), 0),
+        retry_at=Subquery(last_retry),
+    ).annotate(round_offset=Coalesce(Subquery(before), 0))
+
+
+def job_round(record: JobRecord) -> Round:
+    """The record's round; without with_rounds' annotations, attempts as a
+    single round."""
+    retries = getattr(record, "manual_retries", 0) or 0
+    offset = min(getattr(record, "round_offset", 0) or 0, record.attempts)
+    return Round(
+        record.attempts - offset, record.max_attempts, retries, record.attempts
+    )
 
 
 def job_ids(job_filter: JobFilter, *, limit: int) -> Iterator[str]:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from jobs import queueing
 from jobs.models import Attempt, JobDependency, JobRecord
-from jobs.selectors.history import TimelineEntry, attempts, timeline
+from jobs.selectors.history import TimelineEntry, attempts, timeline, with_rounds
 
 Status = JobRecord.Status
 
@@ -233,7 +233,8 @@ def _signature(
 
 def job_page(job_id: str) -> JobPage | None:
     """Everything the job page shows, or None for an unknown id."""
-    job = JobRecord.objects.select_related("submitted_by").filter(pk=job_id).first()
+    rows = JobRecord.objects.select_related("submitted_by").filter(pk=job_id)
+    job = with_rounds(rows).first()
     if job is None:
         return None
     now = timezone.now()

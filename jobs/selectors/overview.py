@@ -16,12 +16,11 @@ from django.db.models import Count
 from django.utils import timezone
 
 from jobs import live, queueing, stats
-from jobs.charts import downsample, duration_text, mean
+from jobs.charts import downsample, duration_text
 from jobs.live import Depth
 from jobs.models import JobRecord, QueueState
+from jobs.selectors.figures import Figures, Window, window_figures
 
-#: The per-minute rates on the overview average this many recent minutes.
-RATE_MINUTES = 5
 HOUR = 60
 DAY = 24 * 60
 #: The day chart shows 96 points of 15 minutes rather than 1440 of one.
@@ -36,12 +35,15 @@ WINDOWS = {"hour": HOUR, "day": DAY}
 class QueueRow:
     name: str
     state: QueueState | None
-    dead: int
-    #: None when Redis is unavailable (so are the rates and worker counts).
+    #: Finished work in the window (jobs.selectors.figures), from the database.
+    figures: Figures
+    #: None when Redis is unavailable (so is the worker count).
     depth: Depth | None
-    processed_per_min: float | None = None
-    failed_per_min: float | None = None
     workers: int | None = None
+
+    @property
+    def dead(self) -> int:
+        return self.figures.dead
 
     @property
     def paused(self) -> bool:
@@ -58,10 +60,10 @@ class QueueRow:
 
 @dataclass(frozen=True)
 class Headline:
-    dead: int
+    #: Finished work in the window over every queue, from the database.
+    figures: Figures
     waiting: int | None = None
     running: int | None = None
-    failed_last_hour: int | None = None
     workers_alive: int | None = None
     oldest_wait: float | None = None
     #: The queue holding the oldest waiting job (the headline links to it).
@@ -112,42 +114,29 @@ def workers_per_queue(workers: list[live.WorkerInfo]) -> dict[str, int]:
     return found
 
 
-def _rate(points: list[stats.Point], queue: str, name: str) -> float:
-    return mean([p.get(queue, name) for p in points[-RATE_MINUTES:]])
-
-
-def overview() -> Overview:
+def overview(window: Window | None = None) -> Overview:
+    """The overview's figures (one definition for the console, `jobs stats`
+    and the API): live depths from Redis, finished work from the history."""
     names = list(settings.JOB_QUEUES)
-    dead = dead_counts(names)
     states = queue_states()
-    headline_dead = sum(dead.values())
+    overall, per_queue = window_figures(names, dead_counts(names), window)
     try:
         depths = live.queue_depths(names)
         workers = live.live_workers()
-        points = stats.series(queueing.connection(), minutes=HOUR)
     except redis.exceptions.RedisError:
-        rows = [QueueRow(q, states.get(q), dead.get(q, 0), None) for q in names]
-        return Overview(False, Headline(dead=headline_dead), rows)
+        rows = [QueueRow(q, states.get(q), per_queue[q], None) for q in names]
+        return Overview(False, Headline(overall), rows)
     serving = workers_per_queue(workers)
     rows = [
-        QueueRow(
-            q,
-            states.get(q),
-            dead.get(q, 0),
-            depths[q],
-            processed_per_min=_rate(points, q, "processed"),
-            failed_per_min=_rate(points, q, "failed"),
-            workers=serving.get(q, 0),
-        )
+        QueueRow(q, states.get(q), per_queue[q], depths[q], workers=serving.get(q, 0))
         for q in names
     ]
     waits = [(r.oldest_wait, r.name) for r in rows if r.oldest_wait is not None]
     oldest, oldest_queue = max(waits) if waits else (None, "")
     headline = Headline(
-        dead=headline_dead,
+        overall,
         waiting=sum(d.queued for d in depths.values()),
         running=sum(d.started for d in depths.values()),
-        failed_last_hour=int(sum(p.total("failed") for p in points)),
         workers_alive=len(workers),
         oldest_wait=oldest,
         oldest_queue=oldest_queue,
@@ -223,14 +212,15 @@ def _waiting(name: str) -> list[WaitingJob]:
 def queue_page(name: str) -> QueuePage:
     """One queue: depth by state, the first waiting jobs, pause state."""
     state = QueueState.objects.select_related("paused_by").filter(name=name).first()
-    dead = JobRecord.objects.filter(queue=name, status=JobRecord.Status.DEAD).count()
+    _overall, per_queue = window_figures([name], dead_counts([name]))
+    figures = per_queue[name]
     try:
         depth = live.queue_depths([name])[name]
         serving = workers_per_queue(live.live_workers()).get(name, 0)
         waiting = _waiting(name)
     except redis.exceptions.RedisError:
-        return QueuePage(QueueRow(name, state, dead, None), [], redis_ok=False)
-    row = QueueRow(name, state, dead, depth, workers=serving)
+        return QueuePage(QueueRow(name, state, figures, None), [], redis_ok=False)
+    row = QueueRow(name, state, figures, depth, workers=serving)
     return QueuePage(row, waiting, redis_ok=True)
 
 

@@ -1,47 +1,58 @@
-"""The overview as the CLI shows it: a terminal table and stable JSON."""
+"""The overview as the CLI and the API show it: a terminal table and stable
+JSON, with the overview's figures under the names jobs.selectors.figures
+gives them."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from jobs.selectors.figures import DEFINITIONS, JSON_KEYS
 from jobs.selectors.overview import Overview
 
+#: Live columns (from Redis) then the window's figures (from the history).
+LIVE = ("queued", "scheduled", "started", "deferred")
 COLUMNS = (
     "queue",
     "state",
-    "queued",
-    "scheduled",
-    "running",
-    "deferred",
-    "dead",
+    *LIVE,
     "oldest wait",
-    "done/min",
-    "failed/min",
     "workers",
+    *(DEFINITIONS[key].label for key in JSON_KEYS),
 )
 
 
 def stats_json(view: Overview) -> dict[str, Any]:
+    headline = view.headline
     return {
         "redis_ok": view.redis_ok,
         "at": view.at.isoformat(),
+        "window": {
+            "minutes": headline.figures.window.minutes,
+            "since": headline.figures.window.since.isoformat(),
+        },
+        "totals": {
+            "queued": headline.waiting,
+            "started": headline.running,
+            "workers_alive": headline.workers_alive,
+            "oldest_wait_seconds": headline.oldest_wait,
+            **headline.figures.as_json(),
+        },
         "queues": [
             {
                 "name": row.name,
                 "paused": row.paused,
-                "queued": row.depth.queued if row.depth else None,
-                "scheduled": row.depth.scheduled if row.depth else None,
-                "started": row.depth.started if row.depth else None,
-                "deferred": row.depth.deferred if row.depth else None,
-                "dead": row.dead,
+                **{
+                    state: getattr(row.depth, state) if row.depth else None
+                    for state in LIVE
+                },
                 "oldest_wait_seconds": row.oldest_wait,
-                "processed_per_minute": row.processed_per_min,
-                "failed_per_minute": row.failed_per_min,
                 "workers": row.workers,
+                **row.figures.as_json(),
             }
             for row in view.queues
         ],
-        "workers_alive": view.headline.workers_alive,
+        "definitions": {key: DEFINITIONS[key].meaning for key in JSON_KEYS},
+        "workers_alive": headline.workers_alive,
     }
 
 
@@ -60,15 +71,10 @@ def stats_table(view: Overview) -> str:
             (
                 q["name"],
                 "paused" if q["paused"] else "running",
-                _cell(q["queued"]),
-                _cell(q["scheduled"]),
-                _cell(q["started"]),
-                _cell(q["deferred"]),
-                _cell(q["dead"]),
+                *(_cell(q[state]) for state in LIVE),
                 _cell(q["oldest_wait_seconds"]),
-                _cell(q["processed_per_minute"]),
-                _cell(q["failed_per_minute"]),
                 _cell(q["workers"]),
+                *(_cell(q[key]) for key in JSON_KEYS),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
@@ -79,5 +85,9 @@ def stats_table(view: Overview) -> str:
         )
         for r in rows
     ]
+    window = view.headline.figures.window
     state = "" if view.redis_ok else "  (Redis unavailable: live figures missing)"
-    return "\n".join([f"jobs at {view.at:%H:%M:%S}{state}", *lines])
+    return "\n".join(
+        [f"jobs at {view.at:%H:%M:%S}, finished work over the {window.text}{state}"]
+        + lines
+    )

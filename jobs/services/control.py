@@ -174,6 +174,10 @@ def _lock_applicable(
 
 def _retry_chunk(ids: list[str], actor: Any, reason: str, result: BulkResult) -> None:
     ready = _lock_applicable(ids, RETRYABLE, result)
+    # Another RQ client's job names no task of ours: there is nothing to run.
+    foreign = [r for r in ready if r.origin == Origin.FOREIGN]
+    result.add_skipped("written by another RQ client", len(foreign))
+    ready = [r for r in ready if r.origin != Origin.FOREIGN]
     if not ready:
         return
     JobRecord.objects.filter(pk__in=[r.pk for r in ready]).update(

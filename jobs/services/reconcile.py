@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from jobs import live, queueing
 from jobs.models import JobEvent, JobRecord
-from jobs.recorder import Recorder
+from jobs.recorder import JOB_ID_LENGTH, Recorder, fingerprint, foreign_record
+from jobs.refusals import refuse_now
 from jobs.workers import abandoned_by_rq, adopt_abandoned
 
 Status = JobRecord.Status
@@ -72,6 +73,8 @@ def _unfinished_ids() -> Iterator[list[tuple[str, str]]]:
 
 
 STRANDED = "queued, in no queue"
+#: The database's side of a job another client wrote that has no record yet.
+NO_RECORD = "no record"
 #: RQ's own clean-up failed a dead worker's job, with no retry and no history.
 ABANDONED = "failed by RQ as abandoned"
 
@@ -83,7 +86,8 @@ def find_differences(settle: float = 0.0) -> list[Difference]:
     waiting = live.queued_ids(settings.JOB_QUEUES)
     suspects: dict[str, str] = {}
     for chunk in _unfinished_ids():
-        in_redis = queueing.statuses(pk for pk, _ in chunk)
+        seen = live.examine_jobs([pk for pk, _ in chunk])
+        in_redis = {pk: job.status for pk, job in seen.items()}
         abandoned = set(
             abandoned_by_rq(
                 [
@@ -100,10 +104,15 @@ def find_differences(settle: float = 0.0) -> list[Difference]:
             if pk in abandoned:
                 found.append(Difference(pk, status, ABANDONED, "recover"))
                 continue
+            unreadable = _unreadable(seen.get(pk))
+            if unreadable:
+                found.append(Difference(pk, status, unreadable, "refuse"))
+                continue
             if status in AGREES.get(rq_status, ()):
                 continue
             repair = REPAIR.get(rq_status or "", "re-enqueue")
             found.append(Difference(pk, status, rq_status, repair))
+    found += find_foreign()
     if settle > 0 and suspects:
         # A job just popped by a live worker is also briefly in no queue; it
         # is "started" a moment later. Only a job still in limbo is stranded.
@@ -113,8 +122,75 @@ def find_differences(settle: float = 0.0) -> list[Difference]:
     return found
 
 
+def _unreadable(job: live.SeenJob | None) -> str | None:
+    """What a worker would refuse this job for, unless it already was."""
+    if job is None or not job.verdict.reason or job.status in ("failed", "stopped"):
+        return None
+    return f"{job.status}, unreadable: {job.verdict.reason}"
+
+
+def find_foreign() -> list[Difference]:
+    """Jobs in our queues' lists and registries that another client wrote
+    and that have no record yet (a worker records them when it refuses
+    them; one that no worker met, or that another client's worker ran, is
+    found here). Jobs of ours with no record (purged history) are not."""
+    ids = live.job_ids_in_redis(settings.JOB_QUEUES)
+    recorded: set[str] = set()
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        recorded.update(
+            JobRecord.objects.filter(pk__in=chunk).values_list("pk", flat=True)
+        )
+    seen = live.examine_jobs([i for i in ids if i not in recorded])
+    return [
+        Difference(
+            job.job_id, NO_RECORD, f"{job.status}, {job.verdict.reason}", "record"
+        )
+        for job in seen.values()
+        if job.verdict.reason and len(job.job_id) <= JOB_ID_LENGTH
+    ]
+
+
+def _record_foreign(job_ids: list[str]) -> set[str]:
+    """Record foreign jobs as Redis holds them now (status, failure); returns
+    the ids that have a record now."""
+    records = [_foreign(job) for job in live.examine_jobs(job_ids).values()]
+    JobRecord.objects.bulk_create(records, ignore_conflicts=True)
+    return set(JobRecord.objects.filter(pk__in=job_ids).values_list("pk", flat=True))
+
+
+def _foreign(job: live.SeenJob) -> JobRecord:
+    record = foreign_record(
+        job.job_id,
+        time.time(),
+        {
+            "function": job.verdict.function,
+            "queue": job.queue,
+            "arguments": job.verdict.arguments,
+            "created": job.created.timestamp() if job.created else None,
+        },
+    )
+    record.status = FOREIGN_STATUS.get(job.status or "", Status.DEAD)
+    if record.status == Status.DEAD:
+        record.error_type = job.verdict.exc_type
+        # The last line of another worker's traceback is its exception.
+        lines = [line for line in job.error.splitlines() if line.strip()]
+        record.last_error = lines[-1] if lines else job.verdict.reason
+        record.error_fingerprint = fingerprint(
+            record.task, record.error_type, record.last_error
+        )
+        record.finished_at = timezone.now()
+    return record
+
+
 #: Repairs done in Redis after commit; the events they send set the status.
-IN_REDIS = {"requeue": live.requeue_stranded, "recover": adopt_abandoned}
+IN_REDIS = {
+    "requeue": live.requeue_stranded,
+    "recover": adopt_abandoned,
+    "refuse": refuse_now,
+}
+#: A foreign job's status in its new record, from Redis's.
+FOREIGN_STATUS = {**REPAIR, "queued": Status.QUEUED}
 
 
 @transaction.atomic
@@ -124,8 +200,11 @@ def _repair(differences: list[Difference]) -> None:
         ids = [d.job_id for d in differences if d.repair == repair]
         if ids:
             transaction.on_commit(partial(act, ids))
+    recorded = _record_foreign([d.job_id for d in differences if d.repair == "record"])
     for diff in differences:
-        if diff.repair != "recover":
+        if diff.repair == "record" and diff.job_id not in recorded:
+            continue  # gone from Redis meanwhile: nothing to record
+        if diff.repair not in ("recover", "refuse", "record"):
             new_status: str = {
                 "requeue": Status.QUEUED,
                 "re-enqueue": Status.PENDING,

@@ -10,6 +10,9 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from jobs.models import JobRecord
+from jobs.selectors.history import Round, job_round
+
 register = template.Library()
 
 
@@ -26,3 +29,16 @@ def ago(value: datetime | None) -> str:
     if (timezone.now() - value).total_seconds() < 60:
         return "just now"
     return f"{timesince(value).split(',')[0]} ago"
+
+
+@register.filter
+def attempt_round(record: JobRecord) -> Round:
+    """`{% with r=job|attempt_round %}`: attempts within the current round."""
+    return job_round(record)
+
+
+@register.filter
+def error_is_outcome(record: JobRecord) -> bool:
+    """The last error is why the job stands where it is (dead, or waiting to
+    retry); on any other status it is an earlier failure, not the outcome."""
+    return record.status in (JobRecord.Status.DEAD, JobRecord.Status.RETRYING)

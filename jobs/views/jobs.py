@@ -11,11 +11,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from jobs import services
 from jobs.models import JobRecord, Origin
 from jobs.selectors import history
 from jobs.selectors.history import JobFilter
+from jobs.views.overview import HtmxHttpRequest
 
 PAGE_SIZE = 50
 #: action -> (service, verb of its summary message)
@@ -24,8 +26,16 @@ BULK_ACTIONS: dict[str, tuple[Callable[..., services.BulkResult], str]] = {
     "cancel": (services.jobs_cancel, "Canceled"),
     "delete": (services.jobs_delete, "Deleted"),
 }
-#: Actions that destroy history ask first, stating how many jobs they touch.
-DESTRUCTIVE = {"delete"}
+#: What each bulk action does, said on its confirmation. Every bulk action
+#: asks first: a filter (or none) can match the whole history.
+CONSEQUENCES = {
+    "retry": "Dead and canceled jobs run again, each with a new round of "
+    "attempts; jobs in other states are skipped and counted.",
+    "cancel": "Jobs that have not started are canceled and never run (they can "
+    "be retried later); running and finished jobs are skipped and counted.",
+    "delete": "Jobs are removed with their attempts and timelines; running "
+    "jobs are skipped. This cannot be undone.",
+}
 
 
 @login_required
@@ -54,41 +64,73 @@ def job_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @permission_required("jobs.operate", raise_exception=True)
 @require_POST
-def job_bulk(request: HttpRequest) -> HttpResponse:
-    """Re-run the posted filter server-side and act on every match (capped)."""
+def job_bulk(request: HtmxHttpRequest) -> HttpResponse:
+    """Re-run the posted filter server-side and act on every match (capped),
+    once the operator has confirmed the count they were shown."""
     job_filter = JobFilter.from_mapping(request.POST)
-    back = f"{reverse('jobs:jobs')}?{job_filter.as_querystring()}"
+    query = job_filter.as_querystring()
+    back = reverse("jobs:jobs") + (f"?{query}" if query else "")
     action = request.POST.get("action", "")
     if action not in BULK_ACTIONS or job_filter.problems:
         # A dropped filter field would widen the selection: refuse instead.
         for problem in job_filter.problems or [f"unknown action {action!r}"]:
             messages.error(request, f"{problem}; nothing done")
-        return redirect(back)
-    if needs_confirmation(request, action, job_filter):
-        count = history.job_count(job_filter, limit=services.BULK_CAP)
-        return render(
-            request,
-            "jobs/job_list.html",
-            {
-                "confirm": action,
-                "filter": job_filter,
-                "count": count,
-                "bulk_cap": services.BULK_CAP,
-                "back": back,
-            },
-        )
+        return _back(request, back)
+    count = history.job_count(job_filter, limit=services.BULK_CAP)
+    if not count:
+        messages.info(request, "No jobs match; nothing done")
+        return _back(request, back)
+    unconfirmed = confirmation_problem(request, count)
+    if unconfirmed is not None:
+        return _confirm(request, action, job_filter, count, unconfirmed, back)
     apply_bulk(request, action, job_filter, f"jobs matching {job_filter.as_text()}")
-    return redirect(back)
+    return _back(request, back)
 
 
-def needs_confirmation(
-    request: HttpRequest, action: str, job_filter: JobFilter
-) -> bool:
-    return (
-        action in DESTRUCTIVE
-        and request.POST.get("confirm") != "yes"
-        and history.job_search(job_filter).exists()
-    )
+def confirmation_problem(request: HttpRequest, count: history.MatchCount) -> str | None:
+    """None when the operator confirmed at least as many jobs as match now;
+    else why to ask (empty the first time). More matches than were confirmed
+    (new dead jobs, say) means asking again with the new count."""
+    raw = request.POST.get("expected", "")
+    if request.POST.get("confirm") != "yes" or not raw.isdigit():
+        return ""
+    if count.value > int(raw):
+        return (
+            f"Nothing done: {count.label} jobs match now, not the {int(raw):,} "
+            "you confirmed. Check the count and confirm again."
+        )
+    return None
+
+
+def _confirm(
+    request: HtmxHttpRequest,
+    action: str,
+    job_filter: JobFilter,
+    count: history.MatchCount,
+    problem: str,
+    back: str,
+) -> HttpResponse:
+    """The one confirmation of every bulk action: a page without JS, the
+    panel in place of the bulk form with HTMX."""
+    context = {
+        "confirm": action,
+        "verb": action.capitalize(),
+        "consequence": CONSEQUENCES[action],
+        "problem": problem,
+        "filter": job_filter,
+        "count": count,
+        "bulk_cap": services.BULK_CAP,
+        "back": back,
+    }
+    template = "jobs/job_list.html#confirm" if request.htmx else "jobs/job_list.html"
+    return render(request, template, context)
+
+
+def _back(request: HtmxHttpRequest, url: str) -> HttpResponse:
+    """Back to the list (HTMX: a full reload, as every row may have changed)."""
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
 
 
 def apply_bulk(

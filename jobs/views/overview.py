@@ -9,6 +9,7 @@ from django_htmx.middleware import HtmxDetails
 
 from jobs import charts
 from jobs.selectors import overview as selectors
+from jobs.selectors.figures import DEFINITIONS
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -31,8 +32,12 @@ def _charts(window: str) -> dict[str, object]:
 
 @login_required
 def overview(request: HttpRequest) -> HttpResponse:
-    context = {"overview": selectors.overview(), **_charts(_window(request))}
+    context = {**_live(), **_charts(_window(request))}
     return render(request, "jobs/overview.html", context)
+
+
+def _live() -> dict[str, object]:
+    return {"overview": selectors.overview(), "defs": DEFINITIONS}
 
 
 @login_required
@@ -40,6 +45,4 @@ def overview_live(request: HttpRequest) -> HttpResponse:
     """The live panel (headline and queues), or the charts with ?panel=charts."""
     if request.GET.get("panel") == "charts":
         return render(request, "jobs/overview.html#charts", _charts(_window(request)))
-    return render(
-        request, "jobs/overview.html#live", {"overview": selectors.overview()}
-    )
+    return render(request, "jobs/overview.html#live", _live())

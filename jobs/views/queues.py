@@ -14,6 +14,7 @@ from django_htmx.http import trigger_client_event
 from jobs import services
 from jobs.models import Origin
 from jobs.selectors import overview as selectors
+from jobs.selectors.figures import DEFINITIONS
 from jobs.views.overview import HtmxHttpRequest
 
 
@@ -27,7 +28,9 @@ def _updated(request: HtmxHttpRequest, name: str) -> HttpResponse:
     if not request.htmx:
         return redirect("jobs:queue", name=name)
     page = selectors.queue_page(name)
-    response = render(request, "jobs/queue.html#panel", {"page": page})
+    response = render(
+        request, "jobs/queue.html#panel", {"page": page, "defs": DEFINITIONS}
+    )
     return trigger_client_event(response, "queues-changed")
 
 
@@ -37,7 +40,8 @@ def queue_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
         return _unknown(request, name)
     live_only = request.htmx and request.htmx.target == "queue-live"
     template = "jobs/queue.html#live" if live_only else "jobs/queue.html"
-    return render(request, template, {"page": selectors.queue_page(name)})
+    context = {"page": selectors.queue_page(name), "defs": DEFINITIONS}
+    return render(request, template, context)
 
 
 @login_required

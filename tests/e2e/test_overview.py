@@ -7,13 +7,15 @@ import math
 import re
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 
 from jobs import monitor, queueing, services, stats
-from jobs.models import JobRecord, OperatorAction
+from jobs.models import Attempt, JobRecord, OperatorAction
 from jobs.workers import ConsoleWorker
 from tests.e2e.conftest import login, shot
 from tests.factories import user_in
@@ -54,6 +56,36 @@ def history() -> None:
                 at=at,
             )
         pipe.execute()
+    _finished_work()
+
+
+def _finished_work() -> None:
+    """Recorded history for the headline: jobs that succeeded, and one that
+    failed three attempts and went dead in the last hour."""
+    finished = timezone.now() - timedelta(minutes=5)
+    for n in range(12):
+        JobRecord.objects.create(
+            id=f"done-{n}",
+            task="demo.echo",
+            queue="default" if n % 3 else "mail",
+            status=JobRecord.Status.SUCCEEDED,
+            submitted_at=finished,
+            finished_at=finished,
+        )
+    dead = JobRecord.objects.create(
+        id="gave-up",
+        task="demo.fail",
+        queue="reports",
+        status=JobRecord.Status.DEAD,
+        attempts=3,
+        max_attempts=3,
+        submitted_at=finished,
+        finished_at=finished,
+    )
+    for number in (1, 2, 3):
+        Attempt.objects.create(
+            job=dead, number=number, outcome="failed", finished_at=finished
+        )
 
 
 @pytest.fixture
@@ -124,6 +156,9 @@ def test_operator_pauses_a_queue_sees_a_job_wait_then_resumes(
         "1"
     )
     expect(page.locator(".headline")).to_contain_text("workers alive")
+    expect(page.locator("#fig-failed-attempts")).to_have_text("3")
+    expect(page.locator("#fig-failed-jobs")).to_have_text("1 job")
+    expect(page.locator("#fig-went-dead")).to_have_text("1")
     expect(page.locator("#overview-live .updated time")).to_be_visible()
     shot(page, "overview")
 

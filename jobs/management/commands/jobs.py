@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from console.startup import explain_redis_error
 from jobs import queueing, selectors, services
 from jobs.models import JobRecord, Origin, Schedule
+from jobs.selectors.history import job_round, with_rounds
 from jobs.selectors.overview import overview
 from jobs.selectors.schedules import schedule_json
 from jobs.selectors.stats_text import stats_json, stats_table
@@ -226,14 +227,15 @@ class Command(BaseCommand):
         job_filter = selectors.JobFilter.from_mapping(options)
         if job_filter.problems:
             raise CommandError("; ".join(job_filter.problems))
-        rows = list(selectors.job_search(job_filter)[: max(1, options["limit"])])
+        found = with_rounds(selectors.job_search(job_filter))
+        rows = list(found[: max(1, options["limit"])])
         if options["json"]:
             self.emit([selectors.job_json(r) for r in rows])
             return
         for r in rows:
             self.stdout.write(
                 f"{r.pk}  {r.status:<9}  {r.queue:<10}  {r.task:<20}  "
-                f"{r.attempts}/{r.max_attempts}  {r.submitted_at:%Y-%m-%d %H:%M:%S}"
+                f"{r.submitted_at:%Y-%m-%d %H:%M:%S}  attempt {job_round(r).text}"
             )
 
     def do_retry(self, options: dict[str, Any]) -> None:
