@@ -8,6 +8,7 @@ failing test names what to re-read in the new release and what to port.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import inspect
 import textwrap
@@ -24,11 +25,14 @@ from django_rq.queues import DjangoScheduler
 from rq import get_current_job
 from rq.job import Job, JobStatus
 from rq.queue import Queue
+from rq.results import Result
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
+from rq.utils import utcformat
 from rq.worker import BaseWorker, SimpleWorker, Worker, WorkerStatus
 from rq_scheduler import Scheduler
 
-from jobs import queueing, rqwrites, scheduling, workers
+from jobs import jobhash, live, queueing, refusals, rqwrites, scheduling, workers
 from jobs.schedules import ConsoleScheduler
 
 #: Seconds before now: an execution whose heartbeat ran out this long ago.
@@ -89,6 +93,17 @@ OVERRIDDEN = [
     (Worker, "get_heartbeat_ttl", "self, job"),
     (Worker, "main_work_horse", "self, job, queue"),
     (Job, "prepare_for_execution", "self, worker_name, pipeline"),
+    (Job, "restore", "self, raw_data"),
+    (Job, "save", "self, pipeline=None, include_meta=True, include_result=True"),
+    (
+        Job,
+        "dependencies_are_met",
+        "self, parent_job=None, pipeline=None, exclude_job_id=None, "
+        "refresh_job_status=True",
+    ),
+    (Job, "get_meta", "self, refresh=True"),
+    (Job, "latest_result", "self, timeout=0"),
+    (RQScheduler, "enqueue_scheduled_jobs", "self"),
     (Scheduler, "run", "self, burst=False"),
     (Scheduler, "heartbeat", "self"),
     (Scheduler, "enqueue_jobs", "self"),
@@ -128,6 +143,12 @@ def test_our_overrides_still_override_something():
         (workers.ConsoleWorker, n) for c, n, _ in OVERRIDDEN if c is Worker
     ] + [
         (queueing.ConsoleJob, "prepare_for_execution"),
+        (queueing.ConsoleJob, "restore"),
+        (queueing.ConsoleJob, "save"),
+        (queueing.ConsoleJob, "dependencies_are_met"),
+        (queueing.ConsoleJob, "get_meta"),
+        (queueing.ConsoleJob, "latest_result"),
+        (refusals.CarefulScheduler, "enqueue_scheduled_jobs"),
         (ConsoleScheduler, "run"),
         (ConsoleScheduler, "heartbeat"),
         (ConsoleScheduler, "enqueue_jobs"),
@@ -156,6 +177,15 @@ COPIED = {
     # jobs/workers.py RecordingMixin.clean_registries
     "BaseWorker.clean_registries": (BaseWorker.clean_registries, "d2a7b5c91dbb"),
     "rq.registry.clean_registries": (rq.registry.clean_registries, "cbc68ec540fd"),
+    # jobs/workers.py RecordingMixin._start_careful_scheduler
+    "BaseWorker._start_scheduler": (BaseWorker._start_scheduler, "e01916fa0353"),
+    # jobs/refusals.py CarefulScheduler.enqueue_scheduled_jobs
+    "RQScheduler.enqueue_scheduled_jobs": (
+        RQScheduler.enqueue_scheduled_jobs,
+        "e876a18bcfd4",
+    ),
+    # jobs/queueing.py ConsoleJob._restore_refused sets what restore sets
+    "Job.restore": (Job.restore, "d593835faafc"),
     # jobs/workers.py recover_abandoned/_recover mirror the abandoned branch
     "StartedJobRegistry.cleanup": (
         rq.registry.StartedJobRegistry.cleanup,
@@ -250,6 +280,28 @@ def test_a_performed_job_keeps_its_return_value_in_result(redis_server):
             "self, job, pipeline=None, exclude_job_id=None, refresh_job_status=True",
         ),
         (rq.worker_registration, "clean_worker_registry", "queue"),
+        (Job, "fetch_many", "job_ids, connection, serializer=None"),
+        (Job, "should_enqueue_at_front", "self"),
+        (
+            rq.registry.ScheduledJobRegistry,
+            "get_jobs_to_schedule",
+            "self, timestamp=None, chunk_size=1000",
+        ),
+        (
+            rq.registry.BaseRegistry,
+            "remove",
+            "self, job, pipeline=None, delete_job=False",
+        ),
+        (
+            Result,
+            "create_failure",
+            "job, ttl, exc_string, worker_name='', pipeline=None, execution_id=None, "
+            "execution_started_at=None, execution_ended_at=None",
+        ),
+        (BaseWorker, "increment_failed_job_count", "self, pipeline=None"),
+        (RQScheduler, "acquire_locks", "self, auto_start=False"),
+        (RQScheduler, "prepare_registries", "self, queue_names=None"),
+        (RQScheduler, "release_locks", "self"),
     ],
     ids=lambda v: (
         v.__name__
@@ -268,6 +320,40 @@ def test_a_job_carries_its_retry_state(redis_server):
     assert job.retries_left is None and job.retry_intervals is None
     job.retries_left, job.retry_intervals = 1, [3]
     assert job.get_retry_interval() == 3
+
+
+@pytest.mark.parametrize(
+    "attribute", ["_func_name", "_instance", "_args", "_kwargs", "_status"]
+)
+def test_a_restored_job_has_the_attribute(redis_server, attribute):
+    """ConsoleJob._restore_refused sets these in place of RQ's restore, for a
+    job whose hash another client wrote."""
+    job = queueing.rq_queue("contract").enqueue(queueing.RUNNER, kwargs={})
+    fetched = Job.fetch(job.id, connection=queueing.connection())
+    assert attribute in vars(fetched), f"Job.{attribute} is gone"
+
+
+def test_rq_scheduler_has_what_careful_scheduler_uses(redis_server):
+    """refusals.CarefulScheduler and RecordingMixin._start_careful_scheduler."""
+    scheduler = RQScheduler(
+        [queueing.rq_queue("contract")],
+        connection=queueing.connection(),
+        logging_level="WARNING",
+        serializer=JSONSerializer,
+    )
+    for attribute in ("_status", "_scheduled_job_registries", "_acquired_locks"):
+        assert hasattr(scheduler, attribute), attribute
+    assert {"WORKING", "STARTED"} <= set(RQScheduler.Status.__members__)
+    assert scheduler.acquire_locks() == {"contract"}
+    assert scheduler.acquired_locks == {"contract"}
+    scheduler.register_birth()
+    scheduler.release_locks()
+    scheduler.register_death()
+    worker = Worker(["contract"], connection=queueing.connection())
+    assert hasattr(worker, "scheduler")
+    assert queueing.rq_queue("contract").intermediate_queue_key == (
+        "rq:queue:contract:intermediate"
+    )
 
 
 # -- 4. Redis key names and hash fields RQ writes ---------------------------
@@ -413,6 +499,12 @@ def test_rq_fails_an_abandoned_job_with_the_text_we_look_for(rq_worker):
     latest = job.latest_result()
     assert latest is not None and workers.RQ_ABANDONED in latest.exc_string
     assert job.get_status() == JobStatus.FAILED
+    # live.examine_jobs reads it raw: stream rq:results:<id>, base64 of zlib.
+    ((_id, fields),) = client.xrevrange(f"rq:results:{job.id}", count=1)
+    text = zlib.decompress(base64.b64decode(fields[b"exc_string"])).decode()
+    assert workers.RQ_ABANDONED in text
+    raw = client.hgetall(job.key)
+    assert workers.RQ_ABANDONED in live._failure_text(raw, [(_id, fields)])
 
 
 # -- 6. RQ's data encoding, rebuilt in rqwrites -----------------------------
@@ -426,6 +518,29 @@ def test_rqwrites_encodes_data_as_rq_does(redis_server):
     stored = queueing.connection().hget(job.key, "data")
     assert stored == rqwrites.job_data(queueing.RUNNER, kwargs)
     assert zlib.decompress(stored) == job.data
+
+
+def test_rq_pickles_and_compresses_a_plain_producers_data(redis_server):
+    """jobhash tells a plain RQ producer's job by these bytes, never
+    unpickling it: zlib's first byte, then a pickle's protocol opcode."""
+    job = Queue("contract", connection=queueing.connection()).enqueue(len, [])
+    data = queueing.connection().hget(job.key, "data")
+    assert data.startswith(b"x") and jobhash.decompressed(data).startswith(b"\x80")
+    assert jobhash.examine(queueing.connection().hgetall(job.key)).function == (
+        "builtins.len"
+    )
+
+
+def test_hash_fields_refusals_writes_by_hand(redis_server):
+    """refusals.refuse writes status, ended_at, exc_info and worker_name as
+    RQ would: the names RQ uses and its time format."""
+    job = queueing.rq_queue("contract").create_job(queueing.RUNNER, kwargs={})
+    job._exc_info, job.meta = "refused", {"a": 1}  # written only when set
+    written = job.to_dict()
+    assert {"status", "ended_at", "exc_info", "worker_name"} <= set(written)
+    moment = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    assert utcformat(moment) == moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert {k.encode() for k in written} | {b"result"} >= jobhash.BINARY_FIELDS
 
 
 # -- 7. redis-py and django-rq internals -------------------------------------
