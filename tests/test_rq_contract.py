@@ -42,9 +42,13 @@ LONG_AGO = 3600
 def shape(function: Callable[..., Any]) -> str:
     """A signature without annotations (RQ writes them as strings, and they
     change without breaking a caller): names, kinds and defaults."""
-    parts = []
+    stars: dict[Any, str] = {
+        inspect.Parameter.VAR_POSITIONAL: "*",
+        inspect.Parameter.VAR_KEYWORD: "**",
+    }
+    parts: list[str] = []
     for p in inspect.signature(function).parameters.values():
-        text = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name
+        text = stars.get(p.kind, "") + p.name
         if p.kind == p.KEYWORD_ONLY and not any("*" in x for x in parts):
             parts.append("*")
         if p.default is not p.empty:
@@ -384,7 +388,9 @@ def ran_a_job(redis_server) -> tuple[SimpleWorker, Job, dict[str, Any]]:
     worker.work(burst=True, logging_level="WARNING")
     job.refresh()
     assert job.get_status() == JobStatus.FINISHED, job.latest_result()
-    return worker, job, job.return_value()
+    seen = job.return_value()
+    assert isinstance(seen, dict)
+    return worker, job, seen
 
 
 def test_worker_keys_and_fields(ran_a_job):

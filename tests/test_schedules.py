@@ -136,7 +136,7 @@ def fire_times(schedule: Schedule) -> list[int]:
     keys = JobRecord.objects.filter(schedule=schedule).values_list(
         "idempotency_key", flat=True
     )
-    return sorted(int(key.rsplit(":", 1)[1]) for key in keys)
+    return sorted(int(str(key).rsplit(":", 1)[1]) for key in keys)
 
 
 def scheduler_cycles_after(moment: float, cycles: int) -> None:
