@@ -81,6 +81,7 @@ OVERRIDDEN = [
     ),
     (Worker, "dequeue_job_and_maintain_ttl", "self, timeout, max_idle_time=None"),
     (Worker, "heartbeat", "self, timeout=None, pipeline=None"),
+    (Worker, "subscribe", "self"),
     (Worker, "set_state", "self, state, pipeline=None"),
     (Worker, "run_maintenance_tasks", "self"),
     (Worker, "clean_registries", "self"),
@@ -181,6 +182,8 @@ COPIED = {
     # jobs/workers.py RecordingMixin.clean_registries
     "BaseWorker.clean_registries": (BaseWorker.clean_registries, "d2a7b5c91dbb"),
     "rq.registry.clean_registries": (rq.registry.clean_registries, "cbc68ec540fd"),
+    # jobs/workers.py RecordingMixin.subscribe
+    "BaseWorker.subscribe": (BaseWorker.subscribe, "9cad6605f41e"),
     # jobs/workers.py RecordingMixin._start_careful_scheduler
     "BaseWorker._start_scheduler": (BaseWorker._start_scheduler, "e01916fa0353"),
     # jobs/refusals.py CarefulScheduler.enqueue_scheduled_jobs
@@ -228,6 +231,9 @@ def rq_worker(redis_server) -> Worker:
         "death_penalty_class",
         "job_monitoring_interval",
         "hostname",
+        "_pubsub_exception_handler",  # our subscribe
+        "pubsub_channel_name",
+        "handle_payload",
     ],
 )
 def test_worker_has_the_attribute(rq_worker, attribute):
