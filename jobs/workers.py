@@ -303,6 +303,14 @@ class RecordingMixin(_WorkerBase):
             exception_handler=self._pubsub_exception_handler,
         )
 
+    def unsubscribe(self) -> None:
+        """RQ's, except that the thread closes its connection itself as it
+        ends: RQ closes it too, which races the thread now that it wakes."""
+        if self.pubsub_thread:
+            self.pubsub.unsubscribe()
+            self.pubsub_thread.stop()
+            self.pubsub_thread.join(timeout=PUBSUB_WAKE * 5)
+
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         """RQ's start-up (register the worker, subscribe to its commands)
         outside the work loop's error handling: a Redis restart then waits

@@ -82,6 +82,7 @@ OVERRIDDEN = [
     (Worker, "dequeue_job_and_maintain_ttl", "self, timeout, max_idle_time=None"),
     (Worker, "heartbeat", "self, timeout=None, pipeline=None"),
     (Worker, "subscribe", "self"),
+    (Worker, "unsubscribe", "self"),
     (Worker, "set_state", "self, state, pipeline=None"),
     (Worker, "run_maintenance_tasks", "self"),
     (Worker, "clean_registries", "self"),
@@ -184,6 +185,7 @@ COPIED = {
     "rq.registry.clean_registries": (rq.registry.clean_registries, "cbc68ec540fd"),
     # jobs/workers.py RecordingMixin.subscribe
     "BaseWorker.subscribe": (BaseWorker.subscribe, "9cad6605f41e"),
+    "BaseWorker.unsubscribe": (BaseWorker.unsubscribe, "691bf30fbd75"),
     # jobs/workers.py RecordingMixin._start_careful_scheduler
     "BaseWorker._start_scheduler": (BaseWorker._start_scheduler, "e01916fa0353"),
     # jobs/refusals.py CarefulScheduler.enqueue_scheduled_jobs

@@ -155,6 +155,7 @@ def test_a_worker_refuses_to_start_when_its_checks_fail(redis_server):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_worker_leaves_its_command_channel_at_once(redis_server):
     """redis-py 8's pubsub thread stop() waits for the thread, which RQ lets
     sleep 60 s: every worker's exit, and every burst, would wait that long.
@@ -165,3 +166,4 @@ def test_a_worker_leaves_its_command_channel_at_once(redis_server):
     leaving.start()
     leaving.join(timeout=30)
     assert not leaving.is_alive(), "unsubscribing hangs"
+    assert not worker.pubsub_thread.is_alive()  # it closed its connection
