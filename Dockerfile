@@ -3,15 +3,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 RUN useradd --create-home --uid 10001 app
 COPY pyproject.toml ./
-COPY console ./console
 COPY jobs ./jobs
+# The wheel holds the app only; the reference project runs from /app.
 RUN pip install .
+COPY console ./console
 COPY manage.py ./
 # Bytecode written once here: PYTHONDONTWRITEBYTECODE (and a read-only /app)
 # would otherwise make every process compile the project as it starts.
 RUN python -m compileall -q console jobs manage.py
 COPY templates ./templates
-COPY static ./static
 RUN DEBUG=1 STATIC_ROOT=/app/staticfiles python manage.py collectstatic --noinput \
     && mkdir -p /app/var && chown -R app:app /app/var
 ENV STATIC_ROOT=/app/staticfiles

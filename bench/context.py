@@ -25,6 +25,7 @@ NAMES = (
     "metrics",
     "stored",
     "screens",
+    "standard",
 )
 
 

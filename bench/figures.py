@@ -20,6 +20,7 @@ from bench import (
     scaling,
     schedule_delay,
     screens,
+    standard,
     stored,
     submit,
 )
@@ -157,6 +158,7 @@ FIGURES: dict[str, Callable[[Context], None]] = {
     "metrics": metrics_time.figure,
     "stored": stored.figure,
     "screens": screens.figure,
+    "standard": standard.figure,
 }
 
 assert tuple(FIGURES) == NAMES, "bench.context.NAMES lists every figure in order"
@@ -202,6 +204,7 @@ NOTES: dict[str, str] = {
     "metrics": metrics_time.NOTE,
     "stored": stored.NOTE,
     "screens": screens.NOTE,
+    "standard": standard.NOTE,
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -156,26 +157,8 @@ if "default" not in JOB_QUEUES:
 #: start-up: a job never imports a path that came from Redis).
 JOB_TASK_MODULES = env_list("JOB_TASK_MODULES", "jobs.tasks.demo")
 
-REDIS_SOCKET_TIMEOUT = 5
-
-RQ_QUEUES = {
-    f"{name}{suffix}": {
-        "URL": REDIS_URL,
-        "DEFAULT_TIMEOUT": 180,
-        "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
-        "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
-        "HEALTH_CHECK_INTERVAL": 10,
-    }
-    for name in JOB_QUEUES
-    for suffix in (":high", "", ":low")
-}
-RQ = {
-    "WORKER_CLASS": "jobs.workers.ConsoleWorker",
-    "JOB_CLASS": "jobs.queueing.ConsoleJob",
-    "SERIALIZER": "rq.serializers.JSONSerializer",
-    "COMMIT_MODE": "auto",
-    "SCHEDULER_CLASS": "jobs.schedules.ConsoleScheduler",
-}
+# The RQ_QUEUES lanes and the RQ classes come from the app (jobs/conf.py),
+# derived from REDIS_URL and JOB_QUEUES as in any host project.
 RQ_SHOW_ADMIN_LINK = False
 
 INSTALLED_APPS = [
@@ -205,6 +188,14 @@ WORKER_COMMANDS = frozenset({"rqworker", "rqworker-pool"})
 WORKER_PROCESS = len(sys.argv) > 1 and sys.argv[1] in WORKER_COMMANDS
 if WORKER_PROCESS:
     INSTALLED_APPS = [app for app in INSTALLED_APPS if app in WORKER_APPS]
+elif find_spec("django.tasks") is None:
+    # Django 5.2: the Tasks API comes from the django-tasks backport, whose
+    # app runs the backends' system checks (Django 6.0 has them built in).
+    INSTALLED_APPS.append("django_tasks")
+
+#: Django's standard Tasks API (`@task` from django.tasks or django_tasks)
+#: runs on this project's jobs; see README.md, "Django's Tasks API".
+TASKS = {"default": {"BACKEND": "jobs.tasks_backend.ConsoleTaskBackend"}}
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
@@ -233,7 +224,6 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "jobs.context_processors.console",
             ],
         },
     },
@@ -256,7 +246,6 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
 WHITENOISE_USE_FINDERS = DEBUG
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

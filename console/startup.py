@@ -5,30 +5,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from typing import NoReturn
-from urllib.parse import urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, SystemCheckError
 
-
-def redacted(url: str) -> str:
-    """The URL with its password replaced, safe to print and log."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
-
-
-def explain_redis_error(exc: Exception) -> str:
-    from django.conf import settings
-
-    url = redacted(settings.REDIS_URL)
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    lowered = text.lower()
-    if "password" in lowered or "auth" in lowered or "wrongpass" in lowered:
-        return f"REDIS_URL: authentication failed for {url} ({text})"
-    return f"REDIS_URL: cannot reach the Redis server at {url} ({text})"
+from jobs.conf import explain_redis_error
 
 
 def fail(message: str) -> NoReturn:

@@ -7,6 +7,7 @@ from jobs.metrics import metrics_view
 from jobs.views import health
 
 admin.site.site_header = "Jobs console — admin"
+admin.site.index_title = "Jobs console administration"
 admin.site.site_url = "/"
 
 urlpatterns = [

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from jobs import services
+from jobs.forms import TextField
 from jobs.models import (
     Alert,
     AlertRule,
@@ -24,12 +25,11 @@ from jobs.models import (
     QueueState,
     Schedule,
 )
+from jobs.selectors.history import MatchCount
 from jobs.services import schedules as schedule_services
+from jobs.services.validation import MAX_REASON_LENGTH, text_problem
 from jobs.tokens import token_create, token_revoke
-
-admin.site.site_header = "Jobs console — admin"
-admin.site.index_title = "Jobs console administration"
-admin.site.site_url = "/"  # "View site" leads back to the console
+from jobs.views.jobs import BULK_ACTIONS, CONSEQUENCES, confirmation_problem
 
 
 class ReadOnly(admin.ModelAdmin):
@@ -83,13 +83,34 @@ def _report(
     model_admin.message_user(request, result.summary(verb) + ".", level)
 
 
+class CheckedSearch(admin.ModelAdmin):
+    """The search box held to the front doors' text rule: a term the database
+    could not take (a NUL character) or a thousand words that would nest a
+    query too deep finds nothing and says why, instead of a server error."""
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        problem = text_problem(search_term) if search_term else None
+        if problem:
+            self.message_user(request, f"Search: {problem}.", messages.ERROR)
+            return queryset.none(), False
+        return self.search(request, queryset, search_term)
+
+    def search(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        """The search itself, for a term that passed the rule."""
+        return super().get_search_results(request, queryset, search_term)
+
+
 class OperateMixin:
     def has_operate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("jobs.operate")
 
 
 @admin.register(JobRecord)
-class JobRecordAdmin(OperateMixin, ReadOnly):
+class JobRecordAdmin(OperateMixin, CheckedSearch, ReadOnly):
     list_display = (
         "id",
         "task",
@@ -109,68 +130,80 @@ class JobRecordAdmin(OperateMixin, ReadOnly):
     list_per_page = 50
     show_full_result_count = False  # a COUNT(*) over millions of rows per page
 
-    def get_search_results(
+    def search(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
         if search_term and JobRecord.objects.filter(pk=search_term).exists():
             return queryset.filter(pk=search_term), False
-        return super().get_search_results(request, queryset, search_term)
+        return super().search(request, queryset, search_term)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         found = super().get_actions(request)
         found.pop("delete_selected", None)
         return found
 
-    @admin.action(description="Retry selected jobs", permissions=["operate"])
-    def retry(self, request: HttpRequest, queryset: QuerySet[JobRecord]) -> None:
-        result = services.jobs_retry(
-            ids=queryset.values_list("pk", flat=True),
-            actor=request.user,
-            origin=Origin.ADMIN,
-            target="jobs selected in the admin",
-        )
-        _report(self, request, result, "Retried")
+    @admin.action(description="Retry selected jobs…", permissions=["operate"])
+    def retry(
+        self, request: HttpRequest, queryset: QuerySet[JobRecord]
+    ) -> HttpResponse | None:
+        return self._bulk(request, queryset, "retry")
 
-    @admin.action(description="Cancel selected jobs", permissions=["operate"])
-    def cancel(self, request: HttpRequest, queryset: QuerySet[JobRecord]) -> None:
-        result = services.jobs_cancel(
-            ids=queryset.values_list("pk", flat=True),
-            actor=request.user,
-            origin=Origin.ADMIN,
-            target="jobs selected in the admin",
-        )
-        _report(self, request, result, "Canceled")
+    @admin.action(description="Cancel selected jobs…", permissions=["operate"])
+    def cancel(
+        self, request: HttpRequest, queryset: QuerySet[JobRecord]
+    ) -> HttpResponse | None:
+        return self._bulk(request, queryset, "cancel")
 
     @admin.action(
-        description="Delete selected jobs and their history", permissions=["operate"]
+        description="Delete selected jobs and their history…", permissions=["operate"]
     )
     def delete_jobs(
         self, request: HttpRequest, queryset: QuerySet[JobRecord]
     ) -> HttpResponse | None:
-        if request.POST.get("confirmed") != "yes":
+        return self._bulk(request, queryset, "delete")
+
+    def _bulk(
+        self, request: HttpRequest, queryset: QuerySet[JobRecord], action: str
+    ) -> HttpResponse | None:
+        """Django's intermediate page, as for its own delete: state the exact
+        count and act only on a "yes" for at least as many jobs as now match
+        (the selection can be "all N matching", which grows)."""
+        count = MatchCount(queryset.count())
+        problem = confirmation_problem(request, count)
+        if problem is not None:
             return render(
                 request,
                 "admin/jobs/confirm_delete.html",
                 {
-                    "count": queryset.count(),
-                    "ids": queryset.values_list("pk", flat=True),
+                    **self.admin_site.each_context(request),
+                    "count": count.value,
+                    "ids": queryset.values_list("pk", flat=True)[: services.BULK_CAP],
+                    "select_across": request.POST.get("select_across") == "1",
+                    "action": request.POST.get("action", ""),
+                    "verb": action.capitalize(),
+                    "consequence": CONSEQUENCES[action],
+                    "problem": problem,
+                    "bulk_cap": services.BULK_CAP,
                     "opts": self.model._meta,
-                    "title": "Delete jobs?",
+                    "title": f"{action.capitalize()} jobs?",
                 },
             )
-        result = services.jobs_delete(
+        service, verb = BULK_ACTIONS[action]
+        result = service(
             ids=queryset.values_list("pk", flat=True),
             actor=request.user,
             origin=Origin.ADMIN,
             target="jobs selected in the admin",
         )
-        _report(self, request, result, "Deleted")
+        _report(self, request, result, verb)
         return None
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(
-        max_length=500, required=True, help_text="Recorded in the operator log."
+    reason = TextField(
+        max_length=MAX_REASON_LENGTH,
+        required=True,
+        help_text="Recorded in the operator log.",
     )
 
 
@@ -226,7 +259,7 @@ class QueueStateAdmin(OperateMixin, ReadOnly):
 
 
 @admin.register(OperatorAction)
-class OperatorActionAdmin(ReadOnly):
+class OperatorActionAdmin(CheckedSearch, ReadOnly):
     list_display = ("at", "actor_name", "action", "target", "count", "reason", "origin")
     list_filter = ("action", "origin")
     search_fields = ("actor_name", "target", "reason")

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from jobs import live, notify, queueing
 from jobs.models import Alert, AlertRule, JobRecord, QueueState, Schedule
-from jobs.selectors.figures import Figures, Window, window_figures
+from jobs.selectors.figures import Figures, Window, jobs_query, window_figures
 
 Kind = AlertRule.Kind
 SCHEDULER_SEEN = "console:scheduler:seen"
@@ -74,12 +74,22 @@ def _examples(status: str, since: Any, queue: str | None = None) -> dict[str, An
     }
 
 
+def _waiting_jobs(queue: str) -> str:
+    """The Jobs screen's filter for the jobs an alert about waiting is about
+    (the alert card links it: every number leads to its jobs)."""
+    return jobs_query(queue=queue, status="queued")
+
+
 def queue_depth(rule: AlertRule, snap: Snapshot) -> list[Finding]:
     return [
         Finding(
             q,
             f"{q}: {snap.depths[q].queued} jobs waiting (threshold {rule.threshold:g})",
-            {"queued": snap.depths[q].queued, "threshold": rule.threshold},
+            {
+                "queued": snap.depths[q].queued,
+                "threshold": rule.threshold,
+                "jobs_query": _waiting_jobs(q),
+            },
         )
         for q in _queues(rule)
         if q in snap.depths and snap.depths[q].queued > rule.threshold
@@ -99,6 +109,7 @@ def oldest_wait(rule: AlertRule, snap: Snapshot) -> list[Finding]:
                     {
                         "oldest_wait_seconds": round(wait, 1),
                         "queued": snap.depths[q].queued,
+                        "jobs_query": _waiting_jobs(q),
                     },
                 )
             )
@@ -138,6 +149,7 @@ def _failure_finding(rule: AlertRule, figures: Figures, rate: float) -> Finding:
             "attempts": figures.finished_attempts,
             "failed_jobs": figures.failed_jobs,
             "rate_percent": round(rate, 1),
+            "jobs_query": figures.links["failed_jobs"],
             **_examples(JobRecord.Status.DEAD, figures.window.since, q),
         },
     )
@@ -152,6 +164,7 @@ def no_worker(rule: AlertRule, snap: Snapshot) -> list[Finding]:
             {
                 "queued": snap.depths[q].queued,
                 "live_workers": [w.name for w in snap.workers],
+                "jobs_query": _waiting_jobs(q),
             },
         )
         for q in _queues(rule)
@@ -163,7 +176,10 @@ def no_worker(rule: AlertRule, snap: Snapshot) -> list[Finding]:
 
 
 def dead_growth(rule: AlertRule, snap: Snapshot) -> list[Finding]:
-    since = timezone.now() - timedelta(seconds=rule.window_seconds)
+    # From a whole second, as the link below carries it.
+    since = timezone.now().replace(microsecond=0) - timedelta(
+        seconds=rule.window_seconds
+    )
     count = JobRecord.objects.filter(
         status=JobRecord.Status.DEAD, finished_at__gte=since
     ).count()
@@ -173,7 +189,11 @@ def dead_growth(rule: AlertRule, snap: Snapshot) -> list[Finding]:
         Finding(
             "all queues",
             f"{count} jobs went dead in the last {rule.window_seconds // 60} min",
-            {"dead": count, **_examples(JobRecord.Status.DEAD, since)},
+            {
+                "dead": count,
+                "jobs_query": jobs_query(status="dead", finished_since=since),
+                **_examples(JobRecord.Status.DEAD, since),
+            },
         )
     ]
 

@@ -15,9 +15,10 @@ class JobsConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        from jobs import checks, registry  # noqa: F401 - registers system checks
+        from jobs import checks, conf, registry
 
-        registry.load(settings.JOB_TASK_MODULES)
+        conf.apply_defaults()
+        checks.missing_task_modules[:] = registry.load(settings.JOB_TASK_MODULES)
         post_migrate.connect(repair_text_index, sender=self)
 
 

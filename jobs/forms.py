@@ -6,12 +6,13 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.forms import BoundField
 from django.utils import timezone
 
 from jobs import registry
 from jobs.models import Priority
-from jobs.services.validation import RETRY_OPTIONS
+from jobs.services.validation import MAX_TERM_LENGTH, RETRY_OPTIONS, text_problem
 
 #: The retry options a submission may override, as form fields.
 RETRY_FIELDS = {f"retry_{name}": name for name in RETRY_OPTIONS}
@@ -26,6 +27,22 @@ _RETRY_LABELS = {
 
 def _select(choices: list[tuple[str, str]]) -> forms.Select:
     return forms.Select(choices=choices)
+
+
+class TextField(forms.CharField):
+    """A text field held to the front doors' one text rule
+    (services.validation.text_problem): the same refusals, in the same words,
+    as the API and the CLI give."""
+
+    def __init__(self, *, max_length: int = MAX_TERM_LENGTH, **kwargs: Any) -> None:
+        super().__init__(max_length=max_length, **kwargs)
+        self.rule_length = max_length
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        problem = text_problem(value, max_length=self.rule_length) if value else None
+        if problem:
+            raise ValidationError(problem, code="text")
 
 
 class SubmitForm(forms.Form):

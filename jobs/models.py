@@ -27,6 +27,8 @@ class Origin(models.TextChoices):
     #: Written into our Redis by another RQ client (a plain `rq` producer):
     #: recorded when a worker refuses it or reconciliation finds it.
     FOREIGN = "foreign", "Another RQ client"
+    #: Enqueued through Django's standard Tasks API (jobs.tasks_backend).
+    DJANGO_TASKS = "django.tasks", "Django Tasks API"
 
 
 class JobRecord(models.Model):

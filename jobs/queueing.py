@@ -29,8 +29,8 @@ from rq.job import Dependency, Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
-from console.startup import explain_redis_error
-from jobs import events, jobhash, rqwrites
+from jobs import conf, events, jobhash, rqwrites
+from jobs.conf import explain_redis_error
 from jobs.jobhash import RUNNER
 
 PRIORITY_SUFFIX = {"high": ":high", "normal": "", "low": ":low"}
@@ -72,8 +72,8 @@ def connection() -> Any:
     if client is None:
         client = redis.Redis.from_url(
             settings.REDIS_URL,
-            socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
-            socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
+            socket_timeout=conf.get("REDIS_SOCKET_TIMEOUT"),
+            socket_connect_timeout=conf.get("REDIS_SOCKET_TIMEOUT"),
             health_check_interval=10,
             **NO_CLIENT_INFO,
         )
@@ -87,8 +87,8 @@ def worker_connection(client: Any) -> Any:
     pool = client.connection_pool
     options = {
         **pool.connection_kwargs,
-        "socket_timeout": settings.REDIS_SOCKET_TIMEOUT,
-        "socket_connect_timeout": settings.REDIS_SOCKET_TIMEOUT,
+        "socket_timeout": conf.get("REDIS_SOCKET_TIMEOUT"),
+        "socket_connect_timeout": conf.get("REDIS_SOCKET_TIMEOUT"),
         "health_check_interval": 10,
         **NO_CLIENT_INFO,
     }
@@ -110,7 +110,7 @@ def wait_for_redis(client: Any, wait: float | None = None) -> None:
     REDIS_STARTUP_WAIT) and say so once; wrong credentials end the wait at
     once. Giving up raises ImproperlyConfigured: one line naming REDIS_URL.
     """
-    wait = settings.REDIS_STARTUP_WAIT if wait is None else wait
+    wait = conf.get("REDIS_STARTUP_WAIT") if wait is None else wait
     deadline = time.monotonic() + wait
     said = False
     while True:

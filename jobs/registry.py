@@ -6,6 +6,7 @@ the name up here and never imports a path that came from Redis.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import random
 from collections.abc import Callable
@@ -104,8 +105,12 @@ def task(
     """Register a function as a task. It receives the validated payload model."""
 
     def register(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        existing = _TASKS.get(name)
-        if existing is not None and existing.func.__qualname__ != func.__qualname__:
+        taken = _TASKS[name].func if name in _TASKS else None
+        # A standard task's callable has no __qualname__ (jobs.tasks_backend).
+        if (
+            taken is not None
+            and getattr(taken, "__qualname__", "") != func.__qualname__
+        ):
             raise ValueError(f"task name {name!r} is already registered")
         _TASKS[name] = TaskDef(
             name=name,
@@ -123,18 +128,56 @@ def task(
     return register
 
 
+def add(definition: TaskDef) -> None:
+    """Register a task defined elsewhere (Django's standard tasks, see
+    jobs.tasks_backend); the first definition of a name stays."""
+    existing = _TASKS.setdefault(definition.name, definition)
+    if existing is not definition and existing.func != definition.func:
+        raise ValueError(f"task name {definition.name!r} is already registered")
+
+
 def get(name: str) -> TaskDef:
     try:
-        return _TASKS[name]
+        return _TASKS.get(name) or _import_for(name)
     except KeyError:
         raise UnknownTask(f"unknown task {name!r}") from None
+
+
+def _import_for(name: str) -> TaskDef:
+    """A task named by its module path (Django's standard tasks) in a module at
+    or below one that JOB_TASK_MODULES lists: import that module on first use
+    (a submodule the listed one does not import itself). Nothing outside the
+    listed modules is ever imported for a name read from Redis."""
+    from django.conf import settings
+
+    module = name.rpartition(".")[0]
+    if module and any(
+        module == listed or module.startswith(listed + ".")
+        for listed in settings.JOB_TASK_MODULES
+    ):
+        with contextlib.suppress(ImportError, ValueError):
+            importlib.import_module(module)
+    return _TASKS[name]
 
 
 def all_tasks() -> list[TaskDef]:
     return sorted(_TASKS.values(), key=lambda t: t.name)
 
 
-def load(modules: list[str]) -> None:
-    """Import the task modules named in settings (JOB_TASK_MODULES)."""
+def load(modules: list[str]) -> list[str]:
+    """Import the task modules named in settings (JOB_TASK_MODULES).
+
+    Returns the ones that do not exist, for a system check to report (an
+    import error raised while Django sets up would be a bare traceback); an
+    error inside a module that exists is the module's own bug and is raised.
+    """
+    missing = []
     for module in modules:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            name = exc.name or ""
+            if not (module == name or module.startswith(f"{name}.")):
+                raise
+            missing.append(module)
+    return missing

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, register_converter
 
+from jobs.converters import TextConverter
 from jobs.views import (
     alerts,
     audit,
@@ -14,30 +15,35 @@ from jobs.views import (
     submit,
     workers,
 )
+from jobs.views.access import viewer_required
 
 app_name = "jobs"
+# Namespaced: converters are global to the host project.
+register_converter(TextConverter, "jobs_text")
 
 urlpatterns = [
     path("", overview.overview, name="home"),
     path("overview/live/", overview.overview_live, name="overview-live"),
-    path("queues/<str:name>/", queues.queue_detail, name="queue"),
-    path("queues/<str:name>/pause/", queues.queue_pause, name="queue-pause"),
-    path("queues/<str:name>/resume/", queues.queue_resume, name="queue-resume"),
-    path("queues/<str:name>/empty/", queues.queue_empty, name="queue-empty"),
+    path("queues/<jobs_text:name>/", queues.queue_detail, name="queue"),
+    path("queues/<jobs_text:name>/pause/", queues.queue_pause, name="queue-pause"),
+    path("queues/<jobs_text:name>/resume/", queues.queue_resume, name="queue-resume"),
+    path("queues/<jobs_text:name>/empty/", queues.queue_empty, name="queue-empty"),
     path("jobs/", jobs.job_list, name="jobs"),
     path("jobs/bulk/", jobs.job_bulk, name="jobs-bulk"),
-    path("jobs/<str:job_id>/", job_page.job_detail, name="job"),
-    path("jobs/<str:job_id>/live/", job_page.job_live, name="job-live"),
-    path("jobs/<str:job_id>/retry/", job_page.job_retry, name="job-retry"),
-    path("jobs/<str:job_id>/cancel/", job_page.job_cancel, name="job-cancel"),
-    path("jobs/<str:job_id>/delete/", job_page.job_delete, name="job-delete"),
-    path("jobs/<str:job_id>/run-now/", job_page.job_run_now, name="job-run-now"),
+    path("jobs/<jobs_text:job_id>/", job_page.job_detail, name="job"),
+    path("jobs/<jobs_text:job_id>/live/", job_page.job_live, name="job-live"),
+    path("jobs/<jobs_text:job_id>/retry/", job_page.job_retry, name="job-retry"),
+    path("jobs/<jobs_text:job_id>/cancel/", job_page.job_cancel, name="job-cancel"),
+    path("jobs/<jobs_text:job_id>/delete/", job_page.job_delete, name="job-delete"),
+    path("jobs/<jobs_text:job_id>/run-now/", job_page.job_run_now, name="job-run-now"),
     path("failures/", failures.failure_groups, name="failures"),
     path(
-        "failures/<str:fingerprint>/retry/", failures.group_retry, name="failures-retry"
+        "failures/<jobs_text:fingerprint>/retry/",
+        failures.group_retry,
+        name="failures-retry",
     ),
     path(
-        "failures/<str:fingerprint>/discard/",
+        "failures/<jobs_text:fingerprint>/discard/",
         failures.group_discard,
         name="failures-discard",
     ),
@@ -60,3 +66,8 @@ urlpatterns = [
     path("alerts/", alerts.alert_list, name="alerts"),
     path("submit/", submit.submit, name="submit"),
 ]
+
+# Every page needs the viewer permission, here in one place so that no new
+# screen can forget it; operator actions check jobs.operate as well.
+for _pattern in urlpatterns:
+    _pattern.callback = viewer_required(_pattern.callback)

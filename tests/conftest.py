@@ -17,7 +17,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from console.localredis import LocalRedis, free_port
-from jobs import queueing
+from jobs import conf, queueing
 from jobs.models import JobRecord
 from jobs.recorder import Recorder
 from jobs.workers import ConsoleWorker
@@ -28,7 +28,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 def _point_settings_at(url: str) -> None:
     settings.REDIS_URL = url
-    for config in settings.RQ_QUEUES.values():
+    for config in conf.get("RQ_QUEUES").values():
         config["URL"] = url
     os.environ["REDIS_URL"] = url
     queueing._connections.clear()

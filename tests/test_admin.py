@@ -36,17 +36,55 @@ def test_job_actions_go_through_the_services(admin_client, run_until):
     run_until(final(dead))
     waiting = services.job_submit(task="demo.echo", payload={"text": "x"}, delay=600)
     url = "/admin/jobs/jobrecord/"
-    page = action(admin_client, url, "retry", [dead.pk, waiting.pk])
+    page = action(admin_client, url, "retry", [dead.pk, waiting.pk], **YES(2))
     assert b"Retried 1 job; 1 skipped: 1 already scheduled" in page.content
-    page = action(admin_client, url, "cancel", [waiting.pk])
+    page = action(admin_client, url, "cancel", [waiting.pk], **YES(1))
     assert b"Canceled 1 job" in page.content
     confirm = action(admin_client, url, "delete_jobs", [waiting.pk])
     assert b"Delete <strong>1 job</strong>" in confirm.content
     assert JobRecord.objects.filter(pk=waiting.pk).exists()
-    action(admin_client, url, "delete_jobs", [waiting.pk], confirmed="yes")
+    action(admin_client, url, "delete_jobs", [waiting.pk], **YES(1))
     assert not JobRecord.objects.filter(pk=waiting.pk).exists()
     origins = set(OperatorAction.objects.values_list("action", "origin"))
     assert {("retry", "admin"), ("cancel", "admin"), ("delete", "admin")} <= origins
+
+
+def YES(count: int) -> dict[str, str]:
+    return {"confirm": "yes", "expected": str(count)}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("name", "verb"),
+    [("retry", "Retry"), ("cancel", "Cancel"), ("delete_jobs", "Delete")],
+)
+def test_every_job_action_states_the_count_and_asks_first(admin_client, name, verb):
+    ids = [
+        services.job_submit(task="demo.echo", payload={"text": "x"}, delay=600).pk
+        for _ in range(3)
+    ]
+    before = dict(JobRecord.objects.values_list("pk", "status"))
+    asked = action(admin_client, "/admin/jobs/jobrecord/", name, ids[:2])
+    body = asked.content.decode()
+    assert f"{verb} <strong>2 jobs</strong>" in body
+    assert 'name="expected" value="2"' in body and f'value="{name}"' in body
+    assert dict(JobRecord.objects.values_list("pk", "status")) == before
+    assert not OperatorAction.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_all_matching_selection_asks_again_when_more_jobs_match(admin_client):
+    for _ in range(3):
+        services.job_submit(task="demo.echo", payload={"text": "x"}, delay=600)
+    url = "/admin/jobs/jobrecord/?task__exact=demo.echo"
+    some = JobRecord.objects.values_list("pk", flat=True).first()
+    asked = action(admin_client, url, "cancel", [some], select_across="1")
+    assert b"Cancel <strong>3 jobs</strong>" in asked.content
+    again = action(admin_client, url, "cancel", [some], select_across="1", **YES(2))
+    assert b"3 jobs match now, not the 2 you confirmed" in again.content
+    assert not OperatorAction.objects.exists()
+    done = action(admin_client, url, "cancel", [some], select_across="1", **YES(3))
+    assert b"Canceled 3 jobs" in done.content
 
 
 @pytest.mark.django_db(transaction=True)

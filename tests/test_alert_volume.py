@@ -188,3 +188,30 @@ def test_banner_marks_the_since_text_with_its_own_class():
     client.force_login(User.objects.create_user("viewer"))
     page = client.get("/alerts/").content.decode()
     assert re.search(r'class="alert-banner"[^>]*>.*class="muted">since', page, re.S)
+
+
+def count_listed(client: Client, href: str) -> int:
+    page = client.get(href.replace("&amp;", "&")).content.decode()
+    match = re.search(r'class="count">([\d,]+) match', page)
+    assert match, href
+    return int(match.group(1))
+
+
+def test_an_alerts_numbers_link_to_the_jobs_it_counted(failure_rule, admin_client):
+    AlertRule.objects.filter(kind=AlertRule.Kind.DEAD_GROWTH).update(
+        enabled=True, threshold=3
+    )
+    for _ in range(6):
+        job_with([FAILED, FAILED], JobRecord.Status.DEAD)
+    for _ in range(10):
+        job_with([OK], JobRecord.Status.SUCCEEDED)
+    alerts.evaluate()
+    page = admin_client.get("/alerts/").content.decode()
+    links = re.findall(r'<a class="jobs-behind" href="([^"]*)"', page)
+    assert len(links) == 2
+    for href in links:
+        assert count_listed(admin_client, href) == 6  # "6 jobs", "6 jobs went dead"
+    rate, dead = (
+        Alert.objects.get(rule__kind=k) for k in ("failure_rate", "dead_growth")
+    )
+    assert "6 jobs)" in rate.summary and dead.summary.startswith("6 jobs went dead")

@@ -126,8 +126,9 @@ def test_retry_cancel_and_queue_control_write_the_operator_log(operator, run_unt
         ),
         ({"task": "demo.echo", "payload": {"text": "x"}, "delay": "1"}, 400, "delay"),
         (
+            # A job that does not exist, as for a path naming one (issue 15.3).
             {"task": "demo.echo", "payload": {"text": "x"}, "depends_on": ["x"]},
-            400,
+            404,
             "depends_on",
         ),
     ],

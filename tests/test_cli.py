@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from jobs import queueing
 from jobs.models import JobRecord, OperatorAction, QueueState
@@ -72,6 +74,7 @@ def test_submit_prints_the_id_and_status_json_has_the_stable_keys(run_until):
 
 
 def test_submit_with_delay_at_and_dependencies():
+    soon = (timezone.now() + timedelta(days=30)).replace(microsecond=0)
     parent = jobs("submit", "demo.echo", "--payload", '{"text": "p"}', "--delay", "60")
     child = jobs(
         "submit", "demo.echo", "--payload", '{"text": "c"}', "--depends-on", parent
@@ -82,10 +85,20 @@ def test_submit_with_delay_at_and_dependencies():
         "--payload",
         '{"text": "t"}',
         "--at",
-        "2099-01-01T00:00:00+00:00",
+        soon.isoformat(),
     )
     assert JobRecord.objects.get(pk=child).parents.get().pk == parent
-    assert JobRecord.objects.get(pk=later).run_at.year == 2099
+    assert JobRecord.objects.get(pk=later).run_at == soon
+    # Like a delay, a run-at time is at most a year away.
+    with pytest.raises(CommandError, match="run_at: must be within one year"):
+        jobs(
+            "submit",
+            "demo.echo",
+            "--payload",
+            '{"text": "t"}',
+            "--at",
+            "2099-01-01T00:00:00+00:00",
+        )
 
 
 @pytest.mark.parametrize(
@@ -135,7 +148,9 @@ def test_retry_dead_jobs_and_cancel_waiting_ones(run_until):
     )
     run_until(final(record))
     assert JobRecord.objects.get(pk=record.pk).status == "dead"
-    assert jobs("retry", "--dead", "--task", "demo.fail") == "Retried 1 job"
+    assert jobs("retry", "--dead", "--task", "demo.fail", "--yes") == (
+        "Found 1 dead job (status=dead task=demo.fail).\nRetried 1 job"
+    )
     run_until(final(record))
     record.refresh_from_db()
     assert record.status == "succeeded" and record.attempts == 2
@@ -285,3 +300,40 @@ def test_monitor_requeues_a_stranded_job_on_its_second_sweep():
     assert client.lrange("rq:queue:default", 0, -1) == [job_id.encode()]
     monitor.requeue_stranded()
     assert client.llen("rq:queue:default") == 1  # never twice
+
+
+class Terminal(StringIO):
+    """The operator's keyboard: the one edge these tests stand in for."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def dead_jobs(count: int) -> list[str]:
+    from tests.test_history_screens import make_dead
+
+    return [make_dead(task="demo.fail").pk for _ in range(count)]
+
+
+def test_retry_dead_without_yes_and_no_terminal_is_refused_naming_yes(monkeypatch):
+    dead_jobs(3)
+    monkeypatch.setattr("sys.stdin", StringIO("y\n"))  # piped: not an answer
+    out = StringIO()
+    with pytest.raises(CommandError, match="--yes") as refused:
+        call_command("jobs", "retry", "--dead", stdout=out)
+    assert "3 dead jobs" in str(refused.value)
+    assert out.getvalue().startswith("Found 3 dead jobs (status=dead).")
+    assert set(JobRecord.objects.values_list("status", flat=True)) == {"dead"}
+    assert not OperatorAction.objects.exists()
+
+
+@pytest.mark.parametrize(("answer", "retried"), [("y\n", 2), ("\n", 0)])
+def test_retry_dead_asks_at_a_terminal_with_the_count(monkeypatch, answer, retried):
+    dead_jobs(2)
+    monkeypatch.setattr("sys.stdin", Terminal(answer))
+    out = jobs("retry", "--dead")
+    assert out.startswith("Found 2 dead jobs (status=dead).")
+    still_dead = JobRecord.objects.filter(status="dead").count()
+    assert still_dead == 2 - retried
+    assert ("Retried 2 jobs" in out) == bool(retried)
+    assert OperatorAction.objects.count() == (1 if retried else 0)

@@ -10,9 +10,10 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from django.utils.timezone import now
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobs import services
+from jobs import queueing, services
 from jobs.models import JobRecord
 from jobs.selectors.figures import DEFINITIONS, JSON_KEYS
 from jobs.tokens import token_create
@@ -164,3 +165,75 @@ def test_job_list_shows_manual_retries_and_earlier_failures_as_such(run_until):
     call_command("jobs", "list", "--task", "demo.fail", stdout=out)
     line = next(x for x in out.getvalue().splitlines() if x.startswith(stubborn.pk))
     assert line.endswith("attempt 2 of 2, 2 manual retries")
+
+
+def test_headline_numbers_count_every_queue_as_their_links_do():
+    """Jobs in a queue no longer configured (or put there by another
+    producer) are in the links' lists, so the headline counts them too."""
+    from tests.test_history_screens import make, make_dead
+
+    make_dead(queue="legacy")
+    make_dead(queue="default")
+    make(queue="legacy", status=JobRecord.Status.SUCCEEDED, finished_at=now())
+    client = Client()
+    client.force_login(user_in("Viewers"))
+    page = client.get("/").content.decode()
+    for anchor, count in (("dead", 2), ("went-dead", 2), ("succeeded", 1)):
+        href, shown = re.search(
+            rf'id="fig-{anchor}" href="([^"]*)">([\d,]+)<', page
+        ).groups()
+        listing = client.get(href.replace("&amp;", "&")).content.decode()
+        listed = re.search(r'class="count">([\d,]+) match', listing).group(1)
+        assert (int(shown), int(listed)) == (count, count), anchor
+    assert "also one no longer configured" in page
+    out = StringIO()
+    call_command("jobs", "stats", "--json", stdout=out)
+    assert json.loads(out.getvalue())["totals"]["dead"] == 2
+
+
+def listed(client: Client, href: str) -> int:
+    """How many jobs (or workers) the page a number links to lists."""
+    page = client.get(href.replace("&amp;", "&")).content.decode()
+    if href.startswith("/scheduled/"):
+        return page.count('<td class="due">')
+    pattern = r'class="count">([\d,]+) match' if href.startswith("/jobs/") else None
+    assert pattern or href.startswith("/workers/"), href
+    match = re.search(pattern or r"· (\d+) alive", page)
+    assert match, href
+    return int(match.group(1).replace(",", ""))
+
+
+def test_a_queues_scheduled_and_workers_counts_lead_to_exactly_their_lists(
+    run_until,
+):
+    from jobs.workers import ConsoleWorker
+
+    services.job_submit(task="demo.echo", payload={"text": "x"}, queue="mail")
+    services.job_submit(
+        task="demo.echo", payload={"text": "later"}, queue="mail", delay=600
+    )
+    retrying = services.job_submit(
+        task="demo.fail",
+        payload={"times": 1},
+        queue="mail",
+        retry={"max_attempts": 3, "base": 600, "factor": 1, "jitter": 0},
+    )
+    run_until(
+        lambda: JobRecord.objects.get(pk=retrying.pk).status == "retrying",
+        queues=("mail",),
+    )
+    for queues in (["mail"], ["default"]):
+        ConsoleWorker(queues, connection=queueing.connection()).register_birth()
+    client = Client()
+    client.force_login(user_in("Viewers"))
+    for page_url in ("/", "/queues/mail/"):
+        page = client.get(page_url).content.decode()
+        for target in ("/scheduled/", "/workers/"):
+            href, shown = re.search(
+                rf'href="({target}\?queue=mail)"[^>]*>(\d+)<', page
+            ).groups()
+            assert listed(client, href) == int(shown) > 0, (page_url, target)
+    assert listed(client, "/scheduled/?queue=mail") == 2
+    assert listed(client, "/scheduled/?queue=default") == 0
+    # An unknown queue is no filter, never an error.
+    assert listed(client, "/workers/?queue=%00nope") == 2

@@ -417,43 +417,74 @@ def test_htmx_refresh_returns_only_the_groups(viewer_client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_retry_all_retries_the_groups_dead_jobs_only(operator_client):
+def test_retry_all_asks_with_the_count_then_retries_the_groups_dead_jobs_only(
+    operator_client,
+):
     group = [
         make_dead(task="demo.echo", message=f"timeout after {n} s") for n in (1, 2)
     ]
     other = make_dead(task="demo.echo", message="another cause")
     key = group[0].error_fingerprint
-    response = operator_client.post(
-        f"/failures/{key}/retry/", {"task": "demo.echo"}, HTTP_HX_REQUEST="true"
+    url = f"/failures/{key}/retry/"
+    # The first post only asks, in a panel (HTMX) stating the exact count.
+    asked = operator_client.post(url, {"task": "demo.echo"}, HTTP_HX_REQUEST="true")
+    body = asked.content.decode()
+    assert "<html" not in body and "Retry <strong>2 jobs</strong>" in body
+    assert "the dead jobs of failure group demo.echo DemoFailure: timeout" in body
+    assert f'action="{url}"' in body and 'name="expected" value="2"' in body
+    assert JobRecord.objects.filter(status=Status.DEAD).count() == 3
+    assert not OperatorAction.objects.exists()
+
+    done = operator_client.post(
+        url, {"task": "demo.echo", "confirm": "yes", "expected": "2"}, follow=True
     )
-    assert response.status_code == 200
-    assert "failures-changed" in response["HX-Trigger"]
-    assert "Retried 2 jobs" in response.content.decode()
+    assert "Retried 2 jobs" in messages_of(done)
     assert JobRecord.objects.filter(status=Status.DEAD).get() == other
     entry = OperatorAction.objects.get()
     assert (entry.action, entry.count, entry.origin) == ("retry", 2, Origin.WEB)
     assert key[:12] in entry.target and "demo.echo DemoFailure: timeout" in entry.target
     # Again: nothing left in the group; nothing done, said so.
-    again = operator_client.post(f"/failures/{key}/retry/", {"task": "demo.echo"})
+    again = operator_client.post(url, {"task": "demo.echo"})
     assert again.status_code == 302
     follow = operator_client.get(again["Location"])
     assert "No jobs match; nothing done" in messages_of(follow)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_group_action_refuses_when_more_jobs_died_than_were_confirmed(
+    operator_client,
+):
+    group = [make_dead(task="demo.echo", message=f"quota {n} exceeded") for n in "12"]
+    key = group[0].error_fingerprint
+    again = operator_client.post(
+        f"/failures/{key}/retry/",
+        {"task": "demo.echo", "confirm": "yes", "expected": "1"},
+    )
+    assert "Nothing done: 2 jobs match now, not the 1 you confirmed" in (
+        again.content.decode()
+    )
+    assert JobRecord.objects.filter(status=Status.DEAD).count() == 2
 
 
 def test_discard_all_confirms_with_the_count(operator_client):
     group = [make_dead(task="demo.echo", message=f"quota {n} exceeded") for n in (1, 2)]
     key = group[0].error_fingerprint
     body = operator_client.get("/failures/").content.decode()
-    assert 'hx-confirm="Discard 2 dead jobs of demo.echo (DemoFailure)?' in body
+    assert "hx-confirm" not in body and "Discard all…" in body
 
     asked = operator_client.post(f"/failures/{key}/discard/", {"task": "demo.echo"})
     assert asked.status_code == 200
-    assert "This deletes <strong>2 dead jobs</strong>" in asked.content.decode()
+    assert "Delete <strong>2 jobs</strong>" in asked.content.decode()
+    assert JobRecord.objects.count() == 2
+    # A confirmation without the count the operator saw is no confirmation.
+    operator_client.post(
+        f"/failures/{key}/discard/", {"task": "demo.echo", "confirm": "yes"}
+    )
     assert JobRecord.objects.count() == 2
 
     done = operator_client.post(
         f"/failures/{key}/discard/",
-        {"task": "demo.echo", "confirm": "yes"},
+        {"task": "demo.echo", "confirm": "yes", "expected": "2"},
         follow=True,
     )
     assert "Deleted 2 jobs" in messages_of(done)

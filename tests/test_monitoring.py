@@ -16,6 +16,7 @@ from jobs.defaults import ensure_default_alert_rules
 from jobs.models import Alert, AlertRule
 from jobs.workers import ConsoleWorker
 from tests.conftest import final, wait_for
+from tests.factories import user_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -108,7 +109,7 @@ def test_no_live_worker_alert_opens_notifies_once_and_resolves(webhook):
     assert [r["event"] for r in webhook] == ["opened"]
     assert webhook[0]["subject"] == "default" and webhook[0]["detail"]["queued"] == 1
     viewer = Client()
-    viewer.force_login(User.objects.create_user("v"))
+    viewer.force_login(user_in("Viewers", "v"))
     assert b"no live worker" in viewer.get("/jobs/").content  # the banner
     worker = ConsoleWorker(["default"], connection=queueing.connection())
     worker.register_birth()
@@ -198,7 +199,7 @@ def test_alerts_screen_lists_open_and_resolved_alerts():
         summary="default: old trouble",
     )
     client = Client()
-    client.force_login(User.objects.create_user("viewer"))
+    client.force_login(user_in("Viewers"))
     page = client.get("/alerts/").content.decode()
     assert "mail: &lt;b&gt;3&lt;/b&gt; jobs waiting" in page
     assert "default: old trouble" in page and "No live worker" in page

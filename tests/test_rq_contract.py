@@ -572,3 +572,20 @@ def test_a_pipeline_keeps_its_commands_in_command_stack(redis_server):
 def test_django_rq_collector_has_the_summary_we_unregister():
     """jobs/metrics.py unregisters it (its name fails promtool's checks)."""
     assert RQCollector.summary._name == "rq_request_processing_seconds_total"
+
+
+@pytest.mark.parametrize("command", ["rqworker", "rqworker-pool"])
+def test_django_rq_worker_commands_take_the_options_we_check(command):
+    """jobs/checks.py reads a worker's command line with django-rq's parser."""
+    from django.core.management import load_command_class
+
+    parser = load_command_class("django_rq", command).create_parser(
+        "manage.py", command
+    )
+    argv = ["--worker-class", "a.W", "--job-class", "a.J", "default"]
+    options, _ = parser.parse_known_args(argv)
+    assert (options.worker_class, options.job_class, options.args) == (
+        "a.W",
+        "a.J",
+        ["default"],
+    )

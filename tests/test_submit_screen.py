@@ -17,6 +17,7 @@ from jobs import registry, services
 from jobs.models import JobDependency, JobRecord, Origin
 from jobs.selectors.task_schema import task_schema
 from tests.factories import user_in
+from tests.html_forms import forms_of, tokens_in_urls
 
 pytestmark = pytest.mark.django_db
 
@@ -210,26 +211,25 @@ def test_a_reused_idempotency_key_shows_the_first_job_and_says_so(operator_clien
     assert b"Nothing new was submitted" in again.content
 
 
-def test_without_javascript_show_schema_keeps_options_and_takes_the_example(
-    operator_client,
-):
+def test_a_link_prefills_fields_and_another_task_gets_its_example(operator_client):
     response = operator_client.get(
         "/submit/",
         {"task": "demo.sleep", "payload": '{"text": "x"}', "queue": "mail"},
     )
     assert response.context["form"]["payload"].value() == '{"text": "x"}'
-    response = operator_client.get(
-        "/submit/",
-        {
-            "task": "demo.sleep",
-            "payload": '{"text": "x"}',
-            "queue": "mail",
-            "show": "schema",
-        },
-    )
+    assert response.context["form"]["queue"].value() == "mail"
+    # What the no-JS "show" form sends: the task alone.
+    response = operator_client.get("/submit/", {"task": "demo.sleep"})
     form = response.context["form"]
     assert form["payload"].value() == json.dumps({"seconds": 0.0}, indent=2)
-    assert form["queue"].value() == "mail"
+
+
+def test_without_javascript_the_schema_form_is_its_own_get_form(operator_client):
+    page = operator_client.get("/submit/", {"task": "demo.fail"}).content.decode()
+    forms = forms_of(page)
+    picker = [f for f in forms if "get" in f.methods]
+    assert [f.fields for f in picker] == [["task"]]
+    assert tokens_in_urls(page) == []
 
 
 def test_viewer_is_refused_the_screen_the_panel_and_the_post():
@@ -274,3 +274,26 @@ def test_an_example_the_schema_refuses_is_said_to_need_filling_in():
     schema = task_schema(coded)
     assert not schema.example_valid
     assert schema.fields[0].type == "string, matching ^[A-Z]{3}-\\d+$"
+
+
+def test_no_console_page_can_put_the_csrf_token_in_a_url(operator_client):
+    """The class of the Submit screen's old no-JS button: any GET form (or
+    formmethod=get button) that carries the token leaks it into URLs, logs
+    and Referer headers."""
+    job = services.job_submit(task="demo.echo", payload={"text": "x"})
+    pages = [
+        "/",
+        "/jobs/",
+        f"/jobs/{job.pk}/",
+        "/failures/",
+        "/queues/default/",
+        "/scheduled/",
+        "/workers/",
+        "/alerts/",
+        "/operator-log/",
+        "/submit/",
+    ]
+    for url in pages:
+        page = operator_client.get(url)
+        assert page.status_code == 200, url
+        assert tokens_in_urls(page.content.decode()) == [], url

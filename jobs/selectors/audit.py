@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from django.db.models import QuerySet
 
 from jobs.models import OperatorAction, Origin
+from jobs.services.validation import text_problem
 
 
 @dataclass
@@ -26,10 +27,14 @@ class ActionFilter:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> ActionFilter:
         """Malformed values are dropped and listed in `problems`."""
-        found = cls(
-            actor=str(data.get("actor") or "").strip()[:150],
-            action=str(data.get("action") or "").strip()[:64],
-        )
+        found = cls()
+        for name in ("actor", "action"):
+            raw = str(data.get(name) or "").strip()
+            problem = text_problem(raw) if raw else None
+            if problem:
+                found.problems.append(f"{name}: {problem}; ignored")
+            else:
+                setattr(found, name, raw)
         origin = str(data.get("origin") or "").strip()
         if origin and origin not in Origin.values:
             found.problems.append(f"unknown origin {origin!r} ignored")

@@ -94,7 +94,8 @@ DEFINITIONS: dict[str, Definition] = {
             "dead",
             "jobs",
             "Jobs dead now, whenever they died: the dead letters, which the "
-            "Failures screen groups by error (with the jobs waiting to retry).",
+            "Failures screen groups by error (with the jobs waiting to retry). "
+            "The total counts every queue, also one no longer configured.",
             'jobs_queue_depth{state="dead"}',
             "Jobs in a queue by state",
         ),
@@ -206,10 +207,16 @@ def _failed_attempts(window: Window) -> dict[str, tuple[int, int]]:
 
 
 def window_figures(
-    queues: list[str], dead: dict[str, int], window: Window | None = None
+    queues: list[str],
+    dead: dict[str, int],
+    window: Window | None = None,
+    *,
+    dead_total: int | None = None,
 ) -> tuple[Figures, dict[str, Figures]]:
     """The figures for all jobs and for each queue named. `dead` is the count
-    of dead jobs per queue (overview.dead_counts, answered by an index)."""
+    of dead jobs per queue (overview.dead_counts, answered by an index);
+    `dead_total` those of every queue, named or not, as the overall figures'
+    window counts and links are (default: the sum of `dead`)."""
     window = window or Window.last()
     finished = _finished_jobs(window)
     failed = _failed_attempts(window)
@@ -237,7 +244,7 @@ def window_figures(
         went_dead=sum(
             n for (_q, s), n in finished.items() if s == JobRecord.Status.DEAD
         ),
-        dead=sum(dead.values()),
+        dead=sum(dead.values()) if dead_total is None else dead_total,
         links=_links(window, ""),
     )
     return overall, per_queue

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,6 +17,7 @@ from django.utils.timezone import localtime, make_aware
 from jobs.models import Attempt, JobEvent, JobRecord
 from jobs.selectors.figures import FAILED_OUTCOMES
 from jobs.selectors.text_search import TextMatches
+from jobs.services.validation import text_problem
 
 
 @dataclass
@@ -39,6 +41,8 @@ class JobFilter:
     #: Jobs with an attempt that failed (or lost its worker) since then.
     failed_since: datetime | None = None
     problems: list[str] = field(default_factory=list)
+    #: The fields of `problems`, in the same order.
+    invalid: list[str] = field(default_factory=list)
     _text: TextMatches = field(default_factory=TextMatches, repr=False, compare=False)
 
     FIELDS = (
@@ -74,24 +78,32 @@ class JobFilter:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> JobFilter:
-        """Unknown or malformed values are dropped and listed in `problems`."""
+        """Unknown or malformed values are dropped and listed in `problems`
+        (the field of each in `invalid`); every value is first held to the
+        front doors' text rule, so no search term can make a query fail."""
         found = cls()
-        for name in ("queue", "task", "payload", "error", "submitted_by"):
-            setattr(found, name, str(data.get(name) or "").strip()[:200])
-        found.fingerprint = str(data.get("fingerprint") or "").strip()[:40]
-        status = str(data.get("status") or "").strip()
-        if status and status not in JobRecord.Status.values:
-            found.problems.append(f"unknown status {status!r} ignored")
-        else:
-            found.status = status
-        for name in cls.TIMES:
+        for name in cls.FIELDS:
             raw = str(data.get(name) or "").strip()
-            if raw:
-                parsed = parse_when(raw)
-                if parsed is None:
-                    found.problems.append(f"{name}: {raw!r} is not a date; ignored")
-                setattr(found, name, parsed)
+            problem = text_problem(raw) if raw else None
+            if problem:
+                found.refuse(name, f"{name}: {problem}; ignored")
+            elif name in cls.TIMES:
+                found._set_when(name, raw)
+            elif name == "status" and raw and raw not in JobRecord.Status.values:
+                found.refuse(name, f"unknown status {raw!r} ignored")
+            else:
+                setattr(found, name, raw)
         return found
+
+    def refuse(self, name: str, problem: str) -> None:
+        self.problems.append(problem)
+        self.invalid.append(name)
+
+    def _set_when(self, name: str, raw: str) -> None:
+        parsed = parse_when(raw) if raw else None
+        if raw and parsed is None:
+            self.refuse(name, f"{name}: {raw!r} is not a date; ignored")
+        setattr(self, name, parsed)
 
     def apply(self, rows: QuerySet[JobRecord]) -> QuerySet[JobRecord]:
         if self.status:
@@ -183,22 +195,42 @@ def _local_text(value: datetime | None) -> str:
     """A time as the operator typed it: a day, or a day and a time."""
     if value is None:
         return ""
-    local = localtime(value)
+    try:
+        local = localtime(value)
+    except OverflowError:  # a time at the calendar's edge stays in UTC
+        local = value
     if (local.hour, local.minute, local.second) == (0, 0, 0):
         return local.strftime("%Y-%m-%d")
     return local.strftime("%Y-%m-%d %H:%M:%S" if local.second else "%Y-%m-%d %H:%M")
 
 
-def parse_when(raw: str) -> datetime | None:
+#: A leap second (RFC 3339 allows :60), which Python's datetime has not.
+_LEAP_SECOND = re.compile(r"(T\d{2}:\d{2}:)60")
+
+
+def parse_when(raw: str, *, zoned: bool = False) -> datetime | None:
+    """A date or time as ISO 8601 writes it, and everything RFC 3339 (the
+    API document's `date-time`) allows: a lower-case t or z, a leap second
+    (read as :59). Without a zone it is the server's, unless `zoned` asks
+    for a time with its zone (RFC 3339's date-time); a time at the
+    calendar's edge, which no query could move to UTC, is held at the edge."""
+    text = _LEAP_SECOND.sub(r"\g<1>59", raw.upper())
     try:
-        parsed = parse_datetime(raw)
-        if parsed is None:
-            day = parse_date(raw)
+        parsed = parse_datetime(text)
+        if parsed is None and not zoned:
+            day = parse_date(text)
             parsed = datetime(day.year, day.month, day.day) if day else None
     except ValueError:
         return None
-    if parsed is not None and parsed.tzinfo is None:
+    if parsed is None or (zoned and parsed.tzinfo is None):
+        return None
+    if parsed.tzinfo is None:
         parsed = make_aware(parsed)
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.min if parsed.year == datetime.min.year else datetime.max
+        return edge.replace(tzinfo=UTC)
     return parsed
 
 

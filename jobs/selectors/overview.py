@@ -96,6 +96,14 @@ def dead_counts(names: list[str]) -> dict[str, int]:
     return {queue: n for queue, n in rows}
 
 
+def dead_total() -> int:
+    """Dead jobs now in every queue, configured or not (a queue dropped from
+    JOB_QUEUES, jobs another producer put in one): what the headline's link,
+    the Jobs screen's status=dead, lists. A COUNT(*) searched in an index that
+    starts with status (covering: SQLite reads no row)."""
+    return JobRecord.objects.filter(status=JobRecord.Status.DEAD).order_by().count()
+
+
 def queue_states() -> dict[str, QueueState]:
     return {
         s.name: s
@@ -119,7 +127,9 @@ def overview(window: Window | None = None) -> Overview:
     and the API): live depths from Redis, finished work from the history."""
     names = list(settings.JOB_QUEUES)
     states = queue_states()
-    overall, per_queue = window_figures(names, dead_counts(names), window)
+    overall, per_queue = window_figures(
+        names, dead_counts(names), window, dead_total=dead_total()
+    )
     try:
         depths = live.queue_depths(names)
         workers = live.live_workers()

@@ -31,6 +31,17 @@ def stored_form(column: str, term: str) -> str:
     return "".join(c if c.isascii() else json.dumps(c)[1:-1] for c in term)
 
 
+def _indexable(term: str) -> bool:
+    """Can SQLite's FTS5 index answer `term`? Not one with a NUL character,
+    which its query parser reads as the end of the text ("unterminated
+    string"); the front doors refuse those, and a LIKE still answers."""
+    return (
+        connection.vendor == "sqlite"
+        and len(term) >= textindex.MIN_INDEXED
+        and "\x00" not in term
+    )
+
+
 @dataclass
 class TextMatches:
     """One filter's text conditions; each term is looked up in the index once,
@@ -40,7 +51,7 @@ class TextMatches:
 
     def _lookup(self, column: str, term: str) -> list[int] | None:
         """Rowids of the matches, or None: too many, or not answerable."""
-        if connection.vendor != "sqlite" or len(term) < textindex.MIN_INDEXED:
+        if not _indexable(term):
             return None
         key = (column, term)
         if key not in self.found:
@@ -69,8 +80,7 @@ class TextMatches:
         past TEXT_INDEX_LIMIT, only a limit up to that can be answered)?"""
         term = stored_form(column, term)
         return (
-            connection.vendor == "sqlite"
-            and len(term) >= textindex.MIN_INDEXED
+            _indexable(term)
             and limit <= TEXT_INDEX_LIMIT
             and self._lookup(column, term) is None
         )

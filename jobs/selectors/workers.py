@@ -110,9 +110,10 @@ def _dead(name: str, raw: bytes) -> DeadWorker | None:
         return None  # a malformed entry is not worth failing the page for
 
 
-def worker_board() -> WorkerBoard:
+def worker_board(queue: str = "") -> WorkerBoard:
     """Two reads: RQ's worker registry and the monitor's seen-workers hash
-    (bounded: only workers seen in the last hour)."""
+    (bounded: only workers seen in the last hour). With a queue, only the
+    workers serving it: the list behind a queue's "workers" count."""
     try:
         alive = [_row(w) for w in live.live_workers()]
         seen = queueing.connection().hgetall(WORKERS_SEEN)
@@ -124,6 +125,9 @@ def worker_board() -> WorkerBoard:
         for key, raw in seen.items()
         if key.decode() not in names and (found := _dead(key.decode(), raw))
     ]
+    if queue:
+        alive = [w for w in alive if queue in w.queues]
+        dead = [d for d in dead if queue in d.queues]
     oldest = datetime.min.replace(tzinfo=UTC)
     dead.sort(key=lambda d: d.last_seen or oldest, reverse=True)
     return WorkerBoard(True, sorted(alive, key=lambda w: w.name), dead)

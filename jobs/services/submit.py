@@ -23,6 +23,7 @@ from jobs.services.rows import insert_records
 from jobs.services.validation import (
     InvalidSubmission,
     SubmitRequest,
+    UnknownReference,
     Valid,
     check_idempotency_key,
     validate,
@@ -50,7 +51,7 @@ def _check_parents(valid: list[Valid]) -> dict[str, str]:
     found.update({v.record.pk: v.record.status for v in valid})
     missing = sorted(wanted - found.keys())
     if missing:
-        raise InvalidSubmission.one("depends_on", f"no such job: {', '.join(missing)}")
+        raise UnknownReference.one("depends_on", f"no such job: {', '.join(missing)}")
     return found
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,13 @@ MAX_PAYLOAD_BYTES = 1_000_000
 MAX_DELAY_SECONDS = 366 * 24 * 3600
 MAX_TIMEOUT_SECONDS = 24 * 3600
 MAX_KEY_LENGTH = 200
+#: The longest name or search term a front door takes (the widest such
+#: column holds 200), and the longest free-text reason (its column: 500).
+MAX_TERM_LENGTH = 200
+MAX_REASON_LENGTH = 500
+#: Line breaks and tabs are text (a reason, a traceback searched for); every
+#: other control character is a mistake or an attack.
+_TEXT_CONTROLS = frozenset("\t\n\r")
 _PRIORITIES = frozenset(Priority.values)
 
 
@@ -43,6 +51,11 @@ class InvalidInput(ValueError):
 
 
 InvalidSubmission = InvalidInput
+
+
+class UnknownReference(InvalidInput):
+    """Well-formed input that names something that does not exist (a job to
+    depend on): the API answers 404, as for a path naming no job."""
 
 
 @dataclass
@@ -89,11 +102,15 @@ def parse_payload(raw: Any) -> dict[str, Any]:
 def stored_payload(task: registry.TaskDef, payload: dict[str, Any]) -> Any:
     """The payload as its schema leaves it, which is what is stored, checked
     to be storable: finite numbers, no NUL character (PostgreSQL's JSON cannot
-    hold one), at most 1 MB."""
+    hold one), at most 1 MB.
+
+    Validated as JSON, strictly: the payload is held to exactly the JSON
+    Schema the API document publishes for its task ("5" is no integer)."""
     try:
-        if len(json.dumps(payload)) > MAX_PAYLOAD_BYTES:
+        given = json.dumps(payload)
+        if len(given) > MAX_PAYLOAD_BYTES:
             raise InvalidSubmission.one("payload", "larger than 1 MB")
-        stored = task.validate(payload).model_dump(mode="json")
+        stored = _validated(task, payload, given).model_dump(mode="json")
         text = json.dumps(stored, allow_nan=False)
     except SchemaError as exc:
         raise InvalidSubmission(_schema_errors(exc)) from None
@@ -111,26 +128,86 @@ def stored_payload(task: registry.TaskDef, payload: dict[str, Any]) -> Any:
     return stored
 
 
+def _validated(task: registry.TaskDef, payload: Any, given: str) -> Any:
+    try:
+        return task.schema.model_validate_json(given, strict=True)
+    except SchemaError as exc:
+        if all(error["type"] != "json_invalid" for error in exc.errors()):
+            raise
+    # Text JSON cannot carry (a lone surrogate): the same check on the
+    # objects, which names the field.
+    return task.schema.model_validate(payload, strict=True)
+
+
+def _unstorable_text(text: str) -> str | None:
+    """Why the database cannot hold `text` (PostgreSQL takes no NUL character
+    and no lone surrogate, in text or JSON; SQLite's FTS5 cannot search a
+    NUL), or None."""
+    if "\x00" in text:
+        return "contains a NUL character (\\u0000), which cannot be stored"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (a lone surrogate)"
+    return None
+
+
 def _unstorable(value: Any) -> str | None:
-    """Why text in `value` cannot be stored (PostgreSQL holds no NUL character
-    and no lone surrogate, in text or JSON), or None. A loop, not recursion:
+    """Why text in `value` cannot be stored, or None. A loop, not recursion:
     a payload may be nested a thousand deep."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                return "contains a NUL character (\\u0000), which cannot be stored"
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return "is not valid Unicode (a lone surrogate)"
+            problem = _unstorable_text(item)
+            if problem:
+                return problem
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
     return None
+
+
+def text_problem(
+    value: str, *, max_length: int = MAX_TERM_LENGTH, identifier: bool = False
+) -> str | None:
+    """Why `value` is refused as text from outside, or None.
+
+    The one rule every front door applies to every text it is given (query
+    strings, JSON fields, form fields, admin search, CLI arguments), so that
+    no text reaches a query or a row that the database would answer with an
+    error: no NUL, no lone surrogate, no control character but line breaks
+    and tabs, and a length bound. An identifier (a job id, an idempotency
+    key) has no control character at all. jobs.openapi states the same rule
+    as a pattern."""
+    if len(value) > max_length:
+        return f"at most {max_length} characters"
+    problem = _unstorable_text(value)
+    if problem:
+        return problem
+    allowed = frozenset() if identifier else _TEXT_CONTROLS
+    for char in value:
+        if unicodedata.category(char) == "Cc" and char not in allowed:
+            if identifier:
+                return "printable characters only (no control characters)"
+            return f"contains a control character ({ascii(char)[1:-1]})"
+    return None
+
+
+def check_text(
+    field_name: str,
+    value: str,
+    *,
+    max_length: int = MAX_TERM_LENGTH,
+    identifier: bool = False,
+) -> str:
+    """`value`, or InvalidInput naming `field_name` (see text_problem)."""
+    problem = text_problem(value, max_length=max_length, identifier=identifier)
+    if problem:
+        raise InvalidInput.one(field_name, problem)
+    return value
 
 
 #: What a submission may change in its task's retry policy, and the bounds:
@@ -149,7 +226,8 @@ def _retry_policy(task: registry.TaskDef, override: Any) -> registry.RetryPolicy
         return task.retry
     if not isinstance(override, dict):
         raise InvalidSubmission.one("retry", "must be an object")
-    for name, value in override.items():
+    override = dict(override)
+    for name, value in list(override.items()):
         if name not in RETRY_OPTIONS:
             raise InvalidSubmission.one(
                 "retry",
@@ -157,6 +235,8 @@ def _retry_policy(task: registry.TaskDef, override: Any) -> registry.RetryPolicy
                 f"(known: {', '.join(RETRY_OPTIONS)})",
             )
         whole, low, high = RETRY_OPTIONS[name]
+        if whole and isinstance(value, float) and value.is_integer():
+            value = override[name] = int(value)  # JSON's 3.0 is a whole number
         kinds = int if whole else int | float
         if (
             isinstance(value, bool)
@@ -179,7 +259,7 @@ def _dependencies(given: Any) -> list[str]:
             raise InvalidSubmission.one(
                 "depends_on", f"not a job id: {str(job_id)[:70]!r}"
             )
-        if not job_id.isprintable() or _unstorable(job_id):
+        if text_problem(job_id, max_length=64, identifier=True):
             raise InvalidSubmission.one(
                 "depends_on", f"not a job id: {job_id!r} (control characters)"
             )
@@ -193,15 +273,9 @@ def check_idempotency_key(given: Any) -> str | None:
         return None
     if not isinstance(given, str):
         raise InvalidSubmission.one("idempotency_key", "must be a string")
-    if len(given) > MAX_KEY_LENGTH:
-        raise InvalidSubmission.one(
-            "idempotency_key", f"at most {MAX_KEY_LENGTH} characters"
-        )
-    if not given.isprintable() or _unstorable(given):
-        raise InvalidSubmission.one(
-            "idempotency_key", "printable characters only (no control characters)"
-        )
-    return given
+    return check_text(
+        "idempotency_key", given, max_length=MAX_KEY_LENGTH, identifier=True
+    )
 
 
 def _schema_errors(exc: SchemaError) -> dict[str, list[str]]:
@@ -233,6 +307,9 @@ def _when(request: SubmitRequest, now: datetime) -> datetime | None:
         run_at = request.run_at
         if timezone.is_naive(run_at):
             raise InvalidSubmission.one("run_at", "needs a time zone (e.g. +00:00)")
+        if run_at - now > timedelta(seconds=MAX_DELAY_SECONDS):
+            # The same bound as a delay: a job parked for decades is a typo.
+            raise InvalidSubmission.one("run_at", "must be within one year from now")
         return run_at if run_at > now else None
     return None
 

@@ -42,3 +42,19 @@ def error_is_outcome(record: JobRecord) -> bool:
     """The last error is why the job stands where it is (dead, or waiting to
     retry); on any other status it is an earlier failure, not the outcome."""
     return record.status in (JobRecord.Status.DEAD, JobRecord.Status.RETRYING)
+
+
+@register.simple_tag(takes_context=True)
+def console_status(context: template.Context) -> str:
+    """Put the top bar's Redis status and open alerts into the page's context.
+
+    A tag rather than a context processor: the app's base template then
+    works in a host project with no line added to its TEMPLATES setting.
+    """
+    from jobs.context_processors import console
+
+    request = context.get("request")
+    if request is not None:
+        for key, value in console(request).items():
+            context[key] = value
+    return ""

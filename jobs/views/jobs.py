@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib import messages
@@ -82,7 +83,11 @@ def job_bulk(request: HtmxHttpRequest) -> HttpResponse:
         return _back(request, back)
     unconfirmed = confirmation_problem(request, count)
     if unconfirmed is not None:
-        return _confirm(request, action, job_filter, count, unconfirmed, back)
+        return ask_confirmation(
+            request,
+            Asking(action, job_filter, count, reverse("jobs:jobs-bulk"), back),
+            unconfirmed,
+        )
     apply_bulk(request, action, job_filter, f"jobs matching {job_filter.as_text()}")
     return _back(request, back)
 
@@ -102,25 +107,36 @@ def confirmation_problem(request: HttpRequest, count: history.MatchCount) -> str
     return None
 
 
-def _confirm(
-    request: HtmxHttpRequest,
-    action: str,
-    job_filter: JobFilter,
-    count: history.MatchCount,
-    problem: str,
-    back: str,
+@dataclass(frozen=True)
+class Asking:
+    """What a bulk confirmation asks about: the action, the jobs (as a filter,
+    or a `scope` sentence such as a failure group), where "yes" posts, and
+    where "no" goes back to."""
+
+    action: str
+    job_filter: JobFilter
+    count: history.MatchCount
+    post_to: str
+    back: str
+    scope: str = ""
+
+
+def ask_confirmation(
+    request: HtmxHttpRequest, asking: Asking, problem: str
 ) -> HttpResponse:
-    """The one confirmation of every bulk action: a page without JS, the
-    panel in place of the bulk form with HTMX."""
+    """The one confirmation of every bulk action in the console (Jobs and
+    Failures): a page without JS, the panel in place of the form with HTMX."""
     context = {
-        "confirm": action,
-        "verb": action.capitalize(),
-        "consequence": CONSEQUENCES[action],
+        "confirm": asking.action,
+        "verb": asking.action.capitalize(),
+        "consequence": CONSEQUENCES[asking.action],
         "problem": problem,
-        "filter": job_filter,
-        "count": count,
+        "filter": asking.job_filter,
+        "count": asking.count,
+        "scope": asking.scope,
+        "post_to": asking.post_to,
         "bulk_cap": services.BULK_CAP,
-        "back": back,
+        "back": asking.back,
     }
     template = "jobs/job_list.html#confirm" if request.htmx else "jobs/job_list.html"
     return render(request, template, context)

@@ -15,6 +15,7 @@ from jobs import services
 from jobs.models import Origin
 from jobs.selectors import overview as selectors
 from jobs.selectors.figures import DEFINITIONS
+from jobs.services.validation import MAX_REASON_LENGTH, text_problem
 from jobs.views.overview import HtmxHttpRequest
 
 
@@ -51,8 +52,14 @@ def queue_pause(request: HtmxHttpRequest, name: str) -> HttpResponse:
     if name not in settings.JOB_QUEUES:
         return _unknown(request, name)
     reason = request.POST.get("reason", "").strip()
-    if not reason:
-        messages.warning(request, "Nothing done: say why you pause the queue.")
+    problem = text_problem(reason, max_length=MAX_REASON_LENGTH)
+    if not reason or problem:
+        messages.warning(
+            request,
+            f"Nothing done: the reason {problem}."
+            if problem
+            else "Nothing done: say why you pause the queue.",
+        )
         return _updated(request, name)
     try:
         services.queue_pause(

@@ -14,6 +14,7 @@ from jobs.models import Origin, Schedule
 from jobs.selectors import schedules as schedule_selectors
 from jobs.selectors.scheduled import scheduled_list as read_scheduled
 from jobs.services import schedules as schedule_services
+from jobs.views.workers import only_queue
 
 #: One Redis range read per queue lane; more rows than this is a search, not a glance.
 LIMIT = 200
@@ -25,12 +26,18 @@ class HtmxHttpRequest(HttpRequest):
 
 @login_required
 def scheduled_list(request: HtmxHttpRequest) -> HttpResponse:
-    listing = read_scheduled(list(settings.JOB_QUEUES), limit=LIMIT)
+    queue = only_queue(request)
+    queues = [queue] if queue else list(settings.JOB_QUEUES)
+    listing = read_scheduled(queues, limit=LIMIT)
     template = "jobs/scheduled.html#table" if request.htmx else "jobs/scheduled.html"
     return render(
         request,
         template,
-        {"listing": listing, "schedules": schedule_selectors.schedules()},
+        {
+            "listing": listing,
+            "queue": queue,
+            "schedules": schedule_selectors.schedules(),
+        },
     )
 
 

@@ -1,8 +1,8 @@
 """The Submit screen: a form over job_submit, with the chosen task's schema.
 
 The form goes through the same service as the API and the CLI; only the
-schema panel is the screen's own (changing the task swaps it with htmx, or
-reloads the page with ?task=... without JavaScript).
+schema panel is the screen's own (changing the task swaps it with htmx; without
+JavaScript a separate small GET form reloads the page with ?task=...).
 """
 
 from __future__ import annotations
@@ -76,14 +76,9 @@ def _schema(name: str | None) -> TaskSchema | None:
 
 
 def _initial(request: HttpRequest, schema: TaskSchema | None) -> dict[str, str]:
-    """The query string's values, with the chosen task's example payload.
-
-    The no-JavaScript "show schema" button sends the whole form by GET; its
-    payload was written for the previous task, so the new example replaces it.
-    """
+    """The query string's values (a link may pre-fill any field), with the
+    chosen task's example payload when the link gives none."""
     initial = request.GET.dict()
-    if "show" in initial:
-        initial.pop("payload", None)
     if schema is not None:
         initial["task"] = schema.task.name
         initial.setdefault("payload", schema.example_json)

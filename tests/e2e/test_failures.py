@@ -54,7 +54,12 @@ def test_dead_job_appears_live_and_is_retried_from_its_group(
     shot(page, "failures")
 
     group.get_by_role("button", name="Retry all").click()
-    expect(page.locator("#failures-flash")).to_contain_text("Retried 1 job")
+    confirm = page.locator("#failures-confirm .confirm-box")
+    expect(confirm).to_contain_text("Retry 1 job")
+    assert JobRecord.objects.get(pk=job.pk).status == Status.DEAD
+    with page.expect_navigation():
+        confirm.get_by_role("button", name="Retry 1 job").click()
+    expect(page.locator("ul.messages").first).to_contain_text("Retried 1 job")
     expect(page.locator("tr.failure-group")).to_have_count(0)
     assert JobRecord.objects.get(pk=job.pk).status in (Status.PENDING, Status.QUEUED)
     entry = OperatorAction.objects.get(action="retry")
@@ -92,9 +97,8 @@ def test_search_by_keyboard_then_bulk_delete_asks_first(
     expect(page.locator("form.bulk")).to_contain_text("2 jobs")
     shot(page, "jobs-search")
 
-    with page.expect_navigation():
-        page.get_by_role("button", name="Delete…").click()
-    expect(page.locator(".confirm-box")).to_contain_text("This deletes 2 jobs")
+    page.get_by_role("button", name="Delete…").click()  # HTMX: the panel in place
+    expect(page.locator(".confirm-box")).to_contain_text("Delete 2 jobs matching")
     assert JobRecord.objects.count() == 4
     with page.expect_navigation():
         page.get_by_role("button", name="Delete 2 jobs").click()

@@ -7,6 +7,7 @@ one line. `--json` output is documented in README.md and stays stable.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from argparse import ArgumentParser
 from typing import Any
@@ -14,15 +15,22 @@ from typing import Any
 import redis
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from console.startup import explain_redis_error
 from jobs import queueing, selectors, services
+from jobs.conf import explain_redis_error
 from jobs.models import JobRecord, Origin, Schedule
+from jobs.selectors import history
 from jobs.selectors.history import job_round, with_rounds
 from jobs.selectors.overview import overview
 from jobs.selectors.schedules import schedule_json
 from jobs.selectors.stats_text import stats_json, stats_table
 from jobs.services import schedules as schedule_services
 from jobs.services.reconcile import reconcile
+from jobs.services.validation import (
+    MAX_KEY_LENGTH,
+    MAX_REASON_LENGTH,
+    MAX_TERM_LENGTH,
+    check_text,
+)
 
 
 def _ids_or_error(ids: list[str]) -> list[str]:
@@ -31,6 +39,30 @@ def _ids_or_error(ids: list[str]) -> list[str]:
     if missing:
         raise CommandError(f"no such job: {', '.join(missing)}")
     return ids
+
+
+#: Arguments the text rule does not apply to: Django's own, and payloads
+#: (JSON text with a rule of its own, see services.validation.stored_payload).
+UNCHECKED = frozenset({"settings", "pythonpath", "payload"})
+#: Arguments that are identifiers (one printable line), and longer texts.
+IDENTIFIERS = frozenset({"id", "ids", "depends_on", "idempotency_key"})
+LIMITS = {"reason": MAX_REASON_LENGTH, "idempotency_key": MAX_KEY_LENGTH}
+
+
+def _check_text_arguments(options: dict[str, Any]) -> None:
+    """Every text argument, by the front doors' one text rule (a shell can
+    pass a lone surrogate: bytes that are not UTF-8 arrive as one)."""
+    for name, value in options.items():
+        if name in UNCHECKED:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                check_text(
+                    name.replace("_", "-"),
+                    item,
+                    max_length=LIMITS.get(name, MAX_TERM_LENGTH),
+                    identifier=name in IDENTIFIERS,
+                )
 
 
 class Command(BaseCommand):
@@ -70,6 +102,9 @@ class Command(BaseCommand):
         retry.add_argument("--task")
         retry.add_argument("--since")
         retry.add_argument("--reason", default="")
+        retry.add_argument(
+            "--yes", action="store_true", help="with --dead: retry without asking"
+        )
 
         cancel = sub.add_parser("cancel", help="cancel jobs that have not started")
         cancel.add_argument("ids", nargs="+")
@@ -179,6 +214,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
         try:
+            _check_text_arguments(options)
             getattr(self, f"do_{action}")(options)
         except services.InvalidInput as exc:
             raise CommandError(str(exc)) from None
@@ -245,6 +281,8 @@ class Command(BaseCommand):
             )
             if job_filter.problems:
                 raise CommandError("; ".join(job_filter.problems))
+            if not self.confirm_dead(job_filter, options["yes"]):
+                return
             ids = iter(
                 list(
                     selectors.job_search(job_filter).values_list("pk", flat=True)[
@@ -266,6 +304,24 @@ class Command(BaseCommand):
             target=target,
         )
         self.stdout.write(result.summary("Retried"))
+
+    def confirm_dead(self, job_filter: selectors.JobFilter, yes: bool) -> bool:
+        """State the exact count, then go on only with --yes or a "y" typed at
+        a terminal; a script without --yes is refused, never left waiting."""
+        count = history.job_count(job_filter, limit=services.BULK_CAP)
+        what = f"{count.label} dead job{'s' if count.value != 1 else ''}"
+        self.stdout.write(f"Found {what} ({job_filter.as_text()}).")
+        if not count or yes:
+            return True
+        if not sys.stdin.isatty():
+            raise CommandError(
+                f"nothing done: add --yes to retry {what} (no terminal to ask on)"
+            )
+        answer = input(f"Retry {what}? [y/N] ").strip().lower()
+        if answer in ("y", "yes"):
+            return True
+        self.stdout.write("Nothing done.")
+        return False
 
     def do_cancel(self, options: dict[str, Any]) -> None:
         result = services.jobs_cancel(
