@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 PYTEST_FLAGS ?=
 
-.PHONY: install run test test-py313 test-py313-suite test-pg lint chromium promtool postgres postgres-bin bench bench-quick chaos chaos-quick clean
+.PHONY: install run test test-py313 test-py313-suite test-pg test-redis8 lint chromium promtool postgres postgres-bin bench bench-quick chaos chaos-quick clean
 
 # A virtualenv with the project installed (editable) under the given constraints.
 # $(1): interpreter, $(2): virtualenv, $(3): constraints file.
@@ -94,6 +94,19 @@ test-py313-suite: $(VENV313)/.installed-stamp promtool
 test-pg: install postgres
 	DEBUG=1 TEST_POSTGRES=1 DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} \
 	  $(BIN)/pytest -p no:cacheprovider --ignore=tests/e2e $(PYTEST_FLAGS)
+
+## The suite (but the browser tests) on redis-py 8, which speaks RESP3 by default,
+## where the venv pins 7.4: redis-py 8 alone, in a directory put first on the path
+## (workers and other subprocesses inherit it), so no second virtualenv is built.
+REDIS8 := redis==8.2.0
+REDIS8_DIR := var/redis-py8
+REDIS8_PATH := $(CURDIR)/$(REDIS8_DIR)$${PYTHONPATH:+:$$PYTHONPATH}
+test-redis8: install
+	@test -f $(REDIS8_DIR)/.$(REDIS8) || { rm -rf $(REDIS8_DIR) && \
+	  $(BIN)/pip install -q --no-deps --target $(REDIS8_DIR) '$(REDIS8)' && \
+	  touch $(REDIS8_DIR)/.$(REDIS8); }
+	PYTHONPATH=$(REDIS8_PATH) $(BIN)/python -c "import redis; print('redis-py', redis.__version__)"
+	DEBUG=1 PYTHONPATH=$(REDIS8_PATH) $(BIN)/pytest -p no:cacheprovider --ignore=tests/e2e $(PYTEST_FLAGS)
 
 ## Make sure a PostgreSQL server answers (install and start Debian's if not).
 postgres:

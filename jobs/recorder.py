@@ -418,6 +418,15 @@ def _block_children_of_dead(batch: Batch) -> None:
         )
 
 
+def stream_rows(reply: Any) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
+    """The (id, fields) rows of an XREAD(GROUP) reply, which redis-py shapes
+    by protocol: RESP2 (redis-py 7's default) [[stream, rows], ...], RESP3
+    (redis-py 8's) {stream: [rows]}."""
+    if isinstance(reply, dict):
+        return [row for batches in reply.values() for rows in batches for row in rows]
+    return [row for _stream, rows in reply or [] for row in rows]
+
+
 class Recorder:
     """Reads the stream as one consumer of the recorder group."""
 
@@ -471,10 +480,7 @@ class Recorder:
             count=count,
             block=block_ms,
         )
-        entries: list[events.Event] = []
-        for _stream, rows in reply or []:
-            entries.extend(events.parse(sid, data) for sid, data in rows if data)
-        return entries
+        return [events.parse(sid, data) for sid, data in stream_rows(reply) if data]
 
     def claim_abandoned(self) -> int:
         """Take over entries a dead recorder read but never acknowledged."""

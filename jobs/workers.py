@@ -60,6 +60,8 @@ for _, key in ipairs(KEYS) do
 end
 return false
 """
+#: Longest the command channel's thread sleeps (bounds a worker's exit).
+PUBSUB_WAKE = 1.0
 #: Seconds an idle worker's entry outlives its last heartbeat.
 WORKER_TTL = 20
 #: A running job's worker heartbeats this often; a job whose heartbeat is
@@ -287,6 +289,27 @@ class RecordingMixin(_WorkerBase):
         if own:
             with self._tolerating_redis_loss("heartbeat"):
                 pipe.execute()
+
+    def subscribe(self) -> None:
+        """RQ's subscription to its command channel, but with a thread that
+        wakes every PUBSUB_WAKE seconds rather than RQ's 60: redis-py 8's
+        PubSubWorkerThread.stop() waits for the thread, which would hold every
+        worker's exit (and every burst) for up to a minute."""
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
+            sleep_time=PUBSUB_WAKE,
+            daemon=True,
+            exception_handler=self._pubsub_exception_handler,
+        )
+
+    def unsubscribe(self) -> None:
+        """RQ's, except that the thread closes its connection itself as it
+        ends: RQ closes it too, which races the thread now that it wakes."""
+        if self.pubsub_thread:
+            self.pubsub.unsubscribe()
+            self.pubsub_thread.stop()
+            self.pubsub_thread.join(timeout=PUBSUB_WAKE * 5)
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         """RQ's start-up (register the worker, subscribe to its commands)

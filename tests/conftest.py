@@ -13,12 +13,15 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import User
+from django.test import Client
 
 from console.localredis import LocalRedis, free_port
 from jobs import conf, queueing
 from jobs.models import JobRecord
 from jobs.recorder import Recorder
 from jobs.workers import ConsoleWorker
+from tests.factories import user_in
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -48,6 +51,27 @@ def clean_redis(redis_server: LocalRedis) -> Iterator[None]:
         redis_server.start()  # a test stopped it and failed before restarting
     queueing.connection().flushall()
     yield
+
+
+@pytest.fixture
+def operator_user() -> User:
+    return user_in("Operators")
+
+
+@pytest.fixture
+def operator_client(operator_user: User) -> Client:
+    """A browser logged in as a member of Operators (may act on jobs)."""
+    client = Client()
+    client.force_login(operator_user)
+    return client
+
+
+@pytest.fixture
+def viewer_client() -> Client:
+    """A browser logged in as a member of Viewers (read only)."""
+    client = Client()
+    client.force_login(user_in("Viewers"))
+    return client
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from jobs.tokens import token_user
 from tests.conftest import final
 from tests.factories import user_in
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
@@ -28,6 +28,7 @@ def action(client: Client, url: str, name: str, ids: list[str], **extra: str):
     )
 
 
+@pytest.mark.django_db(transaction=True)
 def test_job_actions_go_through_the_services(admin_client, run_until):
     dead = services.job_submit(
         task="demo.fail", payload={"times": 1}, retry={"max_attempts": 1}
@@ -52,6 +53,7 @@ def YES(count: int) -> dict[str, str]:
     return {"confirm": "yes", "expected": str(count)}
 
 
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     ("name", "verb"),
     [("retry", "Retry"), ("cancel", "Cancel"), ("delete_jobs", "Delete")],
@@ -70,6 +72,7 @@ def test_every_job_action_states_the_count_and_asks_first(admin_client, name, ve
     assert not OperatorAction.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)
 def test_all_matching_selection_asks_again_when_more_jobs_match(admin_client):
     for _ in range(3):
         services.job_submit(task="demo.echo", payload={"text": "x"}, delay=600)
@@ -84,6 +87,7 @@ def test_all_matching_selection_asks_again_when_more_jobs_match(admin_client):
     assert b"Canceled 3 jobs" in done.content
 
 
+@pytest.mark.django_db(transaction=True)
 def test_change_page_shows_attempts_and_events_read_only(admin_client, run_until):
     job = services.job_submit(task="demo.echo", payload={"text": "x"})
     run_until(final(job))
@@ -96,6 +100,7 @@ def test_change_page_shows_attempts_and_events_read_only(admin_client, run_until
     assert job.pk.encode() in search.content
 
 
+@pytest.mark.django_db(transaction=True)
 def test_queue_pause_asks_for_a_reason(admin_client):
     url = "/admin/jobs/queuestate/"
     assert admin_client.get(url).status_code == 200  # lists every configured queue
@@ -112,6 +117,7 @@ def test_queue_pause_asks_for_a_reason(admin_client):
     }
 
 
+@pytest.mark.django_db(transaction=True)
 def test_viewer_staff_cannot_run_actions():
     viewer = user_in("Viewers")
     viewer.is_staff = True
@@ -144,6 +150,7 @@ def test_admin_and_console_link_to_each_other(admin_client):
     assert b'href="/admin/"' in admin_client.get("/jobs/").content
 
 
+@pytest.mark.django_db(transaction=True)
 def test_schedules_in_the_admin(admin_client):
     from jobs import scheduling
     from jobs.models import Schedule

@@ -4,22 +4,13 @@ through one confirmation, with or without JavaScript."""
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from jobs.models import JobRecord, OperatorAction
-from tests.factories import user_in
 from tests.test_history_screens import make, make_dead, messages_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = JobRecord.Status
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture
-def operator_client() -> Client:
-    client = Client()
-    client.force_login(user_in("Operators"))
-    return client
 
 
 def statuses() -> dict[str, str]:

@@ -19,30 +19,10 @@ from jobs.recorder import fingerprint
 from jobs.selectors import failures, history
 from jobs.selectors.history import JobFilter
 from tests.conftest import final
-from tests.factories import user_in
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 Status = JobRecord.Status
 _ids = itertools.count(1)
-
-
-@pytest.fixture
-def operator() -> User:
-    return user_in("Operators")
-
-
-@pytest.fixture
-def operator_client(operator: User) -> Client:
-    client = Client()
-    client.force_login(operator)
-    return client
-
-
-@pytest.fixture
-def viewer_client() -> Client:
-    client = Client()
-    client.force_login(user_in("Viewers"))
-    return client
 
 
 def make(**fields: Any) -> JobRecord:
@@ -89,20 +69,20 @@ def messages_of(response: Any) -> list[str]:
 # -- search ------------------------------------------------------------------
 
 
-def test_each_filter_field_narrows_the_list(viewer_client, operator):
+def test_each_filter_field_narrows_the_list(viewer_client, operator_user):
     now = timezone.now()
     echo = make(task="demo.echo", payload={"text": "needle in here"})
     sleep = make(task="demo.sleep", queue="mail", payload={"seconds": 1})
     dead = make_dead(task="demo.fail", message="database exploded")
     old = make(submitted_at=now - timedelta(days=10))
-    mine = make(submitted_by=operator)
+    mine = make(submitted_by=operator_user)
 
     assert listed(viewer_client, status="dead") == {dead.pk}
     assert listed(viewer_client, queue="mail") == {sleep.pk}
     assert listed(viewer_client, task="demo.sleep") == {sleep.pk}
     assert listed(viewer_client, payload="needle") == {echo.pk}
     assert listed(viewer_client, error="exploded") == {dead.pk}
-    assert listed(viewer_client, submitted_by=operator.username) == {mine.pk}
+    assert listed(viewer_client, submitted_by=operator_user.username) == {mine.pk}
     assert listed(viewer_client, fingerprint=dead.error_fingerprint) == {dead.pk}
     day = (now - timedelta(days=5)).strftime("%Y-%m-%d")
     assert listed(viewer_client, until=day) == {old.pk}
@@ -175,6 +155,7 @@ def test_list_shows_columns_and_truncates_the_error(viewer_client):
     assert "1 of 1<" in body
 
 
+@pytest.mark.django_db(transaction=True)
 def test_job_ids_are_a_capped_newest_first_snapshot():
     now = timezone.now()
     rows = [make_dead(submitted_at=now - timedelta(minutes=n)) for n in range(7)]
@@ -201,6 +182,7 @@ def bulk(client: Client, action: str, **query: str) -> Any:
     return client.post("/jobs/bulk/", data, follow=True)
 
 
+@pytest.mark.django_db(transaction=True)
 def test_bulk_retry_retries_exactly_the_filtered_dead_jobs(operator_client, run_until):
     job = services.job_submit(
         task="demo.fail", payload={"times": -1}, retry={"max_attempts": 1}
@@ -226,6 +208,7 @@ def test_bulk_retry_retries_exactly_the_filtered_dead_jobs(operator_client, run_
     assert JobRecord.objects.get(pk=job.pk).status == Status.DEAD
 
 
+@pytest.mark.django_db(transaction=True)
 def test_bulk_applies_to_every_match_not_just_the_page(operator_client):
     for _ in range(60):
         make_dead(task="demo.echo")
@@ -235,6 +218,7 @@ def test_bulk_applies_to_every_match_not_just_the_page(operator_client):
     assert JobRecord.objects.filter(status=Status.DEAD).count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
 def test_bulk_cancel_reports_what_it_skipped(operator_client):
     waiting = services.job_submit(task="demo.echo", payload={"text": "later"})
     make(task="demo.echo", status=Status.SUCCEEDED)
@@ -243,6 +227,7 @@ def test_bulk_cancel_reports_what_it_skipped(operator_client):
     assert JobRecord.objects.get(pk=waiting.pk).status == Status.CANCELED
 
 
+@pytest.mark.django_db(transaction=True)
 def test_bulk_delete_asks_first_stating_the_count(operator_client):
     for _ in range(3):
         make_dead(task="demo.echo")
@@ -263,6 +248,7 @@ def test_bulk_delete_asks_first_stating_the_count(operator_client):
     assert list(JobRecord.objects.values_list("pk", flat=True)) == [keep.pk]
 
 
+@pytest.mark.django_db(transaction=True)
 def test_bulk_on_an_empty_selection_does_nothing(operator_client):
     make_dead(task="demo.echo")
     for action in ("retry", "cancel", "delete"):
@@ -272,6 +258,7 @@ def test_bulk_on_an_empty_selection_does_nothing(operator_client):
     assert JobRecord.objects.get().status == Status.DEAD
 
 
+@pytest.mark.django_db(transaction=True)
 def test_bulk_refuses_a_malformed_filter_or_action(operator_client):
     make_dead(task="demo.echo")
     bad_date = bulk(operator_client, "delete", since="not-a-date", confirm="yes")
@@ -282,6 +269,7 @@ def test_bulk_refuses_a_malformed_filter_or_action(operator_client):
     assert not OperatorAction.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)
 def test_bulk_form_states_the_count_and_the_cap(operator_client):
     for _ in range(3):
         make_dead(task="demo.echo")
@@ -294,6 +282,7 @@ def test_bulk_form_states_the_count_and_the_cap(operator_client):
 # -- roles --------------------------------------------------------------------
 
 
+@pytest.mark.django_db(transaction=True)
 def test_viewer_sees_no_buttons_and_every_post_is_refused(viewer_client):
     dead = make_dead(task="demo.echo")
     jobs_page = viewer_client.get("/jobs/").content.decode()
@@ -313,6 +302,7 @@ def test_viewer_sees_no_buttons_and_every_post_is_refused(viewer_client):
     assert not OperatorAction.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)
 def test_actions_refuse_get(operator_client):
     assert operator_client.get("/jobs/bulk/?action=delete").status_code == 405
     assert operator_client.get("/failures/abc/retry/").status_code == 405
@@ -321,6 +311,7 @@ def test_actions_refuse_get(operator_client):
 # -- failures -----------------------------------------------------------------
 
 
+@pytest.mark.django_db(transaction=True)
 def test_messages_differing_only_by_numbers_are_one_group(viewer_client, run_until):
     jobs = [
         services.job_submit(
@@ -342,6 +333,7 @@ def test_messages_differing_only_by_numbers_are_one_group(viewer_client, run_unt
     assert "Traceback (most recent call last)" in page
 
 
+@pytest.mark.django_db(transaction=True)
 def test_group_counts_link_to_exactly_its_jobs(viewer_client):
     dead = [make_dead(task="demo.echo", message=f"row {n} locked") for n in range(3)]
     make_dead(task="demo.echo", message="other")
@@ -370,6 +362,7 @@ def test_group_counts_link_to_exactly_its_jobs(viewer_client):
     }
 
 
+@pytest.mark.django_db(transaction=True)
 def test_groups_come_newest_failure_first_with_first_and_last_seen():
     now = timezone.now()
     retrying = make(
@@ -423,6 +416,7 @@ def test_htmx_refresh_returns_only_the_groups(viewer_client):
     assert "<html" not in body and "updated <time" in body
 
 
+@pytest.mark.django_db(transaction=True)
 def test_retry_all_asks_with_the_count_then_retries_the_groups_dead_jobs_only(
     operator_client,
 ):
@@ -456,6 +450,7 @@ def test_retry_all_asks_with_the_count_then_retries_the_groups_dead_jobs_only(
     assert "No jobs match; nothing done" in messages_of(follow)
 
 
+@pytest.mark.django_db(transaction=True)
 def test_group_action_refuses_when_more_jobs_died_than_were_confirmed(
     operator_client,
 ):
@@ -519,11 +514,13 @@ def act(actor: User | None, action: str, origin: str, at: datetime, **kw: Any):
     return entry
 
 
-def test_operator_log_lists_newest_first_and_filters(viewer_client, operator):
+@pytest.mark.django_db(transaction=True)
+def test_operator_log_lists_newest_first_and_filters(viewer_client, operator_user):
     now = timezone.now()
-    older = act(operator, "retry", Origin.WEB, now - timedelta(hours=2), reason="flaky")
+    two_hours_ago = now - timedelta(hours=2)
+    older = act(operator_user, "retry", Origin.WEB, two_hours_ago, reason="flaky")
     newer = act(None, "pause", Origin.CLI, now - timedelta(minutes=1))
-    api = act(operator, "delete", Origin.API, now - timedelta(minutes=5))
+    api = act(operator_user, "delete", Origin.API, now - timedelta(minutes=5))
 
     def shown(**query: str) -> list[int]:
         page = viewer_client.get("/operator-log/?" + urlencode(query))
@@ -543,6 +540,7 @@ def test_operator_log_lists_newest_first_and_filters(viewer_client, operator):
     assert len(bad.context["page"].object_list) == 3
 
 
+@pytest.mark.django_db(transaction=True)
 def test_operator_log_pages_keep_the_filter(viewer_client):
     now = timezone.now()
     for n in range(55):
@@ -554,6 +552,7 @@ def test_operator_log_pages_keep_the_filter(viewer_client):
     assert len(second.context["page"].object_list) == 5
 
 
+@pytest.mark.django_db(transaction=True)
 def test_operator_log_escapes_and_has_an_empty_state(viewer_client):
     body = viewer_client.get("/operator-log/").content.decode()
     assert "No operator actions yet" in body
@@ -562,6 +561,7 @@ def test_operator_log_escapes_and_has_an_empty_state(viewer_client):
     assert "<b>why</b>" not in body and "&lt;b&gt;why&lt;/b&gt;" in body
 
 
+@pytest.mark.django_db(transaction=True)
 def test_bulk_round_trips_dates_through_the_hidden_fields(operator_client):
     old = make_dead(submitted_at=timezone.now() - timedelta(days=30))
     new = make_dead()

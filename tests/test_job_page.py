@@ -5,34 +5,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from jobs import queueing, services
 from jobs.models import JobEvent, JobRecord, OperatorAction
 from jobs.selectors.job_page import job_page, relative
 from tests.conftest import final
-from tests.factories import user_in
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 Status = JobRecord.Status
 XSS = "<script>alert(1)</script>"
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture
-def operator_client() -> Client:
-    client = Client()
-    client.force_login(user_in("Operators"))
-    return client
-
-
-@pytest.fixture
-def viewer_client() -> Client:
-    client = Client()
-    client.force_login(user_in("Viewers"))
-    return client
 
 
 def dead_job(run_until, **payload) -> JobRecord:
@@ -54,6 +38,7 @@ def body(response) -> str:
 # -- the page ------------------------------------------------------------------
 
 
+@pytest.mark.django_db(transaction=True)
 def test_page_shows_payload_result_and_attempts_with_traceback(
     viewer_client, run_until
 ):
@@ -76,6 +61,7 @@ def test_page_shows_payload_result_and_attempts_with_traceback(
     assert "Final: this job will not change" in page and "hx-get" not in page
 
 
+@pytest.mark.django_db(transaction=True)
 def test_latest_failed_attempt_traceback_is_open(viewer_client, run_until):
     job = dead_job(run_until)
     page = body(viewer_client.get(f"/jobs/{job.pk}/"))
@@ -83,6 +69,7 @@ def test_latest_failed_attempt_traceback_is_open(viewer_client, run_until):
     assert "Last error" in page
 
 
+@pytest.mark.django_db(transaction=True)
 def test_timeline_names_the_operator_after_a_retry(operator_client, run_until):
     job = dead_job(run_until)
     response = operator_client.post(f"/jobs/{job.pk}/retry/")
@@ -101,6 +88,7 @@ def test_timeline_names_the_operator_after_a_retry(operator_client, run_until):
     assert JobRecord.objects.get(pk=job.pk).attempts == 2
 
 
+@pytest.mark.django_db(transaction=True)
 def test_dependencies_are_linked_both_ways_with_why_a_child_waits(
     viewer_client, run_until
 ):
@@ -127,6 +115,7 @@ def test_dependencies_are_linked_both_ways_with_why_a_child_waits(
     assert "state-dead" in child_page
 
 
+@pytest.mark.django_db(transaction=True)
 def test_unknown_job_is_a_404_page_with_a_way_back(viewer_client, operator_client):
     response = viewer_client.get("/jobs/no-such-job/")
     assert response.status_code == 404
@@ -140,6 +129,7 @@ def test_unknown_job_is_a_404_page_with_a_way_back(viewer_client, operator_clien
         assert operator_client.post(f"/jobs/no-such-job/{action}/").status_code == 404
 
 
+@pytest.mark.django_db(transaction=True)
 def test_user_data_is_escaped_in_payload_result_and_traceback(viewer_client, run_until):
     echoed = services.job_submit(task="demo.echo", payload={"text": XSS})
     failed = dead_job(run_until, message=XSS)
@@ -152,6 +142,7 @@ def test_user_data_is_escaped_in_payload_result_and_traceback(viewer_client, run
     assert "DemoFailure: &lt;script&gt;" in page  # the traceback's last line
 
 
+@pytest.mark.django_db(transaction=True)
 def test_redis_down_still_shows_the_page(viewer_client, redis_server):
     job = services.job_submit(task="demo.echo", payload={"text": "x"})
     queueing.store_progress(job.pk, 10.0, "first")
@@ -167,6 +158,7 @@ def test_redis_down_still_shows_the_page(viewer_client, redis_server):
 # -- live --------------------------------------------------------------------
 
 
+@pytest.mark.django_db(transaction=True)
 def test_live_partial_polls_while_running_and_stops_when_final(viewer_client):
     job = services.job_submit(task="demo.sleep", payload={"seconds": 1})
     JobRecord.objects.filter(pk=job.pk).update(
@@ -187,6 +179,7 @@ def test_live_partial_polls_while_running_and_stops_when_final(viewer_client):
     assert "state-succeeded" in body(response)  # the final state is swapped in
 
 
+@pytest.mark.django_db(transaction=True)
 def test_live_partial_resends_slow_parts_only_when_they_changed(viewer_client):
     job = services.job_submit(task="demo.sleep", payload={"seconds": 1})
     JobRecord.objects.filter(pk=job.pk).update(status=Status.STARTED)
@@ -204,6 +197,7 @@ def test_live_partial_resends_slow_parts_only_when_they_changed(viewer_client):
     assert 'id="job-history" hx-swap-oob="true"' in changed
 
 
+@pytest.mark.django_db(transaction=True)
 def test_live_partial_shows_progress_and_log_lines(viewer_client):
     job = services.job_submit(task="demo.progress", payload={"steps": 5})
     JobRecord.objects.filter(pk=job.pk).update(status=Status.STARTED)
@@ -217,6 +211,7 @@ def test_live_partial_shows_progress_and_log_lines(viewer_client):
     assert "60%" in live and XSS not in live and "step 3 &lt;script&gt;" in live
 
 
+@pytest.mark.django_db(transaction=True)
 def test_running_job_without_progress_says_how_to_report_it(viewer_client):
     job = services.job_submit(task="demo.sleep", payload={"seconds": 1})
     JobRecord.objects.filter(pk=job.pk).update(status=Status.STARTED)
@@ -227,6 +222,7 @@ def test_running_job_without_progress_says_how_to_report_it(viewer_client):
 # -- actions -----------------------------------------------------------------
 
 
+@pytest.mark.django_db(transaction=True)
 def test_operator_cancels_a_delayed_job(operator_client):
     job = services.job_submit(task="demo.echo", payload={"text": "x"}, delay=600)
     page = body(operator_client.get(f"/jobs/{job.pk}/"))
@@ -245,6 +241,7 @@ def test_operator_cancels_a_delayed_job(operator_client):
     assert "Canceled 0 jobs; 1 skipped: 1 already canceled" in page
 
 
+@pytest.mark.django_db(transaction=True)
 def test_operator_deletes_a_job_only_with_confirmation(operator_client):
     job = services.job_submit(task="demo.echo", payload={"text": "x"}, delay=600)
     page = body(operator_client.get(f"/jobs/{job.pk}/"))
@@ -267,6 +264,7 @@ def test_operator_deletes_a_job_only_with_confirmation(operator_client):
     assert operator_client.get(f"/jobs/{job.pk}/").status_code == 404
 
 
+@pytest.mark.django_db(transaction=True)
 def test_running_job_cannot_be_deleted(operator_client):
     job = services.job_submit(task="demo.echo", payload={"text": "x"})
     JobRecord.objects.filter(pk=job.pk).update(status=Status.STARTED)
@@ -277,6 +275,7 @@ def test_running_job_cannot_be_deleted(operator_client):
     assert "1 skipped: 1 running" in body(operator_client.get(f"/jobs/{job.pk}/"))
 
 
+@pytest.mark.django_db(transaction=True)
 def test_operator_runs_a_delayed_job_now(operator_client, run_until):
     job = services.job_submit(task="demo.echo", payload={"text": "now"}, delay=3600)
     response = operator_client.post(f"/jobs/{job.pk}/run-now/")
@@ -291,6 +290,7 @@ def test_operator_runs_a_delayed_job_now(operator_client, run_until):
     assert "run now by an operator" in page
 
 
+@pytest.mark.django_db(transaction=True)
 def test_run_now_of_a_job_that_is_not_waiting_says_so(operator_client):
     job = services.job_submit(task="demo.echo", payload={"text": "x"})
     operator_client.post(f"/jobs/{job.pk}/run-now/")
@@ -298,6 +298,7 @@ def test_run_now_of_a_job_that_is_not_waiting_says_so(operator_client):
     assert OperatorAction.objects.get(action="run_now").count == 0
 
 
+@pytest.mark.django_db(transaction=True)
 def test_htmx_action_returns_the_refreshed_parts_and_an_event(
     operator_client, run_until
 ):
@@ -316,6 +317,7 @@ def test_htmx_action_returns_the_refreshed_parts_and_an_event(
     assert "Retried 1 job" not in body(operator_client.get(f"/jobs/{job.pk}/"))
 
 
+@pytest.mark.django_db(transaction=True)
 def test_htmx_delete_redirects_the_browser_to_the_list(operator_client):
     job = services.job_submit(task="demo.echo", payload={"text": "x"}, delay=60)
     response = operator_client.post(
@@ -324,6 +326,7 @@ def test_htmx_delete_redirects_the_browser_to_the_list(operator_client):
     assert response["HX-Redirect"] == "/jobs/"
 
 
+@pytest.mark.django_db(transaction=True)
 def test_viewer_sees_no_buttons_and_every_action_is_refused(viewer_client, run_until):
     dead = dead_job(run_until)
     delayed = services.job_submit(task="demo.echo", payload={"text": "x"}, delay=600)
@@ -341,6 +344,7 @@ def test_viewer_sees_no_buttons_and_every_action_is_refused(viewer_client, run_u
     assert not OperatorAction.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)
 def test_actions_need_post(operator_client):
     job = services.job_submit(task="demo.echo", payload={"text": "x"}, delay=600)
     for action in ("retry", "cancel", "delete", "run-now"):
@@ -357,6 +361,7 @@ def test_scheduled_empty_state(viewer_client):
     assert "Cron and interval schedules" in page
 
 
+@pytest.mark.django_db(transaction=True)
 def test_scheduled_lists_delayed_and_retrying_jobs_soonest_first(
     operator_client, viewer_client, run_until
 ):
@@ -393,6 +398,7 @@ def test_scheduled_lists_delayed_and_retrying_jobs_soonest_first(
     assert f'href="/jobs/{later.pk}/"' in page
 
 
+@pytest.mark.django_db(transaction=True)
 def test_run_now_ignores_an_unsafe_next(operator_client):
     job = services.job_submit(task="demo.echo", payload={"text": "x"}, delay=600)
     response = operator_client.post(
@@ -401,6 +407,7 @@ def test_run_now_ignores_an_unsafe_next(operator_client):
     assert response["Location"] == f"/jobs/{job.pk}/"
 
 
+@pytest.mark.django_db(transaction=True)
 def test_scheduled_partial_for_polling_and_redis_down(viewer_client, redis_server):
     services.job_submit(task="demo.echo", payload={"text": "b"}, delay=600)
     fragment = body(viewer_client.get("/scheduled/", **HTMX))

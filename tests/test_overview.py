@@ -21,25 +21,10 @@ from jobs.models import Attempt, JobRecord, OperatorAction
 from jobs.selectors import overview as overview_selectors
 from jobs.selectors import workers as worker_selectors
 from jobs.workers import ConsoleWorker
-from tests.factories import user_in
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-@pytest.fixture
-def operator_client() -> Client:
-    client = Client()
-    client.force_login(user_in("Operators"))
-    return client
-
-
-@pytest.fixture
-def viewer_client() -> Client:
-    client = Client()
-    client.force_login(user_in("Viewers"))
-    return client
 
 
 @pytest.fixture
@@ -74,6 +59,7 @@ def html(response: Any) -> str:
 # -- overview ------------------------------------------------------------------
 
 
+@pytest.mark.django_db(transaction=True)
 def test_overview_shows_every_queue_with_depths_and_paused_queues(operator_client):
     submit(2)
     services.queue_pause(name="mail", actor=None, reason="provider <down>")
@@ -99,6 +85,7 @@ def test_overview_shows_every_queue_with_depths_and_paused_queues(operator_clien
     assert "<svg" in page and "jobs/min" in page
 
 
+@pytest.mark.django_db(transaction=True)
 def test_overview_figures_and_workers_per_queue(operator_client):
     """Finished work comes from the history over the last hour; an old
     success is outside the window."""
@@ -153,6 +140,7 @@ def test_overview_reads_are_bounded_whatever_the_history(
     assert response.status_code == 200
 
 
+@pytest.mark.django_db(transaction=True)
 def test_live_endpoint_returns_only_the_partial(operator_client):
     submit(1)
     response = operator_client.get("/overview/live/", HTTP_HX_REQUEST="true")
@@ -182,6 +170,7 @@ def test_unknown_chart_window_falls_back_to_the_hour(operator_client):
     assert "60 min ago" in page and "&lt;year&gt;" not in page
 
 
+@pytest.mark.django_db(transaction=True)
 def test_overview_without_redis_still_renders(operator_client, redis_down):
     dead_job("default")
     response = operator_client.get("/")
@@ -208,6 +197,7 @@ def test_anonymous_is_sent_to_login():
 # -- queue page ----------------------------------------------------------------
 
 
+@pytest.mark.django_db(transaction=True)
 def test_queue_page_lists_waiting_jobs_linked(operator_client):
     jobs = submit(3)
     page = html(operator_client.get("/queues/default/"))
@@ -218,6 +208,7 @@ def test_queue_page_lists_waiting_jobs_linked(operator_client):
     assert 'name="expected" value="3"' in page
 
 
+@pytest.mark.django_db(transaction=True)
 def test_unknown_queue_is_a_404_with_a_way_back(operator_client):
     response = operator_client.get("/queues/nope<x>/")
     page = html(response)
@@ -229,6 +220,7 @@ def test_unknown_queue_is_a_404_with_a_way_back(operator_client):
     assert OperatorAction.objects.count() == 0
 
 
+@pytest.mark.django_db(transaction=True)
 def test_operator_pauses_and_resumes_a_queue(operator_client):
     response = operator_client.post(
         "/queues/mail/pause/", {"reason": "provider down"}, follow=True
@@ -263,6 +255,7 @@ def test_operator_pauses_and_resumes_a_queue(operator_client):
     ]
 
 
+@pytest.mark.django_db(transaction=True)
 def test_pause_without_a_reason_does_nothing(operator_client):
     page = html(
         operator_client.post("/queues/mail/pause/", {"reason": " "}, follow=True)
@@ -272,6 +265,7 @@ def test_pause_without_a_reason_does_nothing(operator_client):
     assert queueing.paused_queues() == set()
 
 
+@pytest.mark.django_db(transaction=True)
 def test_operator_empties_a_queue_after_confirming_the_count(operator_client):
     jobs = submit(3)
     unconfirmed = operator_client.post(
@@ -300,6 +294,7 @@ def test_operator_empties_a_queue_after_confirming_the_count(operator_client):
     assert "No jobs waiting" in fragment
 
 
+@pytest.mark.django_db(transaction=True)
 def test_empty_refuses_when_more_jobs_arrived_than_confirmed(operator_client):
     submit(3)
     page = html(
@@ -322,6 +317,7 @@ def test_empty_on_an_empty_queue_says_so(operator_client):
     assert OperatorAction.objects.count() == 0
 
 
+@pytest.mark.django_db(transaction=True)
 def test_viewer_sees_no_buttons_and_every_action_is_refused(viewer_client):
     submit(1)
     page = html(viewer_client.get("/queues/default/"))
@@ -343,6 +339,7 @@ def test_actions_are_post_only(operator_client):
         assert operator_client.get(f"/queues/default/{action}/").status_code == 405
 
 
+@pytest.mark.django_db(transaction=True)
 def test_queue_live_refresh_returns_the_live_part(operator_client):
     submit(1)
     response = operator_client.get(
@@ -357,6 +354,7 @@ def test_queue_live_refresh_returns_the_live_part(operator_client):
 # -- workers -------------------------------------------------------------------
 
 
+@pytest.mark.django_db(transaction=True)
 def test_workers_lists_live_and_dead_workers(operator_client):
     client = queueing.connection()
     worker = ConsoleWorker(["default", "mail"], connection=client)
@@ -407,6 +405,7 @@ def test_workers_empty_state_says_how_to_start_one(viewer_client):
     assert "rqworker default mail reports" in page
 
 
+@pytest.mark.django_db(transaction=True)
 def test_worker_rows_show_logical_queues_and_memory():
     client = queueing.connection()
     worker = ConsoleWorker(["reports"], connection=client)
@@ -423,6 +422,7 @@ def test_worker_rows_show_logical_queues_and_memory():
     assert board.dead == []
 
 
+@pytest.mark.django_db(transaction=True)
 def test_seen_workers_key_matches_the_monitor():
     assert worker_selectors.WORKERS_SEEN == monitor.WORKERS_SEEN
 
@@ -515,6 +515,7 @@ def test_duration_text():
     ]
 
 
+@pytest.mark.django_db(transaction=True)
 def test_chart_data_over_a_day_has_96_points_of_15_minutes():
     client = queueing.connection()
     with client.pipeline() as pipe:

@@ -66,3 +66,16 @@ def test_fingerprint_ignores_numbers_and_quoted_values():
     b = recorder.fingerprint("t", "KeyError", "user 98 not found in 'beta'")
     c = recorder.fingerprint("t", "ValueError", "user 98 not found in 'beta'")
     assert a == b != c
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_the_recorder_reads_the_stream_in_either_protocol(
+    redis_server, settings, protocol
+):
+    """redis-py 8 speaks RESP3 by default, which shapes stream replies
+    differently; redis-py 7 speaks RESP2 unless told."""
+    settings.REDIS_URL = f"{redis_server.url}?protocol={protocol}"
+    job = services.job_submit(task="demo.echo", payload={"text": "resp"})
+    work()
+    assert recorder.Recorder(consumer="resp").drain_all() == 3
+    assert JobRecord.objects.get(pk=job.pk).status == JobRecord.Status.SUCCEEDED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -9,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from jobs import scheduling, services
+from jobs import queueing, scheduling, services
 from jobs.models import JobRecord, Origin, Schedule
-from jobs.schedules import fire_due, reconcile
+from jobs.schedules import HEARTBEAT_KEY, fire_due, reconcile
 from jobs.services import schedules as schedule_services
 from tests.conftest import (
     database_url_for_subprocesses,
@@ -130,20 +131,45 @@ def test_run_now_submits_one_job_without_moving_the_next_run():
     assert scheduling.entries()[schedule.pk] == before
 
 
+def fire_times(schedule: Schedule) -> list[int]:
+    """The due times fired, from the idempotency keys (schedule:PK:EPOCH)."""
+    keys = JobRecord.objects.filter(schedule=schedule).values_list(
+        "idempotency_key", flat=True
+    )
+    return sorted(int(str(key).rsplit(":", 1)[1]) for key in keys)
+
+
+def scheduler_cycles_after(moment: float, cycles: int) -> None:
+    """Wait until the scheduler has heartbeated `cycles` + 1 times since
+    `moment`: rq-scheduler heartbeats before and after each firing pass, so
+    that many heartbeats include a whole pass begun after `moment`."""
+    seen: set[bytes] = set()
+
+    def enough() -> bool:
+        beat = queueing.connection().get(HEARTBEAT_KEY)
+        if beat is not None and float(beat) >= moment:
+            seen.add(beat)
+        return len(seen) > cycles
+
+    wait_for(enough, timeout=30, interval=0.02)
+
+
 @pytest.mark.slow
 def test_real_scheduler_fires_on_time_and_stops_when_disabled(spawn):
     schedule = make(interval_seconds=2)
     spawn(
         "rqscheduler", "--interval", "1", DATABASE_URL=database_url_for_subprocesses()
     )
-    time.sleep(7)
-    fired = JobRecord.objects.filter(schedule=schedule).count()
-    assert 2 <= fired <= 4
+    wait_for(lambda: len(fire_times(schedule)) >= 3, timeout=30)
+    times = fire_times(schedule)
+    assert [b - a for a, b in itertools.pairwise(times)] == [2] * (len(times) - 1)
     schedule_services.schedule_set_enabled(schedule=schedule, enabled=False, actor=None)
-    time.sleep(1.5)  # one scheduler cycle
-    stopped_at = JobRecord.objects.filter(schedule=schedule).count()
-    time.sleep(3)
-    assert JobRecord.objects.filter(schedule=schedule).count() == stopped_at
+    scheduler_cycles_after(time.time(), cycles=2)  # a pass in flight has ended
+    last = max(fire_times(schedule))
+    # Readiness: a whole firing pass begun after the next due time, so a
+    # scheduler that still fired the schedule would have by now.
+    scheduler_cycles_after(max(time.time(), last + 2), cycles=2)
+    assert max(fire_times(schedule)) == last
 
 
 @pytest.mark.slow
@@ -170,14 +196,12 @@ def test_two_schedulers_never_fire_the_same_time_twice(spawn):
     url = database_url_for_subprocesses()
     spawn("rqscheduler", "--interval", "1", DATABASE_URL=url)
     spawn("rqscheduler", "--interval", "1", DATABASE_URL=url)
-    wait_for(lambda: JobRecord.objects.filter(schedule=schedule).count() >= 1)
-    time.sleep(10)
+    wait_for(lambda: len(fire_times(schedule)) >= 5, timeout=60)
     keys = Counter(
         JobRecord.objects.filter(schedule=schedule).values_list(
             "idempotency_key", flat=True
         )
     )
-    assert len(keys) >= 5
     assert max(keys.values()) == 1
 
 

@@ -19,14 +19,7 @@ from jobs.selectors.task_schema import task_schema
 from tests.factories import user_in
 from tests.html_forms import forms_of, tokens_in_urls
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def operator_client() -> Client:
-    client = Client()
-    client.force_login(user_in("Operators"))
-    return client
+pytestmark = pytest.mark.django_db
 
 
 def echo(**fields: str) -> dict[str, str]:
@@ -118,6 +111,7 @@ def test_example_of_a_richer_schema_validates_and_reads_well():
     assert {f.name: f.default for f in schema.fields}["flag"] == "true"
 
 
+@pytest.mark.django_db(transaction=True)
 def test_each_option_reaches_the_job_record(operator_client):
     parent = services.job_submit(task="demo.echo", payload={"text": "first"})
     queue = [q for q in settings.JOB_QUEUES if q != "default"][0]
@@ -153,6 +147,7 @@ def test_each_option_reaches_the_job_record(operator_client):
     assert job.submitted_by.username == "operators"
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_delay_sets_the_run_time_from_the_submission(operator_client):
     operator_client.post("/submit/", echo(delay="90"))
     job = JobRecord.objects.get()
@@ -199,6 +194,7 @@ def test_bad_input_is_an_error_on_its_field(operator_client, given, field, messa
     assert JobRecord.objects.count() == 0
 
 
+@pytest.mark.django_db(transaction=True)
 def test_retry_overrides_open_when_one_is_refused(operator_client):
     response = operator_client.post("/submit/", echo(retry_factor="99"))
     assert b'<details class="retry-options" open>' in response.content

@@ -77,13 +77,6 @@ def test_api_refuses_bad_text_in_bodies_and_paths():
     assert OperatorAction.objects.count() == 0
 
 
-@pytest.fixture
-def viewer_client() -> Client:
-    client = Client()
-    client.force_login(user_in("Viewers"))
-    return client
-
-
 def test_jobs_screen_shows_bad_text_as_a_problem_not_a_500(viewer_client):
     make(payload={"text": "hello"})
     for name, term in BAD_TERMS.items():

@@ -9,21 +9,7 @@ from jobs import services
 from jobs.models import JobRecord
 from tests.factories import user_in
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def operator_client() -> Client:
-    client = Client()
-    client.force_login(user_in("Operators"))
-    return client
-
-
-@pytest.fixture
-def viewer_client() -> Client:
-    client = Client()
-    client.force_login(user_in("Viewers"))
-    return client
+pytestmark = pytest.mark.django_db
 
 
 def test_operator_submits_a_job_from_the_form(operator_client):
@@ -86,6 +72,7 @@ def test_post_without_csrf_token_is_refused():
     assert JobRecord.objects.count() == 0
 
 
+@pytest.mark.django_db(transaction=True)
 def test_payloads_are_escaped(viewer_client):
     job = services.job_submit(
         task="demo.echo", payload={"text": "<script>alert(1)</script>"}
@@ -99,6 +86,7 @@ def test_unknown_job_is_a_404(viewer_client):
     assert viewer_client.get("/jobs/does-not-exist/").status_code == 404
 
 
+@pytest.mark.django_db(transaction=True)
 def test_job_list_filters_and_reports_malformed_filters(viewer_client):
     services.job_submit(task="demo.echo", payload={"text": "needle"})
     services.job_submit(task="demo.sleep", payload={"seconds": 1})
@@ -110,6 +98,7 @@ def test_job_list_filters_and_reports_malformed_filters(viewer_client):
     assert "unknown status" in body and "is not a date" in body
 
 
+@pytest.mark.django_db(transaction=True)
 def test_console_says_redis_is_unavailable_instead_of_failing(
     operator_client, redis_server
 ):

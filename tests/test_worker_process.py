@@ -153,3 +153,17 @@ def test_a_worker_refuses_to_start_when_its_checks_fail(redis_server):
     assert "jobs.E001" in done.stderr
     assert "'nowhere'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_worker_leaves_its_command_channel_at_once(redis_server):
+    """redis-py 8's pubsub thread stop() waits for the thread, which RQ lets
+    sleep 60 s: every worker's exit, and every burst, would wait that long.
+    (A generous deadline for a hang, not a measurement.)"""
+    worker = workers.ConsoleWorker(["default"], connection=queueing.connection())
+    worker.subscribe()
+    leaving = threading.Thread(target=worker.unsubscribe, daemon=True)
+    leaving.start()
+    leaving.join(timeout=30)
+    assert not leaving.is_alive(), "unsubscribing hangs"
+    assert not worker.pubsub_thread.is_alive()  # it closed its connection

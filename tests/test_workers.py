@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -16,6 +17,8 @@ from tests.conftest import spawned_log_says, wait_for, worker_pid
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 Status = JobRecord.Status
+#: A second queue the workers serve, for readiness probes.
+OTHER = "mail"
 
 
 def status_of(job: JobRecord) -> str:
@@ -26,8 +29,26 @@ def succeeded_attempts(job: JobRecord) -> int:
     return Attempt.objects.filter(job=job, outcome=Attempt.Outcome.SUCCEEDED).count()
 
 
+def probe_every_worker(procs: list[Any]) -> None:
+    """Readiness, before asserting that a paused queue's jobs did not run:
+    every worker runs a low-priority job of another queue. Workers take every
+    normal lane before any low lane, so a worker that ran it has dequeued
+    since the paused queue's (normal) jobs were waiting, and passed them by."""
+    pids, seen = {p.pid for p in procs}, set()
+
+    def every_worker_probed() -> bool:
+        probe = services.job_submit(
+            task="demo.echo", payload={"text": "probe"}, queue=OTHER, priority="low"
+        )
+        wait_for(lambda: status_of(probe) == Status.SUCCEEDED)
+        seen.add(worker_pid(JobRecord.objects.get(pk=probe.pk).worker_name))
+        return seen >= pids
+
+    wait_for(every_worker_probed, timeout=60, interval=0)
+
+
 def test_paused_queue_starts_nothing_and_resume_drains_it(workers, monitor):
-    procs = workers(3)
+    procs = workers(3, queues=("default", OTHER))
     running = [
         services.job_submit(task="demo.sleep", payload={"seconds": 2}) for _ in range(3)
     ]
@@ -39,7 +60,7 @@ def test_paused_queue_starts_nothing_and_resume_drains_it(workers, monitor):
         for i in range(5)
     ]
     wait_for(lambda: all(status_of(j) == Status.SUCCEEDED for j in running))
-    time.sleep(1.5)  # give an unpaused worker every chance to take them
+    probe_every_worker(procs)
     assert not Attempt.objects.filter(job__in=waiting).exists()
     assert all(status_of(j) == Status.QUEUED for j in waiting)
     services.queue_resume(name="default", actor=None)
@@ -112,14 +133,12 @@ def test_workers_carry_on_after_a_redis_restart(workers, monitor, redis_server):
     running = services.job_submit(task="demo.sleep", payload={"seconds": 2})
     wait_for(lambda: status_of(running) == Status.STARTED)
     redis_server.restart()
-    restarted = time.monotonic()
     after = services.job_submit(task="demo.echo", payload={"text": "after"})
+    # How long the workers take to carry on is measured by `make chaos`.
     wait_for(lambda: status_of(after) == Status.SUCCEEDED, timeout=30)
-    took = time.monotonic() - restarted
     wait_for(lambda: status_of(running) == Status.SUCCEEDED, timeout=60)
     assert all(p.poll() is None for p in procs)
     assert succeeded_attempts(running) == 1
-    assert took < 30  # generous bound; `make chaos` measures the real figure
 
 
 def test_three_workers_share_300_jobs_with_a_kill_and_a_replacement(workers, monitor):
@@ -224,9 +243,9 @@ def test_pause_survives_redis_losing_its_data(workers, monitor):
     services.queue_pause(name="default", actor=None, reason="maintenance")
     queueing.connection().flushall()  # as if Redis came back empty
     wait_for(lambda: queueing.paused_queues() == {"default"}, timeout=10)
-    workers(1)
+    procs = workers(1, queues=("default", OTHER))
     job = services.job_submit(task="demo.echo", payload={"text": "held"})
-    time.sleep(2)
+    probe_every_worker(procs)
     assert status_of(job) == Status.QUEUED
 
 

@@ -4,7 +4,6 @@ scheduled screen."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -108,7 +107,9 @@ def test_running_job_shows_its_progress_moving_then_its_final_state(
     expect(page.locator("pre.result")).to_contain_text('"steps": 5')
     expect(page.locator("table.attempts .state")).to_have_text("Succeeded")
     assert JobRecord.objects.get(pk=job.pk).status == JobRecord.Status.SUCCEEDED
-    time.sleep(2.5)  # polling stopped: nothing replaces the final page any more
+    # Polling stopped: no element is left that htmx polls (it stops polling an
+    # element once it leaves the page), so nothing replaces the final page.
+    expect(page.locator("[hx-trigger*='every']")).to_have_count(0)
     expect(header).to_have_text("Succeeded")
     shot(page, "job")
 
