@@ -7,7 +7,7 @@ COPY requirements ./requirements
 COPY jobs ./jobs
 # The wheel holds the app only; the reference project runs from /app. The
 # reference project's exact versions (the ranges are in pyproject.toml).
-RUN pip install -c requirements/py311-django52.txt .
+RUN pip install -c requirements/py311-django52.txt '.[demo]'
 COPY console ./console
 COPY manage.py ./
 # Bytecode written once here: PYTHONDONTWRITEBYTECODE (and a read-only /app)

