@@ -125,7 +125,8 @@ class SentinelGroup:
         """The primary's port as the first sentinel that answers says."""
         for sentinel in self.sentinels:
             try:
-                found = sentinel.client().sentinel_get_master_addr_by_name(
+                # redis-py 7 and 8 type these replies differently: read as Any.
+                found: Any = sentinel.client().sentinel_get_master_addr_by_name(
                     self.master_name
                 )
             except redis.RedisError:
@@ -159,7 +160,7 @@ class SentinelGroup:
             ports = set()
             for sentinel in self.sentinels:
                 try:
-                    found = sentinel.client().sentinel_get_master_addr_by_name(
+                    found: Any = sentinel.client().sentinel_get_master_addr_by_name(
                         self.master_name
                     )
                 except redis.RedisError:
@@ -235,7 +236,8 @@ class SentinelGroup:
 
     @staticmethod
     def _info(server: LocalServer) -> dict[str, Any]:
-        return dict(server.client().info("replication"))  # type: ignore[arg-type]
+        info: Any = server.client().info("replication")
+        return dict(info)
 
     def _role(self, server: LocalServer) -> str:
         return str(self._info(server).get("role"))
@@ -246,7 +248,8 @@ class SentinelGroup:
     def _sentinels_ready(self) -> bool:
         for sentinel in self.sentinels:
             client = sentinel.client()
-            if len(client.sentinel_sentinels(self.master_name)) < 2:
+            peers: Any = client.sentinel_sentinels(self.master_name)
+            if len(peers) < 2:
                 return False
             if not client.sentinel_slaves(self.master_name):
                 return False

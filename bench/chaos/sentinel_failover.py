@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from bench.chaos.load import start_processes, submitting
 from bench.chaos.outcome import (
@@ -72,10 +73,10 @@ def first_start_after(group: SentinelGroup, port: int, moment: float) -> float |
     from jobs import events
 
     since = f"{int(moment * 1000)}-0"  # stream ids are the server's clock, in ms
-    entries = group.server_on(port).client().xrange(events.STREAM, min=since)
+    entries: Any = group.server_on(port).client().xrange(events.STREAM, min=since)
     starts = [
         float(raw.get(b"at", b"0"))
-        for _, raw in entries  # type: ignore[union-attr]
+        for _, raw in entries
         if raw.get(b"kind") == b"started"
     ]
     after = [at for at in starts if at > moment]
