@@ -162,7 +162,9 @@ def retry_group(client: Any, number: int) -> dict[str, Any]:
     _fill_failed_registry(jobs)
 
     def post() -> None:
-        response = client.post(f"/failures/{fingerprint}/retry/", {"task": task})
+        # Confirmed as an operator does it: the count the page stated.
+        confirmed = {"task": task, "confirm": "yes", "expected": str(len(ids))}
+        response = client.post(f"/failures/{fingerprint}/retry/", confirmed)
         if response.status_code != 302:
             raise RuntimeError(f"retry answered {response.status_code}")
 
