@@ -27,6 +27,7 @@ from jobs.services.validation import (
     MAX_REASON_LENGTH,
     MAX_TERM_LENGTH,
     UnknownReference,
+    as_whole,
     check_text,
 )
 from jobs.tokens import token_user
@@ -161,9 +162,8 @@ def _optional(data: dict[str, Any], name: str, kind: type | tuple[type, ...]) ->
     value = data.get(name)
     if value is None:
         return None
-    if kind is int and isinstance(value, float) and value.is_integer():
-        # JSON has one number type: JSON Schema's "integer" admits 30.0.
-        value = int(value)
+    if kind is int:
+        value = as_whole(value)
     if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
         raise ApiError(400, f"{name} must be {KIND_NAMES[kind]}", name)
     return value

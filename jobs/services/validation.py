@@ -221,6 +221,14 @@ RETRY_OPTIONS: dict[str, tuple[bool, float, float]] = {
 }
 
 
+def as_whole(value: Any) -> Any:
+    """JSON has one number type, and JSON Schema's "integer" admits 30.0: a
+    float with no fraction is that whole number; anything else is unchanged."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _retry_policy(task: registry.TaskDef, override: Any) -> registry.RetryPolicy:
     if override is None or override == {}:
         return task.retry
@@ -235,8 +243,8 @@ def _retry_policy(task: registry.TaskDef, override: Any) -> registry.RetryPolicy
                 f"(known: {', '.join(RETRY_OPTIONS)})",
             )
         whole, low, high = RETRY_OPTIONS[name]
-        if whole and isinstance(value, float) and value.is_integer():
-            value = override[name] = int(value)  # JSON's 3.0 is a whole number
+        if whole:
+            value = override[name] = as_whole(value)
         kinds = int if whole else int | float
         if (
             isinstance(value, bool)
@@ -317,6 +325,7 @@ def _when(request: SubmitRequest, now: datetime) -> datetime | None:
 def _timeout(given: Any, default: int) -> int:
     if given is None:
         return default
+    given = as_whole(given)
     if isinstance(given, bool) or not isinstance(given, int):
         raise InvalidSubmission.one("timeout", "must be a whole number of seconds")
     if not 1 <= given <= MAX_TIMEOUT_SECONDS:
