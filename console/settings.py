@@ -204,9 +204,11 @@ INSTALLED_APPS = [
     # Template partials are built into Django 6.0; on 5.2 this app provides them
     # (its loader renders "template.html#partial").
     *(["template_partials"] if django.VERSION < (6, 0) else []),
+    # Before django_rq: the app's `rqworker` and `rqworker-pool` extend
+    # django-rq's commands of the same name (the first app listed wins).
+    "jobs",
     "django_rq",
     "django_prometheus",
-    "jobs",
 ]
 
 #: A worker process loads only the apps a job needs: the admin, templates and
@@ -214,8 +216,8 @@ INSTALLED_APPS = [
 WORKER_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
-    "django_rq",
     "jobs",
+    "django_rq",
 ]
 WORKER_COMMANDS = frozenset({"rqworker", "rqworker-pool"})
 WORKER_PROCESS = len(sys.argv) > 1 and sys.argv[1] in WORKER_COMMANDS

@@ -18,6 +18,7 @@ import django
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, register
+from django.core.checks import Warning as CheckWarning
 
 from jobs import conf
 
@@ -247,6 +248,25 @@ def _worker_options(argv: list[str]) -> tuple[str, Any]:
     )
     options, _ = parser.parse_known_args(argv[2:])
     return argv[1], options
+
+
+@register("jobs")
+def app_order(app_configs: Any, **kwargs: Any) -> list[CheckWarning]:
+    """The app's `rqworker` (`--concurrency`) and `rqworker-pool` (the heap
+    frozen once in the parent) extend django-rq's commands of the same name;
+    Django runs the command of the app listed first."""
+    names = [config.name for config in apps.get_app_configs()]
+    if "django_rq" not in names or names.index("django_rq") > names.index("jobs"):
+        return []
+    return [
+        CheckWarning(
+            "INSTALLED_APPS lists 'django_rq' before 'jobs': `rqworker` and "
+            "`rqworker-pool` are then django-rq's own, without --concurrency "
+            "and without the pool's shared memory",
+            hint="List 'jobs' before 'django_rq'.",
+            id="jobs.W001",
+        )
+    ]
 
 
 @register("jobs_web")

@@ -577,12 +577,24 @@ def prepare_to_fork() -> None:
     collector's reach: a collection in a job would otherwise walk, and so
     copy page by page, the whole inherited heap.
     """
+    global _prepared_in
+    if _prepared_in is not None:
+        # An ancestor (the pool's parent) froze the heap before it forked us:
+        # collecting or trimming again would write to, and so un-share, the
+        # pages it left shared. Only what this process made since is frozen.
+        gc.freeze()
+        return
     importlib.import_module(queueing.RUNNER.rpartition(".")[0])
     gc.collect()
     gc.freeze()
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
+    _prepared_in = os.getpid()
+
+
+#: The pid of the process that ran prepare_to_fork (inherited by its forks).
+_prepared_in: int | None = None
 
 
 class ConsoleWorker(RecordingMixin, Worker):
