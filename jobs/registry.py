@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -19,6 +20,10 @@ from pydantic import BaseModel
 
 class UnknownTask(LookupError):
     pass
+
+
+#: How a job can run under a worker with slots (jobs.slots).
+EXECUTION_MODELS = ("fork", "thread")
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,9 @@ class TaskDef:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     memory_limit_mb: int | None = None
     description: str = ""
+    #: How a worker runs it: "fork" (a fresh process per job, the default) or
+    #: "thread" (a thread of the worker, for I/O-bound work; see jobs.slots).
+    execution: str = "fork"
 
     def validate(self, payload: Any) -> BaseModel:
         """Raises pydantic.ValidationError on a payload that breaks the schema."""
@@ -101,8 +109,17 @@ def task(
     timeout: int = 180,
     retry: RetryPolicy | None = None,
     memory_limit_mb: int | None = None,
+    execution: str | None = None,
 ) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
-    """Register a function as a task. It receives the validated payload model."""
+    """Register a function as a task. It receives the validated payload model.
+
+    `execution` says how a worker with slots runs it (`rqworker --concurrency`):
+    "fork" (the default) or "thread"; an `async def` task defaults to "thread"
+    (its coroutine runs on the worker's event loop)."""
+    if execution is not None and execution not in EXECUTION_MODELS:
+        raise ValueError(
+            f"task {name!r}: execution must be one of {', '.join(EXECUTION_MODELS)}"
+        )
 
     def register(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
         taken = _TASKS[name].func if name in _TASKS else None
@@ -122,6 +139,8 @@ def task(
             retry=retry or RetryPolicy(),
             memory_limit_mb=memory_limit_mb,
             description=(func.__doc__ or "").strip().split("\n")[0],
+            execution=execution
+            or ("thread" if inspect.iscoroutinefunction(func) else "fork"),
         )
         return func
 

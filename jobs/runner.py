@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import resource
 from typing import Any
 
 from django.db import close_old_connections, connections
 
-from jobs import progress, queueing, registry
+from jobs import eventloop, progress, queueing, registry
 
 
 def limit_memory(megabytes: int) -> None:
@@ -38,7 +39,10 @@ def run(task: str, payload: dict[str, Any]) -> Any:
     close_old_connections()
     try:
         with progress.running(context):
-            return definition.func(model)
+            result = definition.func(model)
+            if inspect.isawaitable(result):  # an `async def` task
+                result = eventloop.run(result)
+            return result
     finally:
         # A job process never keeps a database connection past its job.
         connections.close_all()

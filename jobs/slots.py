@@ -1,0 +1,512 @@
+"""Worker slots: one worker process running up to N jobs at once (issue 19).
+
+`rqworker --concurrency N` runs a SlotWorker. It dequeues only while one of
+its N slots is free (no prefetching jobs it cannot start) and runs each job
+in the model its task declares (`@task(..., execution=...)`), or the one the
+worker is told to use for all (`--execution`):
+
+- fork: a fresh process per job, as the one-job worker does, now up to N of
+  them at once. A job that crashes its process harms no other job.
+- thread: a thread of the worker, for I/O-bound work; `async def` tasks run
+  on the worker's one event loop (jobs.eventloop). Jobs share the process:
+  a crash of the process loses all of them, and the lost-worker recovery
+  runs them again.
+
+Every running job is an RQ execution of its own (RQ's `Execution`: an entry
+in the queue's started registry, a hash and a heartbeat), as RQ's main branch
+models several executions per worker, so `rq info`, RQ's clean-up and this
+project's recovery see each one. The worker's hash carries RQ's fields and
+two of ours: `concurrency` and `slots_busy`.
+
+All Redis bookkeeping happens in the worker's main thread, one job at a time;
+a job thread only runs the task. A thread-model job that outlives its timeout
+is recorded as timed out at its deadline and its thread is sent the timeout
+exception; a thread that will not stop (blocked in C) is abandoned, and once
+the worker's other jobs have finished the worker starts afresh (the same
+command line, exec'd) rather than run on beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import redis
+from rq.exceptions import DequeueTimeout, InvalidJobOperation
+from rq.executions import Execution
+from rq.job import Job, JobStatus
+from rq.queue import Queue
+from rq.timeouts import JobTimeoutException
+from rq.utils import now
+from rq.worker import WorkerStatus
+
+from jobs import eventloop, registry
+from jobs.queueing import ConsoleJob
+from jobs.workers import DEQUEUE_BLOCK, HEARTBEAT_GRACE, ConsoleWorker
+
+#: How often the main thread looks at its slots while jobs run (reaping forked
+#: job processes, finished threads, deadlines).
+SLOT_POLL = 0.05
+#: With jobs running and the queues empty, they are looked at this often.
+EMPTY_POLL = 0.2
+#: RQ kills a forked job this long after its timeout if its own alarm failed.
+HARD_KILL_AFTER = 60
+
+
+@dataclass(eq=False)
+class Slot:
+    job: Job
+    queue: Queue
+    execution: Execution
+    model: str
+    started: float = field(default_factory=time.monotonic)
+    pid: int = 0
+    thread: threading.Thread | None = None
+    #: Set by the job thread: ("ok", value) or ("error", exc_info).
+    outcome: tuple[str, Any] | None = None
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def timeout(self) -> int | None:
+        seconds = self.job.timeout or Queue.DEFAULT_TIMEOUT
+        return None if seconds == -1 else int(seconds)
+
+
+def model_for(job: Job, override: str | None) -> str:
+    """The execution model of a job: the worker's override, else its task's."""
+    if override:
+        return override
+    try:
+        return registry.get(str(job.meta.get("task", ""))).execution
+    except registry.UnknownTask:
+        return "fork"  # fails in its own process, as on a one-job worker
+
+
+def raise_in_thread(thread: threading.Thread, exc_type: type[BaseException]) -> None:
+    """Ask Python to raise `exc_type` in `thread` at its next bytecode (a
+    thread blocked in C, such as time.sleep, only sees it when that returns)."""
+    if thread.ident is None or not thread.is_alive():
+        return
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type)
+    )
+
+
+class SlotWorker(ConsoleWorker):
+    """RQ worker with N slots; see the module's docstring."""
+
+    concurrency = 1
+    #: "fork" or "thread" for every job, whatever its task declares.
+    execution_override: str | None = None
+    #: The command line to exec when the process must start afresh (set by
+    #: `rqworker`); None: the worker stops instead (its supervisor restarts).
+    restart_argv: list[str] | None = None
+
+    def __init__(
+        self,
+        *args: Any,
+        concurrency: int | None = None,
+        execution: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.concurrency = max(1, int(concurrency or self.concurrency))
+        self.execution_override = execution or self.execution_override
+        if self.execution_override not in (None, *registry.EXECUTION_MODELS):
+            raise ValueError(f"unknown execution model {self.execution_override!r}")
+        self._slots: dict[str, Slot] = {}
+        self._wake = threading.Event()
+        self._abandoned: list[threading.Thread] = []
+        self._beat_at = 0.0
+        self._polled_empty_at = 0.0
+        self._cold = False
+
+    # -- start-up and the worker's hash -------------------------------------
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        super().bootstrap(*args, **kwargs)
+        with self._tolerating_redis_loss("slots"):
+            self.connection.hset(
+                self.key, mapping={"concurrency": self.concurrency, "slots_busy": 0}
+            )
+        if self.execution_override != "fork":
+            eventloop.start()
+
+    def _slot_fields(self, pipe: Any) -> None:
+        """Slots in use, and one running job as RQ's `current_job` (a reader
+        that knows one job per worker sees one of them)."""
+        pipe.hset(self.key, "slots_busy", str(len(self._slots)))
+        if self._slots:
+            pipe.hset(self.key, "current_job", next(iter(self._slots)))
+        else:
+            pipe.hdel(self.key, "current_job")
+            self.set_state(WorkerStatus.IDLE, pipeline=pipe)
+
+    def cleanup_execution(self, job: Job, pipeline: Any) -> None:
+        super().cleanup_execution(job, pipeline)
+        if not self.is_horse:
+            self._slot_fields(pipeline)
+
+    # -- the loop: dequeue only with a free slot ----------------------------
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        idle_since = time.monotonic()
+        backoff = 0.1
+        while True:
+            try:
+                self._tend()
+                if self._stop_requested:
+                    return None
+                if self._abandoned_alive():
+                    if not self._slots:
+                        self._start_afresh()
+                        return None
+                    self._nap()
+                    continue
+                if len(self._slots) >= self.concurrency:
+                    self._nap()
+                    continue
+                found = self._next_job(timeout)
+                if found is not None:
+                    return found
+                if timeout is None and not self._slots:
+                    return None  # burst: nothing left to start or finish
+            except DequeueTimeout:
+                pass
+            except redis.exceptions.ConnectionError as exc:
+                self.log.warning(
+                    "redis unavailable, retrying",
+                    extra={"worker": self.name, "error": str(exc), "retry_in": backoff},
+                )
+                time.sleep(backoff)
+                backoff = min(1.0, backoff * 2)
+                continue
+            backoff = 0.1
+            if self._slots:
+                idle_since = time.monotonic()
+            elif max_idle_time and time.monotonic() - idle_since > max_idle_time:
+                return None
+
+    def _next_job(self, timeout: int | None) -> tuple[Job, Queue] | None:
+        lanes_now = self.active_lanes()
+        if timeout is not None and not self._slots:
+            # Nothing running: block on Redis, as the one-job worker does.
+            if not lanes_now:
+                time.sleep(DEQUEUE_BLOCK)
+                return None
+            return self.queue_class.dequeue_any(
+                lanes_now,
+                DEQUEUE_BLOCK,  # type: ignore[arg-type]
+                connection=self.connection,
+                job_class=self.job_class,
+                serializer=self.serializer,
+                death_penalty_class=self.death_penalty_class,
+            )
+        # Jobs running: never block on Redis (they must be tended), and ask
+        # an empty queue again only every EMPTY_POLL seconds or when woken.
+        moment = time.monotonic()
+        if self._wake.is_set() or moment - self._polled_empty_at >= EMPTY_POLL:
+            self._wake.clear()
+            found = self._dequeue_now(lanes_now) if lanes_now else None
+            if found is not None:
+                return found
+            self._polled_empty_at = moment
+        self._nap()
+        return None
+
+    def _nap(self) -> None:
+        self._wake.wait(SLOT_POLL)
+
+    # -- starting a job -----------------------------------------------------
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Start the job in a slot and return at once (RQ's loop then goes
+        back to the dequeue, which waits for a free slot)."""
+        if isinstance(job, ConsoleJob) and job.refusal:
+            self._refuse(job, queue)
+            return
+        model = model_for(job, self.execution_override)
+        try:
+            slot = self._begin(job, queue, model)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            self.log.warning(
+                "redis unavailable as a job started; waiting for it",
+                extra={"worker": self.name, "job_id": job.id, "error": str(exc)},
+            )
+            self._wait_for_redis()
+            return
+        if model == "thread":
+            slot.thread = threading.Thread(
+                target=self._run_in_thread,
+                args=(slot,),
+                name=f"job-{job.id}",
+                daemon=True,  # an abandoned one must not hold the exit
+            )
+            slot.thread.start()
+        else:
+            self._fork(slot)
+
+    def _begin(self, job: Job, queue: Queue, model: str) -> Slot:
+        """The job's execution, in one round trip; for a thread also what the
+        job process does first in the fork model (status, attempt, event)."""
+        ttl = self._ttl(job, 0.0)
+        with self.connection.pipeline() as pipe:
+            execution = Execution.create(job, ttl, pipeline=pipe, worker_name=self.name)
+            slot = Slot(job=job, queue=queue, execution=execution, model=model)
+            self._slots[job.id] = slot
+            self.set_state(WorkerStatus.BUSY, pipeline=pipe)
+            pipe.hset(self.key, "slots_busy", str(len(self._slots)))
+            if model == "thread":
+                self.set_current_job_id(job.id, pipeline=pipe)
+                job.heartbeat(now(), ttl, pipeline=pipe)
+                job.prepare_for_execution(self.name, pipeline=pipe)
+            try:
+                pipe.execute()
+            except BaseException:
+                self._slots.pop(job.id, None)
+                raise
+        return slot
+
+    def _run_in_thread(self, slot: Slot) -> None:
+        try:
+            slot.outcome = ("ok", slot.job.perform())
+        except BaseException:  # noqa: BLE001 - every failure is the job's own
+            slot.outcome = ("error", sys.exc_info())
+        finally:
+            self._wake.set()
+
+    def _fork(self, slot: Slot) -> None:
+        self.execution = slot.execution
+        self.current_job_working_time = 0
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the job process
+            try:
+                os.setpgrp()
+                self._slots = {}
+                self.main_work_horse(slot.job, slot.queue)
+            finally:
+                os._exit(1)
+        self.execution = None
+        slot.pid = pid
+
+    # -- tending running jobs -----------------------------------------------
+
+    def _tend(self) -> None:
+        """Reap what ended, end what overran, heartbeat what runs."""
+        for slot in list(self._slots.values()):
+            if slot.model == "thread":
+                if slot.outcome is not None:
+                    self._finish_thread(slot)
+                elif slot.timeout is not None and slot.elapsed > slot.timeout:
+                    self._time_out_thread(slot)
+            else:
+                self._reap_fork(slot)
+        beat_due = time.monotonic() - self._beat_at >= self.job_monitoring_interval
+        if self._slots and beat_due:
+            self._beat()
+        if self.should_run_maintenance_tasks:
+            self.run_maintenance_tasks()
+
+    def _beat(self) -> None:
+        """The worker's and every running job's heartbeat, in one round trip
+        (RQ sends two per job)."""
+        self._beat_at = time.monotonic()
+        pipe = self.connection.pipeline()
+        with self._tolerating_redis_loss("heartbeat"), pipe:
+            self.heartbeat(self.job_monitoring_interval + 60, pipeline=pipe)
+            for slot in self._slots.values():
+                ttl = self._ttl(slot.job, slot.elapsed)
+                slot.execution.heartbeat(slot.job.started_job_registry, ttl, pipe)
+                slot.job.heartbeat(now(), ttl, pipeline=pipe, xx=True)
+            pipe.execute()
+
+    def _ttl(self, job: Job, elapsed: float) -> int:
+        interval = self.job_monitoring_interval
+        if job.timeout and job.timeout > 0:
+            return int(min(job.timeout - elapsed, interval)) + HEARTBEAT_GRACE
+        return interval + HEARTBEAT_GRACE
+
+    def _finish_thread(self, slot: Slot) -> None:
+        assert slot.outcome is not None
+        kind, value = slot.outcome
+        if kind == "ok":
+            self._settle(slot, lambda job, queue: self._succeed(job, queue, value))
+        else:
+            self._settle(slot, lambda job, queue: self._fail(job, queue, value))
+
+    def _succeed(self, job: Job, queue: Queue, value: Any) -> None:
+        job.ended_at = now()
+        job._result = value
+        job._status = JobStatus.FINISHED
+        self.handle_job_success(
+            job=job, queue=queue, started_job_registry=queue.started_job_registry
+        )
+
+    def _fail(self, job: Job, queue: Queue, exc_info: Any) -> None:
+        job.ended_at = now()
+        job._status = JobStatus.FAILED
+        exc_string = "".join(traceback.format_exception(*exc_info))
+        self.handle_exception(job, *exc_info)
+        self.handle_job_failure(
+            job=job,
+            queue=queue,
+            started_job_registry=queue.started_job_registry,
+            exc_string=exc_string,
+        )
+
+    def _time_out_thread(self, slot: Slot) -> None:
+        """Recorded as timed out now; the thread is told to stop and, if it
+        does not, abandoned (the process starts afresh once it is alone)."""
+        assert slot.thread is not None
+        raise_in_thread(slot.thread, JobTimeoutException)
+        self._abandoned.append(slot.thread)
+        try:
+            raise JobTimeoutException(
+                f"Task exceeded maximum timeout value ({slot.timeout} seconds)"
+            )
+        except JobTimeoutException:
+            exc_info = sys.exc_info()
+        self._settle(slot, lambda job, queue: self._fail(job, queue, exc_info))
+
+    def _reap_fork(self, slot: Slot) -> None:
+        try:
+            pid, status = os.waitpid(slot.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = slot.pid, 0
+        if pid == 0:
+            limit = slot.timeout
+            if limit is not None and slot.elapsed > limit + HARD_KILL_AFTER:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(slot.pid, signal.SIGKILL)
+            return
+        if status == 0:  # the job process recorded its outcome itself
+            self._slots.pop(slot.job.id, None)
+            pipe = self.connection.pipeline()
+            with self._tolerating_redis_loss("slots"), pipe:
+                self._slot_fields(pipe)
+                pipe.execute()
+            return
+        self._settle(slot, lambda job, queue: self._lost(job, queue, pid, status))
+
+    def _lost(self, job: Job, queue: Queue, pid: int, status: int) -> None:
+        """The job's process died without recording an outcome (RQ's
+        monitor_work_horse, for one slot)."""
+        try:
+            job_status = job.get_status()
+        except InvalidJobOperation:
+            return  # finished, and its hash already expired
+        if job_status in (JobStatus.FINISHED, JobStatus.FAILED):
+            return
+        job.ended_at = now()
+        killed = os.WIFSIGNALED(status)
+        signal_msg = f" (signal {os.WTERMSIG(status)})" if killed else ""
+        exc_string = (
+            f"Work-horse terminated unexpectedly; waitpid returned {status}"
+            f"{signal_msg}; "
+        )
+        self.handle_work_horse_killed(job, pid, status, None)
+        self.handle_job_failure(job, queue=queue, exc_string=exc_string)
+
+    def _settle(self, slot: Slot, record: Any) -> None:
+        """Record a slot's outcome with RQ's handlers, which read the
+        worker's one `execution`: it is the slot's for the while."""
+        self._slots.pop(slot.job.id, None)
+        self.execution = slot.execution
+        try:
+            record(slot.job, slot.queue)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            # Left in the started registry: recovered as a lost worker's job.
+            self.log.warning(
+                "redis unavailable as a job ended; waiting for it",
+                extra={"worker": self.name, "job_id": slot.job.id, "error": str(exc)},
+            )
+            self._wait_for_redis()
+        finally:
+            self.execution = None
+
+    # -- stopping -----------------------------------------------------------
+
+    def _abandoned_alive(self) -> bool:
+        self._abandoned = [t for t in self._abandoned if t.is_alive()]
+        return bool(self._abandoned)
+
+    def _start_afresh(self) -> None:
+        """Only abandoned threads are left: leave the registry and exec the
+        same command again (a new process image, same pid), or stop."""
+        self.log.warning(
+            "a timed-out job thread would not stop; starting afresh",
+            extra={"worker": self.name, "threads": len(self._abandoned)},
+        )
+        self._stop_requested = True
+        if self.restart_argv is None:
+            return
+        self.teardown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(self.restart_argv[0], self.restart_argv)
+
+    def _shutdown(self) -> None:
+        """Warm shutdown: no new job; the running ones finish (teardown waits
+        for them). Never raises from the signal handler: the loop, which looks
+        at _stop_requested every few tens of ms, ends itself."""
+        self._stop_requested = True
+        with contextlib.suppress(redis.exceptions.RedisError):
+            self.set_shutdown_requested_date()
+        if self.scheduler:
+            self.stop_scheduler()
+        self._wake.set()
+
+    def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
+        """Cold shutdown: every job process goes down with the worker; thread
+        jobs end with the process. Their executions stay in the started
+        registry and are recovered as a lost worker's jobs."""
+        moment = now()
+        requested = self._shutdown_requested_date
+        if requested is not None and (moment - requested).total_seconds() < 1:
+            return  # RQ: the pool and the terminal both signal once
+        self.log.warning("cold shut down", extra={"worker": self.name})
+        self._cold = True
+        for slot in self._slots.values():
+            if slot.pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(slot.pid, signal.SIGKILL)
+        raise SystemExit()
+
+    def teardown(self) -> None:
+        """Warm shutdown finishes every running job first."""
+        if not self.is_horse and not self._cold:
+            while self._slots:
+                with self._tolerating_redis_loss("shutdown"):
+                    self._tend()
+                if self._slots:
+                    self._nap()
+        super().teardown()
+
+
+def worker_class(concurrency: int, execution: str | None) -> type[SlotWorker]:
+    """A SlotWorker class with these settings (django-rq builds the worker
+    from a class and the queue names alone)."""
+    return type(
+        "SlotWorker",
+        (SlotWorker,),
+        {
+            "concurrency": concurrency,
+            "execution_override": execution,
+            "restart_argv": [sys.executable, *sys.argv],
+            "__module__": __name__,
+        },
+    )

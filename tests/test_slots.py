@@ -1,0 +1,184 @@
+"""Worker slots (`rqworker --concurrency N`, jobs/slots.py), real processes.
+
+Each model (thread, fork) runs N jobs at once in one worker process; a job
+that raises, crashes or outlives its timeout ends only its own attempt, and
+the jobs running beside it succeed exactly once; a worker killed with -9
+leaves all its running jobs to be recovered.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import pytest
+
+from jobs import queueing, services
+from jobs.models import Attempt, JobRecord
+from jobs.services.reconcile import find_differences
+from tests.conftest import spawned_log_says, wait_for, worker_pid
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+Status = JobRecord.Status
+ONE_ATTEMPT = {"max_attempts": 1}
+
+
+def slot_worker(spawn: Any, concurrency: int, model: str) -> Any:
+    return spawn(
+        "rqworker",
+        "default",
+        "--concurrency",
+        str(concurrency),
+        "--execution",
+        model,
+    )
+
+
+def statuses(jobs: list[JobRecord]) -> list[str]:
+    found = dict(
+        JobRecord.objects.filter(pk__in=[j.pk for j in jobs]).values_list(
+            "pk", "status"
+        )
+    )
+    return [found[j.pk] for j in jobs]
+
+
+def sleepers(count: int, seconds: float) -> list[JobRecord]:
+    return [
+        services.job_submit(task="demo.sleep", payload={"seconds": seconds})
+        for _ in range(count)
+    ]
+
+
+def test_a_thread_worker_runs_two_dozen_sleeping_jobs_at_once(spawn, monitor):
+    proc = slot_worker(spawn, 24, "thread")
+    jobs = sleepers(24, 4)
+    wait_for(lambda: set(statuses(jobs)) == {Status.SUCCEEDED}, timeout=120)
+    attempts = list(Attempt.objects.filter(job__in=jobs))
+    assert len(attempts) == 24
+    assert {a.outcome for a in attempts} == {"succeeded"}
+    # All ran at once: every job started before any job finished.
+    assert max(a.started_at for a in attempts) < min(a.finished_at for a in attempts)
+    assert {worker_pid(a.worker_name) for a in attempts} == {proc.pid}
+    assert find_differences() == []
+
+
+def test_the_worker_hash_shows_slots_in_use_of_its_concurrency(spawn, monitor):
+    proc = slot_worker(spawn, 3, "thread")
+    jobs = sleepers(2, 3)
+    client = queueing.connection()
+
+    def busy_fields() -> dict[bytes, bytes] | None:
+        for key in client.smembers("rq:workers"):
+            data = client.hgetall(key)
+            if (
+                data.get(b"pid") == str(proc.pid).encode()
+                and data.get(b"slots_busy") == b"2"
+            ):
+                return data
+        return None
+
+    data = wait_for(busy_fields)
+    assert data[b"concurrency"] == b"3"
+    assert data[b"state"] == b"busy"
+    assert data[b"current_job"].decode() in {str(j.pk) for j in jobs}
+    wait_for(lambda: set(statuses(jobs)) == {Status.SUCCEEDED}, timeout=60)
+    wait_for(lambda: busy_fields() is None and _slots_busy(client, proc.pid) == b"0")
+
+
+def _slots_busy(client: Any, pid: int) -> bytes | None:
+    for key in client.smembers("rq:workers"):
+        data = client.hgetall(key)
+        if data.get(b"pid") == str(pid).encode():
+            return data.get(b"slots_busy")
+    return None
+
+
+BAD_JOBS = {
+    "raises": ("demo.fail", {"times": -1}, None, "DemoFailure"),
+    "hangs-past-timeout": ("demo.sleep", {"seconds": 60}, 1, "JobTimeoutException"),
+    "segfaults": ("demo.crash", {"how": "segfault"}, None, "WorkerLost"),
+}
+
+
+@pytest.mark.parametrize(
+    ("model", "bad"),
+    [
+        ("thread", "raises"),
+        ("thread", "hangs-past-timeout"),
+        ("fork", "raises"),
+        ("fork", "hangs-past-timeout"),
+        ("fork", "segfaults"),
+    ],
+)
+def test_a_failing_job_in_a_slot_ends_only_its_own_attempt(
+    spawn, monitor, tmp_path, model, bad
+):
+    task, payload, timeout, exc_type = BAD_JOBS[bad]
+    proc = slot_worker(spawn, 4, model)
+    others = sleepers(3, 4)
+    failing = services.job_submit(
+        task=task, payload=payload, retry=ONE_ATTEMPT, timeout=timeout
+    )
+    wait_for(lambda: statuses([failing]) == [Status.DEAD], timeout=60)
+    wait_for(lambda: set(statuses(others)) == {Status.SUCCEEDED}, timeout=60)
+    attempt = Attempt.objects.get(job=failing)
+    assert attempt.exc_type == exc_type
+    for job in others:
+        (only,) = Attempt.objects.filter(job=job)
+        assert only.outcome == "succeeded"
+        # It was running when the bad job ended: they shared the worker.
+        assert only.started_at < attempt.finished_at
+        assert worker_pid(only.worker_name) == proc.pid
+    assert worker_pid(attempt.worker_name) == proc.pid
+    # The worker lives on (a thread that would not stop: started afresh
+    # with the same pid) and takes new work.
+    after = services.job_submit(task="demo.echo", payload={"text": "next"})
+    wait_for(lambda: statuses([after]) == [Status.SUCCEEDED], timeout=60)
+    assert proc.poll() is None
+    assert worker_pid(Attempt.objects.get(job=after).worker_name) == proc.pid
+    abandoned = model == "thread" and bad == "hangs-past-timeout"
+    assert spawned_log_says(tmp_path, "rqworker-0", "starting afresh") == abandoned
+    assert find_differences() == []
+
+
+@pytest.mark.parametrize("model", ["thread", "fork"])
+def test_kill_9_of_a_slot_worker_recovers_all_its_running_jobs(spawn, monitor, model):
+    victim = slot_worker(spawn, 4, model)
+    jobs = sleepers(4, 30)
+    wait_for(lambda: set(statuses(jobs)) == {Status.STARTED}, timeout=60)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    rescuer = slot_worker(spawn, 4, model)
+
+    def all_running_again() -> bool:
+        rows = JobRecord.objects.filter(pk__in=[j.pk for j in jobs])
+        return all(
+            r.status == Status.STARTED and worker_pid(r.worker_name) == rescuer.pid
+            for r in rows
+        )
+
+    wait_for(all_running_again, timeout=90)
+    for job in jobs:
+        outcomes = list(
+            Attempt.objects.filter(job=job)
+            .order_by("number")
+            .values_list("outcome", flat=True)
+        )
+        assert outcomes == ["lost", "running"]
+        lost = Attempt.objects.get(job=job, number=1)
+        assert worker_pid(lost.worker_name) == victim.pid
+
+
+def test_warm_shutdown_finishes_every_running_job(spawn, monitor):
+    proc = slot_worker(spawn, 4, "thread")
+    jobs = sleepers(4, 3)
+    wait_for(lambda: set(statuses(jobs)) == {Status.STARTED}, timeout=60)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    wait_for(lambda: set(statuses(jobs)) == {Status.SUCCEEDED}, timeout=30)
+    for job in jobs:
+        assert list(
+            Attempt.objects.filter(job=job).values_list("outcome", flat=True)
+        ) == ["succeeded"]
