@@ -121,6 +121,10 @@ class WorkerInfo:
     successful: int
     failed: int
     rss_kb: int
+    #: Jobs it runs at once (`rqworker --concurrency`; 1 for RQ's own worker)
+    #: and how many run now.
+    concurrency: int = 1
+    slots_busy: int = 0
 
     @property
     def heartbeat_age(self) -> float | None:
@@ -165,9 +169,25 @@ def live_workers() -> list[WorkerInfo]:
                 successful=_int(raw, "successful_job_count") or 0,
                 failed=_int(raw, "failed_job_count") or 0,
                 rss_kb=_int(raw, "rss_kb") or 0,
+                **_slots(raw),
             )
         )
     return found
+
+
+#: More slots than this in a worker's hash is not believed (untrusted input).
+MAX_SLOTS = 100_000
+
+
+def _slots(raw: dict[bytes, bytes]) -> dict[str, int]:
+    """A slot worker's `concurrency` and `slots_busy`; for any other worker
+    one slot, busy while its state says so."""
+    concurrency = _int(raw, "concurrency")
+    if concurrency is None or not 1 <= concurrency <= MAX_SLOTS:
+        busy = 1 if _text(raw, "state") == "busy" else 0
+        return {"concurrency": 1, "slots_busy": busy}
+    busy = min(max(_int(raw, "slots_busy") or 0, 0), concurrency)
+    return {"concurrency": concurrency, "slots_busy": busy}
 
 
 def waiting_job_ids(queue: str, limit: int) -> list[str]:

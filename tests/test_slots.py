@@ -182,3 +182,32 @@ def test_warm_shutdown_finishes_every_running_job(spawn, monitor):
         assert list(
             Attempt.objects.filter(job=job).values_list("outcome", flat=True)
         ) == ["succeeded"]
+
+
+def test_workers_screen_shows_slots_in_use_of_n(operator_client):
+    from jobs.selectors import workers as worker_selectors
+    from jobs.slots import SlotWorker
+    from jobs.workers import ConsoleWorker
+
+    client = queueing.connection()
+    slotted = SlotWorker(["default"], connection=client, concurrency=8)
+    plain = ConsoleWorker(["default"], connection=client)
+    odd = ConsoleWorker(["default"], connection=client)
+    for worker in (slotted, plain, odd):
+        worker.register_birth()
+        worker.heartbeat()
+    client.hset(slotted.key, mapping={"concurrency": "8", "slots_busy": "3"})
+    plain.set_state("busy")
+    # Written by anyone: not believed, read as one slot.
+    client.hset(odd.key, mapping={"concurrency": "lots", "slots_busy": "-5"})
+    try:
+        rows = {w.name: w for w in worker_selectors.worker_board().alive}
+        page = operator_client.get("/workers/").content.decode()
+    finally:
+        for worker in (slotted, plain, odd):
+            worker.register_death()
+    assert rows[slotted.name].slots_text == "3 / 8"
+    assert rows[plain.name].slots_text == "1 / 1"
+    assert rows[odd.name].slots_text == "0 / 1"
+    assert '<td class="num slots">3 / 8</td>' in page
+    assert '<td class="num slots">1 / 1</td>' in page

@@ -47,6 +47,12 @@ class WorkerRow:
     successful: int
     failed: int
     rss_kb: int
+    concurrency: int = 1
+    slots_busy: int = 0
+
+    @property
+    def slots_text(self) -> str:
+        return f"{self.slots_busy} / {self.concurrency}"
 
     @property
     def state_class(self) -> str:
@@ -97,6 +103,8 @@ def _row(info: live.WorkerInfo) -> WorkerRow:
         successful=info.successful,
         failed=info.failed,
         rss_kb=info.rss_kb,
+        concurrency=info.concurrency,
+        slots_busy=info.slots_busy,
     )
 
 
