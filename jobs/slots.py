@@ -60,6 +60,9 @@ SLOT_POLL = 0.05
 EMPTY_POLL = 0.2
 #: RQ kills a forked job this long after its timeout if its own alarm failed.
 HARD_KILL_AFTER = 60
+#: A timed-out job thread gets this long to stop (an async task's thread
+#: stops within eventloop.WAIT_SLICE) before it counts as abandoned.
+STOP_GRACE = 2.0
 
 
 @dataclass(eq=False)
@@ -128,7 +131,8 @@ class SlotWorker(ConsoleWorker):
             raise ValueError(f"unknown execution model {self.execution_override!r}")
         self._slots: dict[str, Slot] = {}
         self._wake = threading.Event()
-        self._abandoned: list[threading.Thread] = []
+        #: Timed-out job threads not yet stopped, with when they timed out.
+        self._abandoned: list[tuple[threading.Thread, float]] = []
         self._beat_at = 0.0
         self._polled_empty_at = 0.0
         self._cold = False
@@ -172,7 +176,7 @@ class SlotWorker(ConsoleWorker):
                 if self._stop_requested:
                     return None
                 if self._abandoned_alive():
-                    if not self._slots:
+                    if not self._slots and self._abandoned_for_good():
                         self._start_afresh()
                         return None
                     self._nap()
@@ -373,7 +377,7 @@ class SlotWorker(ConsoleWorker):
         does not, abandoned (the process starts afresh once it is alone)."""
         assert slot.thread is not None
         raise_in_thread(slot.thread, JobTimeoutException)
-        self._abandoned.append(slot.thread)
+        self._abandoned.append((slot.thread, time.monotonic()))
         try:
             raise JobTimeoutException(
                 f"Task exceeded maximum timeout value ({slot.timeout} seconds)"
@@ -441,8 +445,13 @@ class SlotWorker(ConsoleWorker):
     # -- stopping -----------------------------------------------------------
 
     def _abandoned_alive(self) -> bool:
-        self._abandoned = [t for t in self._abandoned if t.is_alive()]
+        """Timed-out threads still running: no new job starts meanwhile."""
+        self._abandoned = [(t, at) for t, at in self._abandoned if t.is_alive()]
         return bool(self._abandoned)
+
+    def _abandoned_for_good(self) -> bool:
+        moment = time.monotonic()
+        return all(moment - at > STOP_GRACE for _, at in self._abandoned)
 
     def _start_afresh(self) -> None:
         """Only abandoned threads are left: leave the registry and exec the

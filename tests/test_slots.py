@@ -211,3 +211,48 @@ def test_workers_screen_shows_slots_in_use_of_n(operator_client):
     assert rows[odd.name].slots_text == "0 / 1"
     assert '<td class="num slots">3 / 8</td>' in page
     assert '<td class="num slots">1 / 1</td>' in page
+
+
+def test_async_tasks_run_at_once_on_the_workers_event_loop(spawn, monitor, tmp_path):
+    from tests import slot_tasks
+
+    assert callable(slot_tasks.async_nap)  # registered here too, to be submitted
+    proc = spawn(
+        "rqworker",
+        "default",
+        "--concurrency",
+        "10",
+        JOB_TASK_MODULES=slot_tasks.MODULES,
+    )
+    naps = [
+        services.job_submit(task="tests.async_nap", payload={"seconds": 2})
+        for _ in range(10)
+    ]
+    hung = services.job_submit(
+        task="tests.async_nap", payload={"seconds": 300}, timeout=1, retry=ONE_ATTEMPT
+    )
+    wait_for(lambda: set(statuses(naps)) == {Status.SUCCEEDED}, timeout=60)
+    wait_for(lambda: statuses([hung]) == [Status.DEAD], timeout=60)
+    attempts = list(Attempt.objects.filter(job__in=naps))
+    assert max(a.started_at for a in attempts) < min(a.finished_at for a in attempts)
+    for job in naps:
+        record = JobRecord.objects.get(pk=job.pk)
+        assert record.result == {"slept": 2.0, "job": str(job.pk)}
+    assert Attempt.objects.get(job=hung).exc_type == "JobTimeoutException"
+    # The coroutine was cancelled: its thread stopped, nothing was abandoned.
+    assert not spawned_log_says(tmp_path, "rqworker-0", "starting afresh")
+    assert {worker_pid(a.worker_name) for a in attempts} == {proc.pid}
+
+
+def test_a_paused_queue_starts_no_job_in_any_slot(spawn, monitor):
+    services.queue_pause(name="default", actor=None, reason="test")
+    proc = spawn("rqworker", "default", "mail", "--concurrency", "4")
+    waiting = sleepers(3, 1)
+    # Readiness: the worker takes every normal lane in order, default before
+    # mail, so once it ran a mail job it has passed the paused jobs by.
+    probe = services.job_submit(task="demo.echo", payload={"text": "p"}, queue="mail")
+    wait_for(lambda: statuses([probe]) == [Status.SUCCEEDED], timeout=60)
+    assert set(statuses(waiting)) == {Status.QUEUED}
+    services.queue_resume(name="default", actor=None)
+    wait_for(lambda: set(statuses(waiting)) == {Status.SUCCEEDED}, timeout=60)
+    assert proc.poll() is None
