@@ -256,3 +256,89 @@ def test_a_paused_queue_starts_no_job_in_any_slot(spawn, monitor):
     services.queue_resume(name="default", actor=None)
     wait_for(lambda: set(statuses(waiting)) == {Status.SUCCEEDED}, timeout=60)
     assert proc.poll() is None
+
+
+# -- the RQ internals jobs/slots.py relies on (docs/rq_internals.md) ----------
+
+SLOT_OVERRIDES = [
+    ("_shutdown", "self"),
+    ("request_force_stop", "self, signum, frame"),
+    ("teardown", "self"),
+    ("dequeue_job_and_maintain_ttl", "self, timeout, max_idle_time=None"),
+    ("execute_job", "self, job, queue"),
+    ("cleanup_execution", "self, job, pipeline"),
+]
+SLOT_CALLS = [
+    ("handle_job_success", "self, job, queue, started_job_registry"),
+    ("handle_work_horse_killed", "self, job, retpid, ret_val, rusage"),
+]
+#: RQ code that jobs/slots.py mirrors for one slot (fingerprints as in
+#: tests/test_rq_contract.py): monitor_work_horse (SlotWorker._lost and
+#: _reap_fork), perform_job's tail (_succeed, _fail), prepare_execution
+#: (_begin), _shutdown and request_force_stop (theirs for N jobs).
+SLOT_COPIES = {
+    "Worker.monitor_work_horse": "0010f4850a81",
+    "BaseWorker.perform_job": "74f3ca1a261d",
+    "prepare_execution": "37eaa6d7c3e3",
+    "BaseWorker._shutdown": "962404082028",
+    "BaseWorker.request_force_stop": "89c1cbd6c36e",
+}
+
+
+@pytest.mark.parametrize(("name", "expected"), SLOT_OVERRIDES + SLOT_CALLS)
+def test_rq_worker_methods_the_slot_worker_uses_keep_their_signature(name, expected):
+    from rq.worker import Worker
+
+    from jobs.slots import SlotWorker
+    from tests.test_rq_contract import shape
+
+    assert shape(getattr(Worker, name)) == expected
+    if (name, expected) in SLOT_OVERRIDES:
+        assert name in SlotWorker.__dict__  # still overrides something
+
+
+def test_rq_code_the_slot_worker_mirrors_is_unchanged():
+    from rq.executions import Execution, prepare_execution
+    from rq.job import Job
+    from rq.worker import BaseWorker, Worker
+
+    from tests.test_rq_contract import fingerprint, shape
+
+    found = {
+        "Worker.monitor_work_horse": fingerprint(Worker.monitor_work_horse),
+        "BaseWorker.perform_job": fingerprint(BaseWorker.perform_job),
+        "prepare_execution": fingerprint(prepare_execution),
+        "BaseWorker._shutdown": fingerprint(BaseWorker._shutdown),
+        "BaseWorker.request_force_stop": fingerprint(BaseWorker.request_force_stop),
+    }
+    assert found == SLOT_COPIES, "port jobs/slots.py (docs/rq_internals.md)"
+    assert shape(Execution.create) == "job, ttl, pipeline, worker_name=''"
+    assert shape(Execution.heartbeat) == "self, started_job_registry, ttl, pipeline"
+    assert shape(Job.heartbeat) == "self, timestamp, ttl, pipeline=None, xx=False"
+
+
+def test_a_slot_worker_has_the_attributes_it_sets(redis_server):
+    from jobs.slots import SlotWorker
+
+    worker = SlotWorker(["default"], connection=queueing.connection())
+    for name in ("execution", "_stop_requested", "_shutdown_requested_date"):
+        assert hasattr(worker, name), name
+    assert worker.is_horse is False
+
+
+def test_bad_execution_models_are_refused():
+    from django.core.management import CommandError, call_command
+
+    from jobs.registry import task
+    from tests.slot_tasks import Nap
+
+    with pytest.raises(ValueError, match="execution must be one of fork, thread"):
+        task("tests.bogus", schema=Nap, execution="gevent")
+    with pytest.raises(CommandError, match="must be from 1 to 1000"):
+        call_command("rqworker", "default", "--concurrency", "0")
+    with pytest.raises(CommandError, match="invalid choice"):
+        call_command("rqworker", "default", "--execution", "process")
+    with pytest.raises(CommandError, match="leave out --worker-class"):
+        call_command(
+            "rqworker", "default", "--concurrency", "2", "--worker-class", "x.Y"
+        )
