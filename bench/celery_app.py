@@ -21,6 +21,7 @@ import redis
 from celery import Celery, group
 
 from bench.noop import noop as _noop
+from bench.noop import sleep as _sleep
 
 BROKER_DB = 1
 RESULTS_DB = 2
@@ -42,6 +43,8 @@ app.conf.update(
 )
 #: The same function plain RQ runs.
 noop = app.task(name="bench.noop")(_noop)
+#: The slots figure's job (demo.sleep's counterpart).
+sleep = app.task(name="bench.sleep")(_sleep)
 
 
 def urls(redis_url: str) -> dict[str, str]:

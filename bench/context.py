@@ -26,6 +26,7 @@ NAMES = (
     "stored",
     "screens",
     "standard",
+    "slots",
 )
 
 
@@ -50,6 +51,9 @@ class Sizes:
     screen_steps: tuple[int, ...]
     screen_requests: int
     counts: tuple[int, ...] = (1, 2, 4)
+    #: Figure 13: this many jobs sleeping this long, all at once.
+    slot_jobs: int = 50
+    slot_seconds: float = 10.0
 
     @classmethod
     def of(cls, quick: bool) -> Sizes:
@@ -70,6 +74,8 @@ class Sizes:
                 stored_calls=200,
                 screen_steps=(2_000, 20_000),
                 screen_requests=15,
+                slot_jobs=10,
+                slot_seconds=2.0,
             )
         return cls(
             latency=2000,

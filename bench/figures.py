@@ -20,6 +20,7 @@ from bench import (
     scaling,
     schedule_delay,
     screens,
+    slots,
     standard,
     stored,
     submit,
@@ -159,6 +160,7 @@ FIGURES: dict[str, Callable[[Context], None]] = {
     "stored": stored.figure,
     "screens": screens.figure,
     "standard": standard.figure,
+    "slots": slots.figure,
 }
 
 assert tuple(FIGURES) == NAMES, "bench.context.NAMES lists every figure in order"
@@ -205,6 +207,7 @@ NOTES: dict[str, str] = {
     "stored": stored.NOTE,
     "screens": screens.NOTE,
     "standard": standard.NOTE,
+    "slots": slots.NOTE,
 }
 
 

@@ -141,10 +141,13 @@ class SlotWorker(ConsoleWorker):
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         super().bootstrap(*args, **kwargs)
-        with self._tolerating_redis_loss("slots"):
-            self.connection.hset(
+        pipe = self.connection.pipeline()
+        with self._tolerating_redis_loss("slots"), pipe:
+            pipe.hset(
                 self.key, mapping={"concurrency": self.concurrency, "slots_busy": 0}
             )
+            self.set_state(WorkerStatus.IDLE, pipeline=pipe)
+            pipe.execute()
         if self.execution_override != "fork":
             eventloop.start()
 

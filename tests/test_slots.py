@@ -66,8 +66,10 @@ def test_a_thread_worker_runs_two_dozen_sleeping_jobs_at_once(spawn, monitor):
 
 def test_the_worker_hash_shows_slots_in_use_of_its_concurrency(spawn, monitor):
     proc = slot_worker(spawn, 3, "thread")
-    jobs = sleepers(2, 3)
     client = queueing.connection()
+    # Idle once started, as RQ's own worker says (readiness probes read it).
+    wait_for(lambda: _field(client, proc.pid, b"state") == b"idle")
+    jobs = sleepers(2, 3)
 
     def busy_fields() -> dict[bytes, bytes] | None:
         for key in client.smembers("rq:workers"):
@@ -88,10 +90,14 @@ def test_the_worker_hash_shows_slots_in_use_of_its_concurrency(spawn, monitor):
 
 
 def _slots_busy(client: Any, pid: int) -> bytes | None:
+    return _field(client, pid, b"slots_busy")
+
+
+def _field(client: Any, pid: int, name: bytes) -> bytes | None:
     for key in client.smembers("rq:workers"):
         data = client.hgetall(key)
         if data.get(b"pid") == str(pid).encode():
-            return data.get(b"slots_busy")
+            return data.get(name)
     return None
 
 
