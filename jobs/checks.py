@@ -241,11 +241,12 @@ def _worker_options(argv: list[str]) -> tuple[str, Any]:
     process is no worker), read with the command's own parser."""
     if len(argv) < 2 or argv[1] not in WORKER_COMMANDS:
         return "", None
-    from django.core.management import load_command_class
+    from django.core.management import get_commands, load_command_class
 
-    parser = load_command_class("django_rq", argv[1]).create_parser(
-        "manage.py", argv[1]
-    )
+    # The command Django runs: the app's own (which adds --concurrency) when
+    # `jobs` is listed before `django_rq`, else django-rq's.
+    app = get_commands().get(argv[1], "django_rq")
+    parser = load_command_class(app, argv[1]).create_parser("manage.py", argv[1])
     options, _ = parser.parse_known_args(argv[2:])
     return argv[1], options
 

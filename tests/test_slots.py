@@ -177,8 +177,9 @@ def test_kill_9_of_a_slot_worker_recovers_all_its_running_jobs(spawn, monitor, m
         assert worker_pid(lost.worker_name) == victim.pid
 
 
-def test_warm_shutdown_finishes_every_running_job(spawn, monitor):
-    proc = slot_worker(spawn, 4, "thread")
+@pytest.mark.parametrize("model", ["thread", "fork"])
+def test_warm_shutdown_finishes_every_running_job(spawn, monitor, model):
+    proc = slot_worker(spawn, 4, model)
     jobs = sleepers(4, 3)
     wait_for(lambda: set(statuses(jobs)) == {Status.STARTED}, timeout=60)
     proc.send_signal(signal.SIGTERM)
@@ -348,3 +349,18 @@ def test_bad_execution_models_are_refused():
         call_command(
             "rqworker", "default", "--concurrency", "2", "--worker-class", "x.Y"
         )
+
+
+def test_the_worker_checks_read_the_command_line_with_slots(monkeypatch):
+    """`--concurrency 4` before the queues is not a queue named "4"."""
+    from jobs import checks
+
+    monkeypatch.setattr(
+        "sys.argv", ["manage.py", "rqworker", "--concurrency", "4", "default"]
+    )
+    assert checks.worker_command_line(None) == []
+    monkeypatch.setattr(
+        "sys.argv", ["manage.py", "rqworker", "--concurrency", "4", "nowhere"]
+    )
+    (error,) = checks.worker_command_line(None)
+    assert error.id == "jobs.E006" and "'nowhere'" in error.msg
