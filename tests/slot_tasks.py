@@ -23,3 +23,22 @@ async def async_nap(payload: Nap) -> dict[str, object]:
     await asyncio.sleep(payload.seconds)
     progress.report(100.0, "awake")
     return {"slept": payload.seconds, "job": progress.current().job_id}
+
+
+@task("tests.db_connection", schema=Nap, execution="thread")
+def db_connection(payload: Nap) -> dict[str, int]:
+    """Use the database, then hold the connection while the others run."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    from jobs.models import JobRecord
+
+    count = JobRecord.objects.count()
+    time.sleep(payload.seconds)
+    return {
+        "jobs": count,
+        "connection": id(connection.connection),
+        "thread": threading.get_ident(),
+    }

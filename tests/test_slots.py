@@ -85,6 +85,21 @@ def test_the_worker_hash_shows_slots_in_use_of_its_concurrency(spawn, monitor):
     assert data[b"concurrency"] == b"3"
     assert data[b"state"] == b"busy"
     assert data[b"current_job"].decode() in {str(j.pk) for j in jobs}
+    # Each running job is in RQ's started registry, with an execution of
+    # this worker, as `rq info` and RQ's clean-up read them.
+    registry = queueing.rq_queue("default").started_job_registry
+    running = {job_id for job_id, _ in registry.get_job_and_execution_ids()}
+    assert running == {str(j.pk) for j in jobs}
+    worker_name = next(
+        k.decode().removeprefix("rq:worker:")
+        for k in client.smembers("rq:workers")
+        if client.hget(k, "pid") == str(proc.pid).encode()
+    )
+    for job in jobs:
+        executions = client.zrange(f"rq:executions:{job.pk}", 0, -1)
+        (execution,) = executions
+        key = f"rq:execution:{job.pk}:{execution.decode()}"
+        assert client.hget(key, "worker_name").decode() == worker_name
     wait_for(lambda: set(statuses(jobs)) == {Status.SUCCEEDED}, timeout=60)
     wait_for(lambda: busy_fields() is None and _slots_busy(client, proc.pid) == b"0")
 
@@ -364,3 +379,30 @@ def test_the_worker_checks_read_the_command_line_with_slots(monkeypatch):
     )
     (error,) = checks.worker_command_line(None)
     assert error.id == "jobs.E006" and "'nowhere'" in error.msg
+
+
+def test_thread_jobs_each_get_their_own_database_connection(spawn, monitor):
+    from tests import slot_tasks
+    from tests.conftest import database_url_for_subprocesses
+
+    assert callable(slot_tasks.db_connection)
+    jobs = [
+        services.job_submit(task="tests.db_connection", payload={"seconds": 2})
+        for _ in range(6)
+    ]
+    spawn(
+        "rqworker",
+        "default",
+        "--concurrency",
+        "6",
+        JOB_TASK_MODULES=slot_tasks.MODULES,
+        DATABASE_URL=database_url_for_subprocesses(),
+    )
+    wait_for(lambda: set(statuses(jobs)) == {Status.SUCCEEDED}, timeout=60)
+    results = [JobRecord.objects.get(pk=j.pk).result for j in jobs]
+    assert {r["jobs"] for r in results} == {6}
+    attempts = list(Attempt.objects.filter(job__in=jobs))
+    assert max(a.started_at for a in attempts) < min(a.finished_at for a in attempts)
+    # Six threads at once, six connections alive at once: never shared.
+    assert len({r["thread"] for r in results}) == 6
+    assert len({r["connection"] for r in results}) == 6
