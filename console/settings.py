@@ -178,6 +178,10 @@ REDIS_URL = "" if REDIS_SENTINELS else _redis_url()
 #: restart, or a server still starting beside it) before it gives up; 0 gives
 #: up at once.
 REDIS_STARTUP_WAIT = env_int("REDIS_STARTUP_WAIT", 30)
+#: `rqworker --concurrency N --execution process`: a reused job process is
+#: replaced after this many jobs, or once it is resident past this many MB.
+JOB_PROCESS_MAX_JOBS = env_int("JOB_PROCESS_MAX_JOBS", 1000)
+JOB_PROCESS_MAX_MEMORY_MB = env_int("JOB_PROCESS_MAX_MEMORY_MB", 256)
 
 #: The queues this deployment serves. Each has three priority lanes in Redis.
 JOB_QUEUES = env_list("JOB_QUEUES", "default,mail,reports")

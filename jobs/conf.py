@@ -34,6 +34,10 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_SENTINEL_PASSWORD": "",
     "REDIS_PASSWORD": "",
     "REDIS_DB": 0,
+    # The process model of worker slots (jobs/slotprocs.py): a reused job
+    # process is replaced after this many jobs or past this resident size.
+    "JOB_PROCESS_MAX_JOBS": 1000,
+    "JOB_PROCESS_MAX_MEMORY_MB": 256,
 }
 
 #: django-rq's `RQ` keys the app's jobs depend on: any other value would run

@@ -23,7 +23,7 @@ class UnknownTask(LookupError):
 
 
 #: How a job can run under a worker with slots (jobs.slots).
-EXECUTION_MODELS = ("fork", "thread")
+EXECUTION_MODELS = ("fork", "process", "thread")
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,9 @@ class TaskDef:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     memory_limit_mb: int | None = None
     description: str = ""
-    #: How a worker runs it: "fork" (a fresh process per job, the default) or
-    #: "thread" (a thread of the worker, for I/O-bound work; see jobs.slots).
+    #: How a worker runs it: "fork" (a fresh process per job, the default),
+    #: "process" (a reused job process) or "thread" (a thread of the worker,
+    #: for I/O-bound work); see jobs.slots.
     execution: str = "fork"
 
     def validate(self, payload: Any) -> BaseModel:
@@ -114,8 +115,8 @@ def task(
     """Register a function as a task. It receives the validated payload model.
 
     `execution` says how a worker with slots runs it (`rqworker --concurrency`):
-    "fork" (the default) or "thread"; an `async def` task defaults to "thread"
-    (its coroutine runs on the worker's event loop)."""
+    "fork" (the default), "process" or "thread"; an `async def` task defaults
+    to "thread" (its coroutine runs on the worker's event loop)."""
     if execution is not None and execution not in EXECUTION_MODELS:
         raise ValueError(
             f"task {name!r}: execution must be one of {', '.join(EXECUTION_MODELS)}"

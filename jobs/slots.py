@@ -49,7 +49,7 @@ from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker import WorkerStatus
 
-from jobs import eventloop, registry
+from jobs import eventloop, registry, slotprocs
 from jobs.queueing import ConsoleJob
 from jobs.workers import DEQUEUE_BLOCK, HEARTBEAT_GRACE, ConsoleWorker
 
@@ -74,6 +74,8 @@ class Slot:
     started: float = field(default_factory=time.monotonic)
     pid: int = 0
     thread: threading.Thread | None = None
+    #: The long-lived job process running it (process model).
+    child: slotprocs.Child | None = None
     #: Set by the job thread: ("ok", value) or ("error", exc_info).
     outcome: tuple[str, Any] | None = None
 
@@ -136,6 +138,17 @@ class SlotWorker(ConsoleWorker):
         self._beat_at = 0.0
         self._polled_empty_at = 0.0
         self._cold = False
+        #: The process model's job processes, idle or busy.
+        self._children: list[slotprocs.Child] = []
+        self._limits = slotprocs.Limits.from_settings()
+
+    def forget_slots(self) -> None:
+        """In a job process: the worker's slots are not its own, nor the
+        other children's pipes (a copy held here would keep them open)."""
+        self._slots = {}
+        for child in self._children:
+            child.conn.close()
+        self._children = []
 
     # -- start-up and the worker's hash -------------------------------------
 
@@ -256,7 +269,9 @@ class SlotWorker(ConsoleWorker):
             )
             self._wait_for_redis()
             return
-        if model == "thread":
+        if model == "process":
+            self._hand_over(slot)
+        elif model == "thread":
             slot.thread = threading.Thread(
                 target=self._run_in_thread,
                 args=(slot,),
@@ -303,12 +318,39 @@ class SlotWorker(ConsoleWorker):
         if pid == 0:  # pragma: no cover - the job process
             try:
                 os.setpgrp()
-                self._slots = {}
+                self.forget_slots()
                 self.main_work_horse(slot.job, slot.queue)
             finally:
                 os._exit(1)
         self.execution = None
         slot.pid = pid
+
+    def _hand_over(self, slot: Slot) -> None:
+        """The job to an idle long-lived job process (a new one if none)."""
+        message = (slot.job.id, slot.queue.name, slot.execution.id)
+        while True:
+            child = next((c for c in self._children if not c.busy), None)
+            if child is None:
+                child = slotprocs.spawn(self, self._limits)
+                self._children.append(child)
+            try:
+                child.conn.send(message)
+            except OSError:  # it died while idle: reap it, take another
+                self._drop_child(child)
+                continue
+            child.busy, slot.child, slot.pid = True, child, child.pid
+            return
+
+    def _drop_child(self, child: slotprocs.Child, wait: bool = True) -> int:
+        """Forget a child; its wait status (0 if unknown)."""
+        if child in self._children:
+            self._children.remove(child)
+        child.conn.close()
+        try:
+            _, status = os.waitpid(child.pid, 0 if wait else os.WNOHANG)
+        except ChildProcessError:
+            status = 0
+        return status
 
     # -- tending running jobs -----------------------------------------------
 
@@ -320,8 +362,11 @@ class SlotWorker(ConsoleWorker):
                     self._finish_thread(slot)
                 elif slot.timeout is not None and slot.elapsed > slot.timeout:
                     self._time_out_thread(slot)
+            elif slot.model == "process":
+                self._reap_process(slot)
             else:
                 self._reap_fork(slot)
+        self._reap_idle_children()
         beat_due = time.monotonic() - self._beat_at >= self.job_monitoring_interval
         if self._slots and beat_due:
             self._beat()
@@ -409,6 +454,36 @@ class SlotWorker(ConsoleWorker):
             return
         self._settle(slot, lambda job, queue: self._lost(job, queue, pid, status))
 
+    def _reap_process(self, slot: Slot) -> None:
+        child = slot.child
+        assert child is not None
+        if child.conn.poll():
+            try:
+                replace = bool(child.conn.recv())
+            except (EOFError, OSError):  # it died: its wait status says how
+                status = self._drop_child(child)
+                self._settle(slot, lambda j, q: self._lost(j, q, child.pid, status))
+                return
+            child.busy = False
+            if replace:  # it exits at once: reaped here
+                self._drop_child(child)
+            self._slots.pop(slot.job.id, None)
+            pipe = self.connection.pipeline()
+            with self._tolerating_redis_loss("slots"), pipe:
+                self._slot_fields(pipe)
+                pipe.execute()
+            return
+        limit = slot.timeout
+        if limit is not None and slot.elapsed > limit + HARD_KILL_AFTER:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+
+    def _reap_idle_children(self) -> None:
+        for child in [c for c in self._children if not c.busy]:
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(child.pid, os.WNOHANG)[0]:
+                    self._drop_child(child, wait=False)
+
     def _lost(self, job: Job, queue: Queue, pid: int, status: int) -> None:
         """The job's process died without recording an outcome (RQ's
         monitor_work_horse, for one slot)."""
@@ -492,10 +567,10 @@ class SlotWorker(ConsoleWorker):
             return  # RQ: the pool and the terminal both signal once
         self.log.warning("cold shut down", extra={"worker": self.name})
         self._cold = True
-        for slot in self._slots.values():
-            if slot.pid:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(slot.pid, signal.SIGKILL)
+        pids = {slot.pid for slot in self._slots.values() if slot.pid}
+        for pid in pids | {child.pid for child in self._children}:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
         raise SystemExit()
 
     def teardown(self) -> None:
@@ -506,6 +581,8 @@ class SlotWorker(ConsoleWorker):
                     self._tend()
                 if self._slots:
                     self._nap()
+            for child in list(self._children):  # idle now: EOF ends each
+                self._drop_child(child)
         super().teardown()
 
 

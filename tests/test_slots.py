@@ -131,6 +131,9 @@ BAD_JOBS = {
         ("fork", "raises"),
         ("fork", "hangs-past-timeout"),
         ("fork", "segfaults"),
+        ("process", "raises"),
+        ("process", "hangs-past-timeout"),
+        ("process", "segfaults"),
     ],
 )
 def test_a_failing_job_in_a_slot_ends_only_its_own_attempt(
@@ -164,7 +167,7 @@ def test_a_failing_job_in_a_slot_ends_only_its_own_attempt(
     assert find_differences() == []
 
 
-@pytest.mark.parametrize("model", ["thread", "fork"])
+@pytest.mark.parametrize("model", ["thread", "fork", "process"])
 def test_kill_9_of_a_slot_worker_recovers_all_its_running_jobs(spawn, monitor, model):
     victim = slot_worker(spawn, 4, model)
     jobs = sleepers(4, 30)
@@ -192,7 +195,7 @@ def test_kill_9_of_a_slot_worker_recovers_all_its_running_jobs(spawn, monitor, m
         assert worker_pid(lost.worker_name) == victim.pid
 
 
-@pytest.mark.parametrize("model", ["thread", "fork"])
+@pytest.mark.parametrize("model", ["thread", "fork", "process"])
 def test_warm_shutdown_finishes_every_running_job(spawn, monitor, model):
     proc = slot_worker(spawn, 4, model)
     jobs = sleepers(4, 3)
@@ -354,12 +357,12 @@ def test_bad_execution_models_are_refused():
     from jobs.registry import task
     from tests.slot_tasks import Nap
 
-    with pytest.raises(ValueError, match="execution must be one of fork, thread"):
+    with pytest.raises(ValueError, match="must be one of fork, process, thread"):
         task("tests.bogus", schema=Nap, execution="gevent")
     with pytest.raises(CommandError, match="must be from 1 to 1000"):
         call_command("rqworker", "default", "--concurrency", "0")
     with pytest.raises(CommandError, match="invalid choice"):
-        call_command("rqworker", "default", "--execution", "process")
+        call_command("rqworker", "default", "--execution", "gevent")
     with pytest.raises(CommandError, match="leave out --worker-class"):
         call_command(
             "rqworker", "default", "--concurrency", "2", "--worker-class", "x.Y"
@@ -406,3 +409,53 @@ def test_thread_jobs_each_get_their_own_database_connection(spawn, monitor):
     # Six threads at once, six connections alive at once: never shared.
     assert len({r["thread"] for r in results}) == 6
     assert len({r["connection"] for r in results}) == 6
+
+
+# -- the process model: long-lived job processes, replaced by the limits -------
+
+
+def _pids(jobs: list[JobRecord]) -> list[int]:
+    """The process that ran each job (the "started" event's pid)."""
+    pids = [Attempt.objects.get(job=j).pid for j in jobs]
+    assert None not in pids
+    return [int(pid or 0) for pid in pids]
+
+
+def test_a_process_slot_reuses_its_job_process(spawn, monitor):
+    proc = slot_worker(spawn, 1, "process")
+    jobs = [
+        services.job_submit(task="demo.echo", payload={"text": str(i)})
+        for i in range(5)
+    ]
+    wait_for(lambda: set(statuses(jobs)) == {Status.SUCCEEDED}, timeout=60)
+    (pid,) = set(_pids(jobs))
+    assert pid != proc.pid  # a job process, not the worker
+    assert {
+        worker_pid(a.worker_name) for a in Attempt.objects.filter(job__in=jobs)
+    } == {proc.pid}
+
+
+@pytest.mark.parametrize(
+    ("env", "per_process"),
+    [({"JOB_PROCESS_MAX_JOBS": "3"}, 3), ({"JOB_PROCESS_MAX_MEMORY_MB": "1"}, 1)],
+    ids=["job-limit", "memory-limit"],
+)
+def test_a_process_slot_is_replaced_after_its_limit_and_loses_no_job(
+    spawn, monitor, env, per_process
+):
+    spawn("rqworker", "default", "--concurrency", "1", "--execution", "process", **env)
+    jobs = [
+        services.job_submit(task="demo.echo", payload={"text": str(i)})
+        for i in range(7)
+    ]
+    wait_for(lambda: set(statuses(jobs)) == {Status.SUCCEEDED}, timeout=60)
+    pids = _pids(jobs)
+    assert Attempt.objects.filter(job__in=jobs).count() == 7  # exactly once each
+    # One job process after another, each for at most its limit of jobs.
+    runs = [pids[0]]
+    for pid in pids[1:]:
+        assert pid == runs[-1] or pid not in runs  # never back to a replaced one
+        runs.append(pid)
+    counts = {pid: pids.count(pid) for pid in set(pids)}
+    assert max(counts.values()) == per_process
+    assert len(counts) == -(-7 // per_process)
