@@ -27,13 +27,17 @@ from bench.table import Row
 from jobs import live, queueing, services
 
 GOAL_MB = 100.0
+PROCESS_GOAL_MB = 15.0
 NOTE = (
     "13: N jobs that each sleep S seconds, submitted at once to one host: ours "
     "is one `rqworker default --concurrency N --execution thread` process "
     "running demo.sleep (history events emitted, no monitor), plain RQ is "
     "`rq worker-pool plain -n N` (N forked workers, each forking a job "
     "process) running bench.noop.sleep, Celery is one `celery worker "
-    "--pool=threads --concurrency=N` running the same function. Each side "
+    "--pool=threads --concurrency=N` running the same function; then ours "
+    "again with `--execution process` (N long-lived job processes) against "
+    "Celery `--pool=prefork --concurrency=N`, per slot = tree PSS / N (the "
+    "plain RQ column: its worker pool's). Each side "
     "starts once its workers are idle; time = from the first job put into "
     "Redis to the last one finished. Peak PSS: the sum of "
     "/proc/PID/smaps_rollup Pss over the worker's whole process tree, sampled "
@@ -110,9 +114,9 @@ def _measure(
         return Run(took, peak.pss_kb * 1024 / 1e6, peak.rss_kb * 1024 / 1e6, done())
 
 
-def _ours(ctx: Context, jobs: int, seconds: float) -> Run:
+def _ours(ctx: Context, jobs: int, seconds: float, model: str = "thread") -> Run:
     argv = [*procs.MANAGE, "rqworker", "default", "--concurrency", str(jobs)]
-    argv += ["--execution", "thread", "-v", "0"]
+    argv += ["--execution", model, "-v", "0"]
     ids: list[str] = []
 
     def ready(fleet: procs.Fleet) -> None:
@@ -129,7 +133,8 @@ def _ours(ctx: Context, jobs: int, seconds: float) -> Run:
         found = queueing.statuses(ids).values()
         return sum(1 for status in found if status == "finished")
 
-    return _measure(ctx, "slots-ours", argv, {}, ready, push, done, jobs, seconds)
+    name = f"slots-ours-{model}"
+    return _measure(ctx, name, argv, {}, ready, push, done, jobs, seconds)
 
 
 def _plain(ctx: Context, jobs: int, seconds: float) -> Run:
@@ -170,13 +175,13 @@ def _plain(ctx: Context, jobs: int, seconds: float) -> Run:
     return _measure(ctx, "slots-plain", argv, {}, ready, push, done, jobs, seconds)
 
 
-def _celery(ctx: Context, jobs: int, seconds: float) -> Run:
+def _celery(ctx: Context, jobs: int, seconds: float, pool: str = "threads") -> Run:
     argv = [
         procs.CELERY_CLI,
         "-A",
         "bench.celery_app",
         "worker",
-        "--pool=threads",
+        f"--pool={pool}",
         f"--concurrency={jobs}",
         "--loglevel=WARNING",
         "--without-mingle",
@@ -192,9 +197,8 @@ def _celery(ctx: Context, jobs: int, seconds: float) -> Run:
             celery_app.sleep.apply_async(kwargs={"seconds": seconds})
 
     env = celery_app.urls(settings.REDIS_URL)
-    return _measure(
-        ctx, "slots-celery", argv, env, ready, push, celery_app.finished, jobs, seconds
-    )
+    name, finished = f"slots-celery-{pool}", celery_app.finished
+    return _measure(ctx, name, argv, env, ready, push, finished, jobs, seconds)
 
 
 def figure(ctx: Context) -> None:
@@ -203,6 +207,9 @@ def figure(ctx: Context) -> None:
     ours = _ours(ctx, jobs, seconds)
     base = _plain(ctx, jobs, seconds)
     celery = _celery(ctx, jobs, seconds)
+    progress("figure 13: the same in the process model and Celery prefork")
+    ours_proc = _ours(ctx, jobs, seconds, "process")
+    prefork = _celery(ctx, jobs, seconds, "prefork")
     label = f"13. {jobs} x {seconds:g} s sleeps at once"
     ctx.results.rows += [
         Row(
@@ -231,6 +238,33 @@ def figure(ctx: Context) -> None:
             ours.done == jobs and base.done == jobs,
             required=True,
             celery=float(celery.done),
+        ),
+        Row(
+            f"{label}, process model vs prefork, PSS per slot (MB)",
+            ours_proc.peak_pss_mb / jobs,
+            base.peak_pss_mb / jobs,
+            f"<= {PROCESS_GOAL_MB:g} MB",
+            ours_proc.peak_pss_mb / jobs <= PROCESS_GOAL_MB,
+            1,
+            celery=prefork.peak_pss_mb / jobs,
+        ),
+        Row(
+            f"{label}, process model vs prefork, all done (s)",
+            ours_proc.seconds,
+            base.seconds,
+            f"< {seconds + 1:g} s",
+            ours_proc.seconds < seconds + 1,
+            1,
+            celery=prefork.seconds,
+        ),
+        Row(
+            f"{label}, process model vs prefork, every job done",
+            float(ours_proc.done),
+            float(base.done),
+            "all",
+            ours_proc.done == jobs,
+            required=True,
+            celery=float(prefork.done),
         ),
     ]
     ctx.results.details.append(
