@@ -133,6 +133,14 @@ class OurWorkers(Side):
         return JobRecord.objects.filter(status=JobRecord.Status.SUCCEEDED).count()
 
 
+class OurProcessSlots(OurWorkers):
+    """Our worker with one slot of the process model: a long-lived job
+    process reused for every job (figure 13)."""
+
+    def argv(self, name: str) -> list[str]:
+        return [*super().argv(name), "--concurrency", "1", "--execution", "process"]
+
+
 class PlainWorkers(Side):
     def argv(self, name: str) -> list[str]:
         return procs.plain_worker()
@@ -183,6 +191,7 @@ class CeleryWorkers(Side):
 
 SIDES: dict[str, Side] = {
     "ours": OurWorkers(),
+    "ours-process": OurProcessSlots(),
     "plain": PlainWorkers(),
     "celery": CeleryWorkers(),
 }

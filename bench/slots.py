@@ -18,7 +18,7 @@ from types import TracebackType
 
 from django.conf import settings
 
-from bench import celery_app, plain, procs
+from bench import celery_app, drain, plain, procs
 from bench.context import Context
 from bench.pss import tree_kb
 from bench.reset import reset
@@ -37,7 +37,10 @@ NOTE = (
     "--pool=threads --concurrency=N` running the same function; then ours "
     "again with `--execution process` (N long-lived job processes) against "
     "Celery `--pool=prefork --concurrency=N`, per slot = tree PSS / N (the "
-    "plain RQ column: its worker pool's). Each side "
+    "plain RQ column: its worker pool's). The no-op row is figure 4's drain "
+    "with one worker process: ours with one process-model slot "
+    "(`--concurrency 1 --execution process`), Celery prefork with one child. "
+    "Each side "
     "starts once its workers are idle; time = from the first job put into "
     "Redis to the last one finished. Peak PSS: the sum of "
     "/proc/PID/smaps_rollup Pss over the worker's whole process tree, sampled "
@@ -267,8 +270,39 @@ def figure(ctx: Context) -> None:
             celery=float(prefork.done),
         ),
     ]
+    ctx.results.rows.append(_noop_row(ctx))
     ctx.results.details.append(
         f"13. peak RSS of the worker tree (MB, shared pages counted per "
         f"process): ours {ours.peak_rss_mb:.1f}, plain RQ {base.peak_rss_mb:.1f}, "
         f"Celery threads {celery.peak_rss_mb:.1f}"
+    )
+
+
+NOOP_GOAL = 0.5
+
+
+def _noop_row(ctx: Context) -> Row:
+    """No-op throughput of one worker process: one process-model slot
+    against Celery prefork with one child (figure 4's drain, same sizes: its
+    one-worker drains are reused when figure 4 ran in this run)."""
+    jobs = ctx.sizes.scaling
+    progress(f"figure 13: no-op drain of {jobs} jobs, process model, one slot")
+    ours = drain.measure(ctx, "ours-process", 1, jobs)
+    fork = drain.measure(ctx, "ours", 1, jobs)
+    base = drain.measure(ctx, "plain", 1, jobs)
+    celery = drain.measure(ctx, "celery", 1, jobs)
+    ratio = ours.jobs_per_second / celery.jobs_per_second
+    ctx.results.details.append(
+        f"13. no-op drain of {jobs} jobs, one worker process: process model "
+        f"{ours.jobs_per_second:.0f} jobs/s, fork per job "
+        f"{fork.jobs_per_second:.0f} jobs/s, plain RQ {base.jobs_per_second:.0f}, "
+        f"Celery prefork (one child) {celery.jobs_per_second:.0f}"
+    )
+    return Row(
+        f"13. no-op drain x{jobs:,}, process model, 1 slot (jobs/s)",
+        ours.jobs_per_second,
+        base.jobs_per_second,
+        f">= {NOOP_GOAL:g}x Celery prefork",
+        ratio >= NOOP_GOAL,
+        celery=celery.jobs_per_second,
     )

@@ -37,6 +37,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from multiprocessing.connection import wait as wait_for_any
 from types import FrameType
 from typing import Any
 
@@ -76,6 +77,8 @@ class Slot:
     thread: threading.Thread | None = None
     #: The long-lived job process running it (process model).
     child: slotprocs.Child | None = None
+    #: Readable once its forked job process has exited (fork model).
+    pidfd: int | None = None
     #: Set by the job thread: ("ok", value) or ("error", exc_info).
     outcome: tuple[str, Any] | None = None
 
@@ -133,6 +136,11 @@ class SlotWorker(ConsoleWorker):
             raise ValueError(f"unknown execution model {self.execution_override!r}")
         self._slots: dict[str, Slot] = {}
         self._wake = threading.Event()
+        # A self-pipe: a job thread's end (or a signal) wakes the main loop
+        # out of its wait on the job processes at once.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         #: Timed-out job threads not yet stopped, with when they timed out.
         self._abandoned: list[tuple[threading.Thread, float]] = []
         self._beat_at = 0.0
@@ -249,7 +257,18 @@ class SlotWorker(ConsoleWorker):
         return None
 
     def _nap(self) -> None:
-        self._wake.wait(SLOT_POLL)
+        """Wait until a job ends (a thread's wake-up, a job process's pipe or
+        exit) or SLOT_POLL passes: a slot is refilled as soon as it frees."""
+        waitables: list[Any] = [self._wake_r]
+        for slot in self._slots.values():
+            if slot.child is not None:
+                waitables.append(slot.child.conn)
+            elif slot.pidfd is not None:
+                waitables.append(slot.pidfd)
+        if self._wake_r in wait_for_any(waitables, timeout=SLOT_POLL):
+            with contextlib.suppress(OSError):
+                while os.read(self._wake_r, 4096):
+                    pass
 
     # -- starting a job -----------------------------------------------------
 
@@ -309,7 +328,12 @@ class SlotWorker(ConsoleWorker):
         except BaseException:  # noqa: BLE001 - every failure is the job's own
             slot.outcome = ("error", sys.exc_info())
         finally:
-            self._wake.set()
+            self._wake_up()
+
+    def _wake_up(self) -> None:
+        self._wake.set()
+        with contextlib.suppress(OSError):  # full: a wake-up is pending anyway
+            os.write(self._wake_w, b"\0")
 
     def _fork(self, slot: Slot) -> None:
         self.execution = slot.execution
@@ -324,6 +348,8 @@ class SlotWorker(ConsoleWorker):
                 os._exit(1)
         self.execution = None
         slot.pid = pid
+        with contextlib.suppress(OSError, AttributeError):  # Linux >= 5.3
+            slot.pidfd = os.pidfd_open(pid)
 
     def _hand_over(self, slot: Slot) -> None:
         """The job to an idle long-lived job process (a new one if none)."""
@@ -445,6 +471,9 @@ class SlotWorker(ConsoleWorker):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(slot.pid, signal.SIGKILL)
             return
+        if slot.pidfd is not None:
+            os.close(slot.pidfd)
+            slot.pidfd = None
         if status == 0:  # the job process recorded its outcome itself
             self._slots.pop(slot.job.id, None)
             pipe = self.connection.pipeline()
@@ -555,7 +584,7 @@ class SlotWorker(ConsoleWorker):
             self.set_shutdown_requested_date()
         if self.scheduler:
             self.stop_scheduler()
-        self._wake.set()
+        self._wake_up()
 
     def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
         """Cold shutdown: every job process goes down with the worker; thread
