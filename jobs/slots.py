@@ -42,6 +42,7 @@ from types import FrameType
 from typing import Any
 
 import redis
+from rq.command import parse_payload
 from rq.exceptions import DequeueTimeout, InvalidJobOperation
 from rq.executions import Execution
 from rq.job import Job, JobStatus
@@ -79,6 +80,8 @@ class Slot:
     child: slotprocs.Child | None = None
     #: Readable once its forked job process has exited (fork model).
     pidfd: int | None = None
+    #: RQ's stop-job command named it.
+    stopped: bool = False
     #: Set by the job thread: ("ok", value) or ("error", exc_info).
     outcome: tuple[str, Any] | None = None
 
@@ -100,6 +103,10 @@ def model_for(job: Job, override: str | None) -> str:
         return registry.get(str(job.meta.get("task", ""))).execution
     except registry.UnknownTask:
         return "fork"  # fails in its own process, as on a one-job worker
+
+
+class JobStopped(Exception):
+    """Raised in a thread-model job stopped by RQ's stop-job command."""
 
 
 def raise_in_thread(thread: threading.Thread, exc_type: type[BaseException]) -> None:
@@ -386,6 +393,8 @@ class SlotWorker(ConsoleWorker):
             if slot.model == "thread":
                 if slot.outcome is not None:
                     self._finish_thread(slot)
+                elif slot.stopped:
+                    self._stop_thread(slot)
                 elif slot.timeout is not None and slot.elapsed > slot.timeout:
                     self._time_out_thread(slot)
             elif slot.model == "process":
@@ -460,6 +469,14 @@ class SlotWorker(ConsoleWorker):
             exc_info = sys.exc_info()
         self._settle(slot, lambda job, queue: self._fail(job, queue, exc_info))
 
+    def _stop_thread(self, slot: Slot) -> None:
+        """Stopped by RQ's command: recorded now, the thread told to stop
+        (and abandoned if it will not), as at a timeout."""
+        assert slot.thread is not None
+        raise_in_thread(slot.thread, JobStopped)
+        self._abandoned.append((slot.thread, time.monotonic()))
+        self._settle(slot, lambda job, queue: self._lost(job, queue, 0, 0, True))
+
     def _reap_fork(self, slot: Slot) -> None:
         try:
             pid, status = os.waitpid(slot.pid, os.WNOHANG)
@@ -481,7 +498,8 @@ class SlotWorker(ConsoleWorker):
                 self._slot_fields(pipe)
                 pipe.execute()
             return
-        self._settle(slot, lambda job, queue: self._lost(job, queue, pid, status))
+        stopped = slot.stopped
+        self._settle(slot, lambda j, q: self._lost(j, q, pid, status, stopped))
 
     def _reap_process(self, slot: Slot) -> None:
         child = slot.child
@@ -490,8 +508,10 @@ class SlotWorker(ConsoleWorker):
             try:
                 replace = bool(child.conn.recv())
             except (EOFError, OSError):  # it died: its wait status says how
-                status = self._drop_child(child)
-                self._settle(slot, lambda j, q: self._lost(j, q, child.pid, status))
+                status, stopped = self._drop_child(child), slot.stopped
+                self._settle(
+                    slot, lambda j, q: self._lost(j, q, child.pid, status, stopped)
+                )
                 return
             child.busy = False
             if replace:  # it exits at once: reaped here
@@ -513,9 +533,20 @@ class SlotWorker(ConsoleWorker):
                 if os.waitpid(child.pid, os.WNOHANG)[0]:
                     self._drop_child(child, wait=False)
 
-    def _lost(self, job: Job, queue: Queue, pid: int, status: int) -> None:
-        """The job's process died without recording an outcome (RQ's
-        monitor_work_horse, for one slot)."""
+    def _lost(
+        self, job: Job, queue: Queue, pid: int, status: int, stopped: bool = False
+    ) -> None:
+        """The job's process died without recording an outcome, or the job
+        was stopped (RQ's monitor_work_horse, for one slot)."""
+        if stopped:  # RQ's failure handler then neither retries nor fails it
+            job.ended_at = now()
+            self._stopped_job_id = job.id
+            self.handle_job_failure(
+                job,
+                queue=queue,
+                exc_string="Job stopped by user, work-horse terminated.",
+            )
+            return
         try:
             job_status = job.get_status()
         except InvalidJobOperation:
@@ -548,6 +579,40 @@ class SlotWorker(ConsoleWorker):
             self._wait_for_redis()
         finally:
             self.execution = None
+
+    # -- RQ's commands ------------------------------------------------------
+
+    def handle_payload(self, message: Any) -> None:
+        """RQ's commands (from `rq`, rq-dashboard...), for N jobs: `stop-job`
+        stops the job it names, and only it. RQ's own would kill "the horse",
+        which here is pid 0: the worker's own process group. Runs in the
+        command channel's thread: it only flags and signals."""
+        try:
+            payload = parse_payload(message)
+            command = payload.get("command")
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeError):
+            return  # not a command: anyone may publish on the channel
+        if command == "stop-job":
+            self._stop_job(str(payload.get("job_id") or ""))
+        elif command == "kill-horse":
+            self.log.info("kill-horse ignored: stop jobs by id (stop-job)")
+        else:
+            super().handle_payload(message)
+
+    def _stop_job(self, job_id: str) -> None:
+        slot = self._slots.get(job_id)
+        if slot is None:
+            self.log.info("stop-job: not running here", extra={"job_id": job_id})
+            return
+        slot.stopped = True
+        pid = slot.child.pid if slot.child is not None else slot.pid
+        if pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        self._wake_up()
+
+    def kill_horse(self, sig: Any = None) -> None:
+        """There is no one horse: jobs are stopped by id (stop-job)."""
 
     # -- stopping -----------------------------------------------------------
 

@@ -292,6 +292,8 @@ SLOT_OVERRIDES = [
     ("dequeue_job_and_maintain_ttl", "self, timeout, max_idle_time=None"),
     ("execute_job", "self, job, queue"),
     ("cleanup_execution", "self, job, pipeline"),
+    ("handle_payload", "self, message"),
+    ("kill_horse", "self, sig=<Signals.SIGKILL: 9>"),
 ]
 SLOT_CALLS = [
     ("handle_job_success", "self, job, queue, started_job_registry"),
@@ -459,3 +461,21 @@ def test_a_process_slot_is_replaced_after_its_limit_and_loses_no_job(
     counts = {pid: pids.count(pid) for pid in set(pids)}
     assert max(counts.values()) == per_process
     assert len(counts) == -(-7 // per_process)
+
+
+@pytest.mark.parametrize("model", ["thread", "fork", "process"])
+def test_rqs_stop_job_command_stops_only_that_job(spawn, monitor, model):
+    from rq.command import send_stop_job_command
+
+    proc = slot_worker(spawn, 3, model)
+    jobs = sleepers(3, 6)
+    wait_for(lambda: set(statuses(jobs)) == {Status.STARTED}, timeout=60)
+    target, *others = jobs
+    send_stop_job_command(queueing.connection(), str(target.pk))
+    wait_for(lambda: statuses([target]) == [Status.DEAD], timeout=60)
+    wait_for(lambda: set(statuses(others)) == {Status.SUCCEEDED}, timeout=60)
+    (stopped,) = Attempt.objects.filter(job=target)  # stopped: never retried
+    assert "stopped" in stopped.exc_message
+    for job in others:
+        assert Attempt.objects.filter(job=job).count() == 1
+    assert proc.poll() is None  # RQ's own handler would have killed the worker
