@@ -479,3 +479,25 @@ def test_rqs_stop_job_command_stops_only_that_job(spawn, monitor, model):
     for job in others:
         assert Attempt.objects.filter(job=job).count() == 1
     assert proc.poll() is None  # RQ's own handler would have killed the worker
+
+
+@pytest.mark.parametrize("model", ["thread", "process"])
+def test_a_failed_job_in_a_slot_is_retried_with_backoff(spawn, monitor, model):
+    spawn(
+        "rqworker",
+        "default",
+        "--with-scheduler",
+        "--concurrency",
+        "2",
+        "--execution",
+        model,
+    )
+    job = services.job_submit(task="demo.fail", payload={"times": 1})
+    wait_for(lambda: statuses([job]) == [Status.SUCCEEDED], timeout=60)
+    outcomes = list(
+        Attempt.objects.filter(job=job)
+        .order_by("number")
+        .values_list("outcome", "exc_type")
+    )
+    assert outcomes == [("failed", "DemoFailure"), ("succeeded", "")]
+    assert JobRecord.objects.get(pk=job.pk).result == {"succeeded_on_attempt": 2}
