@@ -20,13 +20,21 @@ from bench.chaos.sizes import Sizes
 ROUND_WAIT = 10.0
 
 
-def kill_storm(directory: Path, sizes: Sizes, rng: random.Random) -> Outcome:
+#: The slot variant: each worker runs 4 jobs at once in threads, so a kill
+#: loses 4 running jobs at a time, all to be recovered.
+SLOTS = ("--concurrency", "4", "--execution", "thread")
+
+
+def kill_storm(
+    directory: Path, sizes: Sizes, rng: random.Random, extra: tuple[str, ...] = ()
+) -> Outcome:
     from bench.procs import Fleet, console_worker
 
     jobs, kills = sizes.kill_jobs, sizes.kills
-    outcome = Outcome(f"SIGKILL {kills} busy workers while 3 drain {jobs} jobs")
+    how = f" ({' '.join(extra)})" if extra else ""
+    outcome = Outcome(f"SIGKILL {kills} busy workers{how} while 3 drain {jobs} jobs")
     with Fleet(directory) as fleet:
-        workers = start_processes(fleet)
+        workers = start_processes(fleet, extra=extra)
         ids = submit_many("demo.sleep", {"seconds": 0.05}, jobs, outcome)
         killed = 0
         while killed < kills:
@@ -38,7 +46,7 @@ def kill_storm(directory: Path, sizes: Sizes, rng: random.Random) -> Outcome:
             fleet.kill(victim)
             workers.discard(victim)
             killed += 1
-            workers.add(fleet.start(f"r{killed}", console_worker()))
+            workers.add(fleet.start(f"r{killed}", [*console_worker(), *extra]))
         done = wait_until(lambda: count_succeeded(ids) == jobs, 240)
         processes_check(outcome, fleet)
     outcome.figures["workers killed"] = killed

@@ -16,12 +16,16 @@ if TYPE_CHECKING:
 WORKERS = 3
 
 
-def start_processes(fleet: Fleet, workers: int = WORKERS) -> set[int]:
-    """The monitor and `workers` workers; returns the workers' pids."""
+def start_processes(
+    fleet: Fleet, workers: int = WORKERS, extra: tuple[str, ...] = ()
+) -> set[int]:
+    """The monitor and `workers` workers (with `extra` options); returns the
+    workers' pids."""
     from bench.procs import console_worker, monitor
 
     fleet.start("monitor", monitor())
-    return {fleet.start(f"w{n}", console_worker()) for n in range(workers)}
+    argv = [*console_worker(), *extra]
+    return {fleet.start(f"w{n}", argv) for n in range(workers)}
 
 
 def submit_many(
