@@ -47,13 +47,14 @@ from rq.exceptions import DequeueTimeout, InvalidJobOperation
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
+from rq.suspension import is_suspended
 from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker import WorkerStatus
 
 from jobs import eventloop, registry, slotprocs
 from jobs.queueing import ConsoleJob
-from jobs.workers import DEQUEUE_BLOCK, HEARTBEAT_GRACE, ConsoleWorker
+from jobs.workers import DEQUEUE_BLOCK, HEARTBEAT_GRACE, PAUSE_REFRESH, ConsoleWorker
 
 #: How often the main thread looks at its slots while jobs run (reaping forked
 #: job processes, finished threads, deadlines).
@@ -152,6 +153,7 @@ class SlotWorker(ConsoleWorker):
         self._abandoned: list[tuple[threading.Thread, float]] = []
         self._beat_at = 0.0
         self._polled_empty_at = 0.0
+        self._suspended = (False, -PAUSE_REFRESH)  # (`rq suspend`ed, read at)
         self._cold = False
         #: The process model's job processes, idle or busy.
         self._children: list[slotprocs.Child] = []
@@ -187,7 +189,8 @@ class SlotWorker(ConsoleWorker):
             pipe.hset(self.key, "current_job", next(iter(self._slots)))
         else:
             pipe.hdel(self.key, "current_job")
-            self.set_state(WorkerStatus.IDLE, pipeline=pipe)
+            idle = WorkerStatus.SUSPENDED if self._suspended[0] else WorkerStatus.IDLE
+            self.set_state(idle, pipeline=pipe)
 
     def cleanup_execution(self, job: Job, pipeline: Any) -> None:
         super().cleanup_execution(job, pipeline)
@@ -213,6 +216,11 @@ class SlotWorker(ConsoleWorker):
                     self._nap()
                     continue
                 if len(self._slots) >= self.concurrency:
+                    self._nap()
+                    continue
+                if self._is_suspended():
+                    if timeout is None:
+                        return None  # burst: RQ stops a suspended worker too
                     self._nap()
                     continue
                 found = self._next_job(timeout)
@@ -262,6 +270,24 @@ class SlotWorker(ConsoleWorker):
             self._polled_empty_at = moment
         self._nap()
         return None
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ's waits in the main thread while `rq suspend` lasts, and the
+        running jobs would go untended (no heartbeat: recovered as lost while
+        they run). The dequeue loop takes no new job instead (_is_suspended)."""
+
+    def _is_suspended(self) -> bool:
+        """`rq suspend` in force? Read at most every PAUSE_REFRESH seconds."""
+        was, read_at = self._suspended
+        moment = time.monotonic()
+        if moment - read_at < PAUSE_REFRESH:
+            return was
+        suspended = bool(is_suspended(self.connection))
+        self._suspended = (suspended, moment)
+        if suspended != was:  # said in the worker's state, as RQ does
+            busy = WorkerStatus.BUSY if self._slots else WorkerStatus.IDLE
+            self.set_state(WorkerStatus.SUSPENDED if suspended else busy)
+        return suspended
 
     def _nap(self) -> None:
         """Wait until a job ends (a thread's wake-up, a job process's pipe or
@@ -402,8 +428,8 @@ class SlotWorker(ConsoleWorker):
             else:
                 self._reap_fork(slot)
         self._reap_idle_children()
-        beat_due = time.monotonic() - self._beat_at >= self.job_monitoring_interval
-        if self._slots and beat_due:
+        # Idle too: RQ's own loop heartbeats the worker as it waits for jobs.
+        if time.monotonic() - self._beat_at >= self.job_monitoring_interval:
             self._beat()
         if self.should_run_maintenance_tasks:
             self.run_maintenance_tasks()

@@ -294,6 +294,7 @@ SLOT_OVERRIDES = [
     ("cleanup_execution", "self, job, pipeline"),
     ("handle_payload", "self, message"),
     ("kill_horse", "self, sig=<Signals.SIGKILL: 9>"),
+    ("check_for_suspension", "self, burst"),
 ]
 SLOT_CALLS = [
     ("handle_job_success", "self, job, queue, started_job_registry"),
@@ -501,3 +502,28 @@ def test_a_failed_job_in_a_slot_is_retried_with_backoff(spawn, monitor, model):
     )
     assert outcomes == [("failed", "DemoFailure"), ("succeeded", "")]
     assert JobRecord.objects.get(pk=job.pk).result == {"succeeded_on_attempt": 2}
+
+
+def test_rq_suspend_starts_no_new_job_and_lets_running_ones_finish(spawn, monitor):
+    from rq.suspension import resume, suspend
+
+    client = queueing.connection()
+    proc = slot_worker(spawn, 3, "thread")
+    running = sleepers(2, 4)
+    wait_for(lambda: set(statuses(running)) == {Status.STARTED}, timeout=60)
+    suspend(client)
+    # Its state says when it has seen the suspension, as RQ's worker's does.
+    wait_for(lambda: _field(client, proc.pid, b"state") == b"suspended")
+    later = services.job_submit(task="demo.echo", payload={"text": "later"})
+    # The running jobs are tended to the end (heartbeats, outcomes): each
+    # succeeds once, never recovered as lost, on a worker with a free slot
+    # all along that takes nothing new while suspended.
+    wait_for(lambda: set(statuses(running)) == {Status.SUCCEEDED}, timeout=60)
+    for job in running:
+        assert list(
+            Attempt.objects.filter(job=job).values_list("outcome", flat=True)
+        ) == ["succeeded"]
+    assert statuses([later]) == [Status.QUEUED]
+    resume(client)
+    wait_for(lambda: statuses([later]) == [Status.SUCCEEDED], timeout=60)
+    assert worker_pid(Attempt.objects.get(job=later).worker_name) == proc.pid
