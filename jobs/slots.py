@@ -371,6 +371,7 @@ class SlotWorker(ConsoleWorker):
     def _fork(self, slot: Slot) -> None:
         self.execution = slot.execution
         self.current_job_working_time = 0
+        slot.job.started_at = now()  # as _hand_over
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the job process
             try:
@@ -387,6 +388,9 @@ class SlotWorker(ConsoleWorker):
     def _hand_over(self, slot: Slot) -> None:
         """The job to an idle long-lived job process (a new one if none)."""
         message = (slot.job.id, slot.queue.name, slot.execution.id)
+        # As RQ's monitor_work_horse does: a job whose process dies is
+        # recorded with when it started (the job process sets its own).
+        slot.job.started_at = now()
         while True:
             child = next((c for c in self._children if not c.busy), None)
             if child is None:

@@ -141,7 +141,8 @@ def test_a_failing_job_in_a_slot_ends_only_its_own_attempt(
 ):
     task, payload, timeout, exc_type = BAD_JOBS[bad]
     proc = slot_worker(spawn, 4, model)
-    others = sleepers(3, 4)
+    others = sleepers(3, 6)
+    wait_for(lambda: set(statuses(others)) == {Status.STARTED}, timeout=60)
     failing = services.job_submit(
         task=task, payload=payload, retry=ONE_ATTEMPT, timeout=timeout
     )
@@ -152,8 +153,8 @@ def test_a_failing_job_in_a_slot_ends_only_its_own_attempt(
     for job in others:
         (only,) = Attempt.objects.filter(job=job)
         assert only.outcome == "succeeded"
-        # It was running when the bad job ended: they shared the worker.
-        assert only.started_at < attempt.finished_at
+        # It was running when the bad job started: they shared the worker.
+        assert only.started_at < attempt.started_at < only.finished_at
         assert worker_pid(only.worker_name) == proc.pid
     assert worker_pid(attempt.worker_name) == proc.pid
     # The worker lives on (a thread that would not stop: started afresh
