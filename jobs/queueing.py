@@ -337,7 +337,7 @@ class ConsoleJob(Job):
         pipeline.xadd(
             events.STREAM,
             events.fields(
-                "started",
+                events.Kind.STARTED,
                 self.id,
                 at=started,
                 attempt=attempt,
@@ -436,14 +436,16 @@ def _put(spec: EnqueueSpec, pipe: Any) -> None:
         queue.schedule_job(job, due, pipeline=pipe)
         pipe.xadd(
             events.STREAM,
-            events.fields("scheduled", spec.id, run_at=spec.run_at.isoformat()),
+            events.fields(
+                events.Kind.SCHEDULED, spec.id, run_at=spec.run_at.isoformat()
+            ),
         )
         return
     queue.enqueue_job(job, pipeline=pipe)
     kind = (
-        "deferred"
+        events.Kind.DEFERRED
         if job.get_status(refresh=False) == JobStatus.DEFERRED
-        else "enqueued"
+        else events.Kind.ENQUEUED
     )
     pipe.xadd(events.STREAM, events.fields(kind, spec.id))
 
@@ -482,11 +484,13 @@ def _writes(spec: EnqueueSpec, now: str) -> tuple[str, list[Any]]:
     data = rqwrites.job_data(RUNNER, {"task": spec.task, "payload": spec.payload})
     if spec.run_at is None:
         argv = _template(spec, False).fill(spec.id, data, now)
-        event = events.fields("enqueued", spec.id)
+        event = events.fields(events.Kind.ENQUEUED, spec.id)
     else:
         due = int(whole_second_after(spec.run_at.timestamp()))
         argv = _template(spec, True).fill(spec.id, data, now, due)
-        event = events.fields("scheduled", spec.id, run_at=spec.run_at.isoformat())
+        event = events.fields(
+            events.Kind.SCHEDULED, spec.id, run_at=spec.run_at.isoformat()
+        )
     argv += (3 + 2 * len(event), "XADD", events.STREAM, "*")
     argv += chain.from_iterable(event.items())
     return _claim_key(spec), argv

@@ -66,7 +66,7 @@ def refuse(
     pipe.xadd(
         events.STREAM,
         events.fields(
-            "refused",
+            events.Kind.REFUSED,
             job.id,
             at=now,
             queue=logical_queue(lane),
