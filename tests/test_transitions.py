@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -45,7 +46,7 @@ def _record(status: str, pk: str = "job-1") -> JobRecord:
     )
 
 
-def _row(pk: str) -> dict[str, object]:
+def _row(pk: str) -> Any:
     return JobRecord.objects.filter(pk=pk).values().get()
 
 
