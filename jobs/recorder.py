@@ -368,7 +368,7 @@ def foreign_record(job_id: str, at: float, data: dict[str, Any]) -> JobRecord:
         task=str(data.get("function") or "unknown")[:200],
         queue=str(data.get("queue") or "")[:64],
         payload=arguments if isinstance(arguments, dict) else {},
-        status=Status.PENDING,
+        status=transitions.INITIAL,
         max_attempts=1,
         origin=Origin.FOREIGN,
         submitted_at=submitted,

@@ -151,7 +151,7 @@ def _retry(step: Step) -> None:
     step.result.add_skipped("written by another RQ client", len(foreign))
     moved = transitions.move(
         [r.pk for r in step.records if r.origin != Origin.FOREIGN],
-        JobRecord.Status.PENDING,
+        transitions.INITIAL,  # back to the outbox, enqueued on commit
         among=transitions.RETRYABLE,
         finished_at=None,
         next_attempt_at=None,
