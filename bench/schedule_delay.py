@@ -18,7 +18,7 @@ from bench.reset import reset
 from bench.results import progress
 from bench.stats import percentile
 from bench.table import Row
-from jobs import queueing
+from jobs.backend import queueing
 from jobs.models import Attempt, Schedule
 from jobs.schedules import HEARTBEAT_KEY
 from jobs.services.schedules import schedule_create

@@ -39,8 +39,11 @@ DEFAULTS: dict[str, Any] = {
 #: django-rq's `RQ` keys the app's jobs depend on: any other value would run
 #: them with a worker, job class or serializer that does not understand them.
 RQ_REQUIRED: dict[str, tuple[str, ...]] = {
-    "WORKER_CLASS": ("jobs.workers.ConsoleWorker", "jobs.workers.ConsoleSimpleWorker"),
-    "JOB_CLASS": ("jobs.queueing.ConsoleJob",),
+    "WORKER_CLASS": (
+        "jobs.backend.workers.ConsoleWorker",
+        "jobs.backend.workers.ConsoleSimpleWorker",
+    ),
+    "JOB_CLASS": ("jobs.backend.queueing.ConsoleJob",),
     "SERIALIZER": ("rq.serializers.JSONSerializer",),
     "SCHEDULER_CLASS": ("jobs.schedules.ConsoleScheduler",),
 }
@@ -51,7 +54,7 @@ RQ_DEFAULTS: dict[str, Any] = {
     "COMMIT_MODE": "auto",
 }
 
-#: Each logical queue is three lanes in Redis (see jobs/queueing.py).
+#: Each logical queue is three lanes in Redis (see jobs/backend/queueing.py).
 LANE_SUFFIXES = (":high", "", ":low")
 
 

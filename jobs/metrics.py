@@ -26,7 +26,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from jobs import events, live, queueing, stats
+from jobs import events, stats
+from jobs.backend import live, queueing
 from jobs.models import JobRecord
 from jobs.selectors.figures import COUNTERS, DEFINITIONS
 from jobs.selectors.overview import dead_counts

@@ -21,7 +21,8 @@ from typing import Any
 import redis
 from django.db import connection, transaction
 
-from jobs import events, queueing
+from jobs import events
+from jobs.backend import queueing
 from jobs.models import Attempt, JobDependency, JobEvent, JobRecord, Origin
 
 log = logging.getLogger("jobs.recorder")

@@ -17,7 +17,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 from django_rq.queues import DjangoScheduler
 
-from jobs import queueing, scheduling
+from jobs.backend import queueing, scheduling
 from jobs.models import Schedule
 from jobs.services.schedules import schedule_fire
 

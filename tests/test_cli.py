@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from jobs import queueing
+from jobs.backend import queueing
 from jobs.models import JobRecord, OperatorAction, QueueState
 from tests.conftest import final
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError
 
-from jobs import events, queueing, recorder, services
+from jobs import events, recorder, services
+from jobs.backend import queueing
 from jobs.models import Attempt, JobEvent, JobRecord
 from tests.conftest import work
 

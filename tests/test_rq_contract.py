@@ -32,7 +32,15 @@ from rq.utils import utcformat
 from rq.worker import BaseWorker, SimpleWorker, Worker, WorkerStatus
 from rq_scheduler import Scheduler
 
-from jobs import jobhash, live, queueing, refusals, rqwrites, scheduling, workers
+from jobs.backend import (
+    jobhash,
+    live,
+    queueing,
+    refusals,
+    rqwrites,
+    scheduling,
+    workers,
+)
 from jobs.schedules import ConsoleScheduler
 
 #: Seconds before now: an execution whose heartbeat ran out this long ago.
@@ -175,27 +183,27 @@ def test_django_rq_scheduler_is_rq_schedulers():
 #: A changed fingerprint means RQ changed code we copied or mirror: re-read
 #: it, port the change to our copy, then record the new fingerprint here.
 COPIED = {
-    # jobs/workers.py RecordingMixin.dequeue_job_and_maintain_ttl
+    # jobs/backend/workers.py RecordingMixin.dequeue_job_and_maintain_ttl
     "BaseWorker.dequeue_job_and_maintain_ttl": (
         BaseWorker.dequeue_job_and_maintain_ttl,
         "6b24b229a6d4",
     ),
-    # jobs/workers.py RecordingMixin.clean_registries
+    # jobs/backend/workers.py RecordingMixin.clean_registries
     "BaseWorker.clean_registries": (BaseWorker.clean_registries, "d2a7b5c91dbb"),
     "rq.registry.clean_registries": (rq.registry.clean_registries, "cbc68ec540fd"),
-    # jobs/workers.py RecordingMixin.subscribe
+    # jobs/backend/workers.py RecordingMixin.subscribe
     "BaseWorker.subscribe": (BaseWorker.subscribe, "9cad6605f41e"),
     "BaseWorker.unsubscribe": (BaseWorker.unsubscribe, "691bf30fbd75"),
-    # jobs/workers.py RecordingMixin._start_careful_scheduler
+    # jobs/backend/workers.py RecordingMixin._start_careful_scheduler
     "BaseWorker._start_scheduler": (BaseWorker._start_scheduler, "e01916fa0353"),
-    # jobs/refusals.py CarefulScheduler.enqueue_scheduled_jobs
+    # jobs/backend/refusals.py CarefulScheduler.enqueue_scheduled_jobs
     "RQScheduler.enqueue_scheduled_jobs": (
         RQScheduler.enqueue_scheduled_jobs,
         "e876a18bcfd4",
     ),
-    # jobs/queueing.py ConsoleJob._restore_refused sets what restore sets
+    # jobs/backend/queueing.py ConsoleJob._restore_refused sets what restore sets
     "Job.restore": (Job.restore, "d593835faafc"),
-    # jobs/workers.py recover_abandoned/_recover mirror the abandoned branch
+    # jobs/backend/workers.py recover_abandoned/_recover mirror the abandoned branch
     "StartedJobRegistry.cleanup": (
         rq.registry.StartedJobRegistry.cleanup,
         "7464387cedcf",

@@ -10,7 +10,8 @@ from django.test import override_settings
 from django_rq.connection_utils import get_redis_connection
 from redis.sentinel import SentinelConnectionPool
 
-from jobs import conf, queueing
+from jobs import conf
+from jobs.backend import queueing
 from tests.test_foundation import manage, one_clear_line
 
 SENTINEL_SETTINGS = {

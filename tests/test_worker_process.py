@@ -12,7 +12,8 @@ import pytest
 import redis
 from django.db import connection
 
-from jobs import queueing, services, workers
+from jobs import services
+from jobs.backend import queueing, workers
 from jobs.models import JobRecord
 from jobs.monitor import checkpoint_sqlite
 from tests.conftest import BASE_DIR, final, subprocess_env

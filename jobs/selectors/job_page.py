@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import redis
 from django.utils import timezone
 
-from jobs import queueing
+from jobs.backend import queueing
 from jobs.models import Attempt, JobDependency, JobRecord
 from jobs.selectors.history import TimelineEntry, attempts, timeline, with_rounds
 

@@ -15,9 +15,10 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from jobs import live, queueing, stats
+from jobs import stats
+from jobs.backend import live, queueing
+from jobs.backend.live import Depth
 from jobs.charts import downsample, duration_text
-from jobs.live import Depth
 from jobs.models import JobRecord, QueueState
 from jobs.selectors.figures import Figures, Window, window_figures
 

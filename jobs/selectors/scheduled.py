@@ -8,7 +8,7 @@ from datetime import datetime
 import redis
 from django.utils import timezone
 
-from jobs import live
+from jobs.backend import live
 from jobs.models import JobRecord
 from jobs.selectors.job_page import RUNNABLE_NOW, relative
 

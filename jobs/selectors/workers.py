@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import redis
 from django.utils import timezone
 
-from jobs import live, queueing
+from jobs.backend import live, queueing
 from jobs.charts import duration_text
 from jobs.models import OperatorAction
 

@@ -17,7 +17,7 @@ import redis
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
-from jobs import queueing
+from jobs.backend import queueing
 from jobs.models import JobDependency, JobEvent, JobRecord, Origin
 from jobs.services.rows import insert_records
 from jobs.services.validation import (

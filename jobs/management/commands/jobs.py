@@ -15,7 +15,8 @@ from typing import Any
 import redis
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs import queueing, selectors, services
+from jobs import selectors, services
+from jobs.backend import queueing
 from jobs.conf import explain_redis_error
 from jobs.models import JobRecord, Origin, Schedule
 from jobs.selectors import history

@@ -31,9 +31,10 @@ from rq.job import Dependency, Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
-from jobs import conf, events, jobhash, rqwrites
+from jobs import conf, events
+from jobs.backend import jobhash, rqwrites
+from jobs.backend.jobhash import RUNNER
 from jobs.conf import explain_redis_error
-from jobs.jobhash import RUNNER
 
 PRIORITY_SUFFIX = {"high": ":high", "normal": "", "low": ":low"}
 PROGRESS_TTL = 7 * 24 * 3600

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from rq_scheduler import Scheduler
 
-from jobs.queueing import RUNNER, ConsoleJob, connection
+from jobs.backend.queueing import RUNNER, ConsoleJob, connection
 
 KEY = Scheduler.scheduled_jobs_key
 PREFIX = "schedule-"
