@@ -26,7 +26,7 @@ from bench.reset import reset
 from bench.stats import rate
 from jobs.backend import queueing
 from jobs.models import JobRecord
-from jobs.recorder import Recorder
+from jobs.processes.recorder import Recorder
 from jobs.services import SubmitRequest, job_submit_many
 
 POLL = 0.02

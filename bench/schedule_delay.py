@@ -20,7 +20,7 @@ from bench.stats import percentile
 from bench.table import Row
 from jobs.backend import queueing
 from jobs.models import Attempt, Schedule
-from jobs.schedules import HEARTBEAT_KEY
+from jobs.processes.schedules import HEARTBEAT_KEY
 from jobs.services.schedules import schedule_create
 
 GOAL_SECONDS = 1.0

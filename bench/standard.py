@@ -19,7 +19,7 @@ from bench.table import Row
 from jobs.backend import queueing
 from jobs.backend.workers import ConsoleWorker
 from jobs.models import JobRecord
-from jobs.recorder import Recorder
+from jobs.processes.recorder import Recorder
 from jobs.services import SubmitRequest, job_submit, job_submit_many
 
 MODULE = "bench.standard_tasks"

@@ -22,7 +22,7 @@ from bench.stats import rate, timed
 from jobs.backend import queueing
 from jobs.backend.workers import ConsoleSimpleWorker, ConsoleWorker
 from jobs.models import JobRecord
-from jobs.recorder import Recorder
+from jobs.processes.recorder import Recorder
 from jobs.services import SubmitRequest, job_submit_many
 
 GOAL_RATIO = 0.9

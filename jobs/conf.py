@@ -45,7 +45,7 @@ RQ_REQUIRED: dict[str, tuple[str, ...]] = {
     ),
     "JOB_CLASS": ("jobs.backend.queueing.ConsoleJob",),
     "SERIALIZER": ("rq.serializers.JSONSerializer",),
-    "SCHEDULER_CLASS": ("jobs.schedules.ConsoleScheduler",),
+    "SCHEDULER_CLASS": ("jobs.processes.schedules.ConsoleScheduler",),
 }
 #: Submissions go to Redis on commit through the app's own outbox, so
 #: django-rq must not hold them back a second time.

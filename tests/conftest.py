@@ -21,7 +21,7 @@ from jobs import conf
 from jobs.backend import queueing
 from jobs.backend.workers import ConsoleWorker
 from jobs.models import JobRecord
-from jobs.recorder import Recorder
+from jobs.processes.recorder import Recorder
 from tests.factories import user_in
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -219,7 +219,7 @@ def monitor() -> Iterator[Any]:
 
     from django.db import connections
 
-    from jobs.monitor import Monitor
+    from jobs.processes.monitor import Monitor
 
     instance = Monitor()
     stop = threading.Event()

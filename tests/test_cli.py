@@ -288,7 +288,7 @@ def test_reconcile_requeues_a_job_a_dying_worker_popped(run_until):
 
 
 def test_monitor_requeues_a_stranded_job_on_its_second_sweep():
-    from jobs.monitor import Monitor
+    from jobs.processes.monitor import Monitor
 
     job_id = jobs("submit", "demo.echo", "--payload", '{"text": "stranded"}')
     client = queueing.connection()

@@ -369,7 +369,7 @@ def test_the_recorder_skips_an_entry_it_cannot_read(recorder):
 
 
 def test_the_monitors_sample_forgets_a_seen_worker_entry_it_cannot_read():
-    from jobs.monitor import WORKERS_SEEN, sample_live_state
+    from jobs.processes.monitor import WORKERS_SEEN, sample_live_state
 
     client = queueing.connection()
     client.hset(WORKERS_SEEN, mapping={"junk": b"\x80\x04", "list": "[1]"})

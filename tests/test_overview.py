@@ -16,10 +16,11 @@ from django.test import Client
 from django.utils import timezone
 
 from console.localredis import free_port
-from jobs import charts, monitor, services, stats
+from jobs import charts, services, stats
 from jobs.backend import queueing
 from jobs.backend.workers import ConsoleWorker
 from jobs.models import Attempt, JobRecord, OperatorAction
+from jobs.processes import monitor
 from jobs.selectors import overview as overview_selectors
 from jobs.selectors import workers as worker_selectors
 

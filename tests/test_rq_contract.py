@@ -41,7 +41,7 @@ from jobs.backend import (
     scheduling,
     workers,
 )
-from jobs.schedules import ConsoleScheduler
+from jobs.processes.schedules import ConsoleScheduler
 
 #: Seconds before now: an execution whose heartbeat ran out this long ago.
 LONG_AGO = 3600
@@ -592,7 +592,7 @@ def test_a_pipeline_keeps_its_commands_in_command_stack(redis_server):
 
 
 def test_django_rq_collector_has_the_summary_we_unregister():
-    """jobs/metrics.py unregisters it (its name fails promtool's checks)."""
+    """jobs/processes/metrics.py unregisters it (its name fails promtool's checks)."""
     assert RQCollector.summary._name == "rq_request_processing_seconds_total"
 
 

@@ -14,7 +14,7 @@ from jobs.backend import live, queueing
 from jobs.charts import duration_text
 from jobs.models import OperatorAction
 
-#: Written by the monitor (jobs.monitor.WORKERS_SEEN): name -> JSON
+#: Written by the monitor (jobs.processes.monitor.WORKERS_SEEN): name -> JSON
 #: {hostname, pid, queues, seen}. Not imported: selectors sit below the monitor.
 WORKERS_SEEN = "console:workers:seen"
 #: The operator log's action for a change of Redis primary (the monitor's).

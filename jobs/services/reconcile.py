@@ -19,7 +19,7 @@ from jobs.backend.workers import (
     adopt_abandoned,
 )
 from jobs.models import JobEvent, JobRecord
-from jobs.recorder import JOB_ID_LENGTH, Recorder, fingerprint, foreign_record
+from jobs.processes.recorder import JOB_ID_LENGTH, Recorder, fingerprint, foreign_record
 
 Status = JobRecord.Status
 #: What the database may say for each RQ status.

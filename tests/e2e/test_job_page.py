@@ -16,7 +16,7 @@ from jobs import services
 from jobs.backend import queueing
 from jobs.backend.workers import ConsoleWorker
 from jobs.models import JobRecord
-from jobs.recorder import Recorder
+from jobs.processes.recorder import Recorder
 from tests.conftest import final
 from tests.e2e.conftest import login, shot
 from tests.factories import user_in

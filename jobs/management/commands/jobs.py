@@ -406,6 +406,6 @@ class Command(BaseCommand):
         self.stdout.write("ok")
 
     def do_monitor(self, options: dict[str, Any]) -> None:
-        from jobs.monitor import Monitor
+        from jobs.processes.monitor import Monitor
 
         Monitor().run()

@@ -18,10 +18,11 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
-from jobs import alerts, schedules, stats
+from jobs import stats
 from jobs.backend import live, queueing
 from jobs.backend.workers import recover_abandoned
-from jobs.recorder import Recorder
+from jobs.processes import alerts, schedules
+from jobs.processes.recorder import Recorder
 from jobs.services import outbox_relay, queue_sync_paused
 from jobs.services.failover import redis_failover_record
 from jobs.services.reconcile import LOST_SETTLE, stranded_sweep
