@@ -217,15 +217,3 @@ def redacted(url: str) -> str:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return urlunsplit(parts._replace(netloc=netloc))
     return url
-
-
-def explain_redis_error(exc: Exception) -> str:
-    """One line naming REDIS_URL or REDIS_SENTINELS (without a password) and
-    what went wrong."""
-    target = redis_target()
-    name, where = target.variable, target.label
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    lowered = text.lower()
-    if "password" in lowered or "auth" in lowered or "wrongpass" in lowered:
-        return f"{name}: authentication failed for {where} ({text})"
-    return f"{name}: cannot reach the Redis server at {where} ({text})"

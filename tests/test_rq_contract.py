@@ -163,9 +163,9 @@ def test_our_overrides_still_override_something():
         (queueing.ConsoleJob, "get_meta"),
         (queueing.ConsoleJob, "latest_result"),
         (refusals.CarefulScheduler, "enqueue_scheduled_jobs"),
-        (ConsoleScheduler, "run"),
-        (ConsoleScheduler, "heartbeat"),
-        (ConsoleScheduler, "enqueue_jobs"),
+        (scheduling.SchedulerLoop, "run"),
+        (scheduling.SchedulerLoop, "heartbeat"),
+        (scheduling.SchedulerLoop, "enqueue_jobs"),
     ]:
         bases = cls.__mro__[1:]
         assert any(

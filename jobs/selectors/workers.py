@@ -7,10 +7,10 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import redis
 from django.utils import timezone
 
 from jobs.backend import live, queueing
+from jobs.backend.errors import BackendError
 from jobs.charts import duration_text
 from jobs.models import OperatorAction
 
@@ -123,7 +123,7 @@ def worker_board(queue: str = "") -> WorkerBoard:
     try:
         alive = [_row(w) for w in live.live_workers()]
         seen = queueing.connection().hgetall(WORKERS_SEEN)
-    except redis.exceptions.RedisError:
+    except BackendError:
         return WorkerBoard(False, [], [])
     names = {w.name for w in alive}
     dead = [
