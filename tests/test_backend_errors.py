@@ -15,6 +15,9 @@ from console.localredis import LocalRedis, free_port
 from jobs.backend import queueing
 from jobs.backend.client import Client
 from jobs.backend.errors import BackendError, BackendUnavailable, project_class
+from jobs.backend.workers import ConsoleWorker
+from jobs.processes.schedules import ConsoleScheduler
+from tests.test_sentinel_settings import SENTINEL_SETTINGS
 
 
 @pytest.fixture
@@ -95,3 +98,17 @@ def test_each_redis_class_has_one_project_class_that_pickles():
     again = pickle.loads(pickle.dumps(error))
     assert type(again) is kind
     assert str(again) == "Redis is loading the dataset in memory"
+
+
+def test_django_rq_connections_become_the_apps_client(redis_server: LocalRedis):
+    """The worker and the scheduler get django-rq's plain client; they swap it."""
+    plain = redis.Redis.from_url(redis_server.url)
+    worker = ConsoleWorker(["default"], connection=plain)
+    scheduler = ConsoleScheduler(queue_name="default", connection=plain)
+    assert isinstance(worker.connection, Client)
+    assert isinstance(scheduler.connection, Client)
+
+
+def test_through_sentinel_the_client_is_the_apps_too():
+    with override_settings(**SENTINEL_SETTINGS):
+        assert isinstance(queueing.new_client(), Client)
