@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
 import rq.command
 import rq.registry
 from django_rq.contrib.prometheus import RQCollector
@@ -592,7 +593,7 @@ def test_a_pipeline_keeps_its_commands_in_command_stack(redis_server):
 
 
 def test_django_rq_collector_has_the_summary_we_unregister():
-    """jobs/processes/metrics.py unregisters it (its name fails promtool's checks)."""
+    """jobs/backend/prometheus.py unregisters it (its name fails promtool's checks)."""
     assert RQCollector.summary._name == "rq_request_processing_seconds_total"
 
 
@@ -611,3 +612,18 @@ def test_django_rq_worker_commands_take_the_options_we_check(command):
         "a.J",
         ["default"],
     )
+
+
+def test_redis_py_calls_the_apps_client_wraps():
+    """jobs/backend/client.py overrides these and re-classes the pipeline."""
+    from redis.client import Pipeline
+    from redis.sentinel import Sentinel
+
+    def parameters(function: Callable[..., Any]) -> list[str]:
+        return list(inspect.signature(function).parameters)
+
+    assert parameters(redis.Redis.execute_command) == ["self", "args", "options"]
+    assert parameters(Pipeline.execute_command) == ["self", "args", "kwargs"]
+    assert parameters(Pipeline.execute) == ["self", "raise_on_error"]
+    assert "redis_class" in parameters(Sentinel.master_for)
+    assert type(redis.Redis().pipeline()) is Pipeline
