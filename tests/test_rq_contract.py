@@ -39,6 +39,7 @@ from jobs.backend import (
     queueing,
     refusals,
     rqwrites,
+    scheduler,
     scheduling,
     workers,
 )
@@ -164,9 +165,9 @@ def test_our_overrides_still_override_something():
         (queueing.ConsoleJob, "get_meta"),
         (queueing.ConsoleJob, "latest_result"),
         (refusals.CarefulScheduler, "enqueue_scheduled_jobs"),
-        (scheduling.SchedulerLoop, "run"),
-        (scheduling.SchedulerLoop, "heartbeat"),
-        (scheduling.SchedulerLoop, "enqueue_jobs"),
+        (scheduler.SchedulerLoop, "run"),
+        (scheduler.SchedulerLoop, "heartbeat"),
+        (scheduler.SchedulerLoop, "enqueue_jobs"),
     ]:
         bases = cls.__mro__[1:]
         assert any(

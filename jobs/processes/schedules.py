@@ -16,14 +16,14 @@ from typing import Any
 from django.db import close_old_connections
 from django.utils import timezone
 
-from jobs.backend import scheduling
+from jobs.backend import scheduler, scheduling
 from jobs.models import Schedule
 from jobs.services.schedules import schedule_fire
 
 log = logging.getLogger("jobs.schedules")
 #: A firing later than this is "missed" (everything was down), not just late.
 MISSED_AFTER = 30.0
-HEARTBEAT_KEY = scheduling.HEARTBEAT_KEY
+HEARTBEAT_KEY = scheduler.HEARTBEAT_KEY
 
 
 def reconcile() -> tuple[int, int]:
@@ -67,7 +67,7 @@ def fire_due(entry_id: str, due: datetime, now: float | None = None) -> None:
         scheduling.put(schedule.pk, following)
 
 
-class ConsoleScheduler(scheduling.SchedulerLoop):
+class ConsoleScheduler(scheduler.SchedulerLoop):
     def started(self) -> None:
         put, removed = reconcile()
         log.info(
