@@ -86,6 +86,8 @@ def test_a_malformed_redis_url_is_a_backend_error():
         pytest.raises(BackendError, match="redis://"),
     ):
         queueing.new_client()
+    with override_settings(REDIS_URL="nonsense://somewhere"):
+        assert queueing.ping() is False
 
 
 def test_each_redis_class_has_one_project_class_that_pickles():

@@ -215,13 +215,13 @@ def ping() -> bool:
     """Is Redis answering? A dedicated client with a short timeout, so a page's
     status badge or /readyz never hangs on an unreachable server."""
     key = (os.getpid(), "ping", *_where())
-    client = _connections.get(key)
-    if client is None:
-        client = new_client(timeout=0.5, health_check=0)
-        _connections[key] = client
     try:
+        client = _connections.get(key)
+        if client is None:
+            client = new_client(timeout=0.5, health_check=0)
+            _connections[key] = client
         return bool(client.ping())
-    except BackendError:
+    except BackendError:  # also a malformed REDIS_URL: nothing answers
         return False
 
 
