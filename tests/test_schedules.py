@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from jobs import queueing, scheduling, services
+from jobs import services
+from jobs.backend import queueing, scheduling
 from jobs.models import JobRecord, Origin, Schedule
-from jobs.schedules import HEARTBEAT_KEY, fire_due, reconcile
+from jobs.processes.schedules import HEARTBEAT_KEY, fire_due, reconcile
 from jobs.services import schedules as schedule_services
 from tests.conftest import (
     database_url_for_subprocesses,

@@ -12,10 +12,11 @@ from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 from rq.timeouts import TimerDeathPenalty
 
-from jobs import queueing, services
+from jobs import services
+from jobs.backend import queueing
+from jobs.backend.workers import ConsoleWorker
 from jobs.models import JobRecord
-from jobs.recorder import Recorder
-from jobs.workers import ConsoleWorker
+from jobs.processes.recorder import Recorder
 from tests.conftest import final
 from tests.e2e.conftest import login, shot
 from tests.factories import user_in
