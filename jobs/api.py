@@ -18,7 +18,8 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from jobs import live, selectors, services
+from jobs import selectors, services
+from jobs.backend import live
 from jobs.models import JobRecord, Origin, QueueState
 from jobs.selectors.overview import overview
 from jobs.selectors.stats_text import stats_json

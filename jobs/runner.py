@@ -8,7 +8,8 @@ from typing import Any
 
 from django.db import close_old_connections, connections
 
-from jobs import progress, queueing, registry
+from jobs import progress, registry
+from jobs.backend import queueing
 
 
 def limit_memory(megabytes: int) -> None:

@@ -20,9 +20,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs import queueing, services
+from jobs import services
+from jobs.backend import queueing
+from jobs.backend.workers import ConsoleSimpleWorker
 from jobs.models import JobRecord
-from jobs.workers import ConsoleSimpleWorker
 from tests import standard_api, standard_docs, standard_tasks
 from tests.conftest import database_url_for_subprocesses, wait_for
 from tests.factories import user_in

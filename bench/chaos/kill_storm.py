@@ -50,7 +50,7 @@ def kill_storm(directory: Path, sizes: Sizes, rng: random.Random) -> Outcome:
 
 def _busy_among(pids: set[int], timeout: float) -> list[int]:
     """Those of `pids` running a job, as soon as there is one."""
-    from jobs import live
+    from jobs.backend import live
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -6,10 +6,10 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import redis
 from django.utils import timezone
 
-from jobs import queueing
+from jobs.backend import queueing
+from jobs.backend.errors import BackendError
 from jobs.models import Attempt, JobDependency, JobRecord
 from jobs.selectors.history import TimelineEntry, attempts, timeline, with_rounds
 from jobs.services import transitions
@@ -118,7 +118,7 @@ class JobPage:
 def read_progress(job_id: str) -> Progress:
     try:
         percent, lines = queueing.read_progress(job_id)
-    except redis.exceptions.RedisError:
+    except BackendError:
         return Progress(None, [], available=False)
     return Progress(
         None if percent is None else max(0.0, min(100.0, percent)),

@@ -17,7 +17,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import live, queueing
+from jobs.backend import live, queueing
 from jobs.models import (
     JobDependency,
     JobEvent,

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import live, queueing
+from jobs.backend import live, queueing
 from jobs.models import Origin, QueueState
 from jobs.services.control import BULK_CAP, BulkResult, acting_user, audit, jobs_cancel
 from jobs.services.validation import InvalidInput

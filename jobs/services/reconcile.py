@@ -11,12 +11,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import live, queueing
+from jobs.backend import live, queueing
+from jobs.backend.refusals import refuse_now
+from jobs.backend.workers import (
+    JOB_MONITORING_INTERVAL,
+    abandoned_by_rq,
+    adopt_abandoned,
+)
 from jobs.models import JobEvent, JobRecord
-from jobs.recorder import JOB_ID_LENGTH, Recorder, fingerprint, foreign_record
-from jobs.refusals import refuse_now
+from jobs.processes.recorder import JOB_ID_LENGTH, Recorder, fingerprint, foreign_record
 from jobs.services import transitions
-from jobs.workers import JOB_MONITORING_INTERVAL, abandoned_by_rq, adopt_abandoned
 
 Status = JobRecord.Status
 #: What the database may say for each RQ status.
@@ -290,7 +294,7 @@ def stranded_sweep(suspects: set[str]) -> tuple[list[Difference], set[str]]:
 # execution back to the new primary within JOB_MONITORING_INTERVAL.
 
 #: Seconds between the two looks at a job Redis lacks: longer than a running
-#: job's heartbeat interval (see jobs/workers.py).
+#: job's heartbeat interval (see jobs/backend/workers.py).
 LOST_SETTLE = JOB_MONITORING_INTERVAL + 1.0
 
 

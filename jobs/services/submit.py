@@ -13,11 +13,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import redis
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import queueing
+from jobs.backend import queueing
+from jobs.backend.errors import BackendError
 from jobs.models import JobDependency, JobEvent, JobRecord, Origin
 from jobs.services import transitions
 from jobs.services.rows import insert_records
@@ -80,7 +80,7 @@ def enqueue_records(specs: list[queueing.EnqueueSpec]) -> bool:
     """Put jobs into Redis; False (and the jobs stay pending) if Redis is down."""
     try:
         queueing.enqueue(specs)
-    except redis.exceptions.RedisError as exc:
+    except BackendError as exc:
         log.warning(
             "redis unavailable; %d job(s) kept pending in the outbox",
             len(specs),

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
 from django.db import transaction
 
-from jobs import events, queueing
+from jobs import events
+from jobs.backend import queueing
+from jobs.backend.errors import BackendError
 from jobs.models import Attempt, JobDependency, JobEvent, JobRecord, Origin
 from jobs.services import transitions
 
@@ -432,7 +433,7 @@ class Recorder:
         if not self._group_ready:
             try:
                 client.xgroup_create(events.STREAM, events.GROUP, id="0", mkstream=True)
-            except redis.exceptions.ResponseError as exc:
+            except BackendError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
             self._group_ready = True
@@ -442,7 +443,7 @@ class Recorder:
         """Apply one batch: our unacknowledged entries first, then new ones."""
         try:
             return self._drain(block_ms, count)
-        except redis.exceptions.ResponseError as exc:
+        except BackendError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             self._group_ready = False  # Redis came back without its data

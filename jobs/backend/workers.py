@@ -35,8 +35,9 @@ from rq.serializers import JSONSerializer
 from rq.utils import now as rq_now
 from rq.worker import SimpleWorker, Worker, WorkerStatus
 
-from jobs import events, jobhash, queueing, refusals, stats
-from jobs.queueing import (
+from jobs import events, stats
+from jobs.backend import jobhash, queueing, refusals
+from jobs.backend.queueing import (
     ConsoleJob,
     lanes,
     logical_queue,

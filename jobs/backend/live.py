@@ -15,8 +15,8 @@ from typing import Any
 from rq.job import Job, JobStatus
 
 from jobs import events
-from jobs.jobhash import STATUSES, Verdict, decompressed, examine, moment, text
-from jobs.queueing import (
+from jobs.backend.jobhash import STATUSES, Verdict, decompressed, examine, moment, text
+from jobs.backend.queueing import (
     PIPELINE_CHUNK,
     UNREADABLE,
     ConsoleJob,
