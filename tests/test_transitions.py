@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from jobs import events, recorder, services
+from jobs import events, services
 from jobs.models import JobRecord
+from jobs.processes import recorder
 from jobs.selectors.job_page import job_page
 from jobs.services import transitions
 
