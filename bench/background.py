@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import redis
 from django.db import DatabaseError, connections
 
-from jobs.monitor import CHECKPOINT_EVERY, Monitor, checkpoint_sqlite
+from jobs.processes.monitor import CHECKPOINT_EVERY, Monitor, checkpoint_sqlite
 
 
 @contextmanager

@@ -24,9 +24,9 @@ from bench import celery_app, plain, procs
 from bench.context import Context
 from bench.reset import reset
 from bench.stats import rate
-from jobs import queueing
+from jobs.backend import queueing
 from jobs.models import JobRecord
-from jobs.recorder import Recorder
+from jobs.processes.recorder import Recorder
 from jobs.services import SubmitRequest, job_submit_many
 
 POLL = 0.02

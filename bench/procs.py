@@ -19,7 +19,7 @@ from types import TracebackType
 from django.conf import settings
 
 from bench import plain
-from jobs import live
+from jobs.backend import live
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]

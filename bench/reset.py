@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import connection, transaction
 
-from jobs import queueing
+from jobs.backend import queueing
 from jobs.models import Attempt, JobDependency, JobEvent, JobRecord, Schedule
 
 #: Children before parents. Schedules and jobs point at each other (a firing's

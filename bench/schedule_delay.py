@@ -18,9 +18,9 @@ from bench.reset import reset
 from bench.results import progress
 from bench.stats import percentile
 from bench.table import Row
-from jobs import queueing
+from jobs.backend import queueing
 from jobs.models import Attempt, Schedule
-from jobs.schedules import HEARTBEAT_KEY
+from jobs.processes.schedules import HEARTBEAT_KEY
 from jobs.services.schedules import schedule_create
 
 GOAL_SECONDS = 1.0

@@ -110,7 +110,7 @@ def _fill_failed_registry(jobs: list[tuple[str, str]]) -> None:
     from rq.job import JobStatus
     from rq.registry import FailedJobRegistry
 
-    from jobs import queueing
+    from jobs.backend import queueing
 
     client = queueing.connection()
     for start in range(0, len(jobs), 1000):
@@ -149,7 +149,7 @@ def _status_kb(field: str) -> int:
 def retry_group(client: Any, number: int) -> dict[str, Any]:
     """POST "Retry all" of failure group `number`; checks every job moved."""
     from bench import generate
-    from jobs import queueing
+    from jobs.backend import queueing
     from jobs.models import JobRecord
 
     fingerprint = generate.group_fingerprint(number)

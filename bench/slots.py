@@ -24,7 +24,8 @@ from bench.pss import tree_kb
 from bench.reset import reset
 from bench.results import progress
 from bench.table import Row
-from jobs import live, queueing, services
+from jobs import services
+from jobs.backend import live, queueing
 
 GOAL_MB = 100.0
 PROCESS_GOAL_MB = 15.0

@@ -16,11 +16,11 @@ from bench.context import Context
 from bench.reset import reset
 from bench.results import progress
 from bench.table import Row
-from jobs import queueing
+from jobs.backend import queueing
+from jobs.backend.workers import ConsoleWorker
 from jobs.models import JobRecord
-from jobs.recorder import Recorder
+from jobs.processes.recorder import Recorder
 from jobs.services import SubmitRequest, job_submit, job_submit_many
-from jobs.workers import ConsoleWorker
 
 MODULE = "bench.standard_tasks"
 GOAL = 1.2

@@ -19,11 +19,11 @@ from rq.worker import BaseWorker, SimpleWorker, Worker
 from bench import plain
 from bench.reset import reset
 from bench.stats import rate, timed
-from jobs import queueing
+from jobs.backend import queueing
+from jobs.backend.workers import ConsoleSimpleWorker, ConsoleWorker
 from jobs.models import JobRecord
-from jobs.recorder import Recorder
+from jobs.processes.recorder import Recorder
 from jobs.services import SubmitRequest, job_submit_many
-from jobs.workers import ConsoleSimpleWorker, ConsoleWorker
 
 GOAL_RATIO = 0.9
 #: Each of our classes against the plain RQ class it extends.

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from console.localredis import LocalRedis, LocalRedisError, free_port, server_binary
+from jobs.backend.client import Client
+from jobs.backend.errors import BackendError
 
 MASTER_NAME = "mymaster"
 REPLICATION_USER = "replication"
@@ -35,8 +35,8 @@ class LocalServer(LocalRedis):
         binary = self.binary or server_binary()
         return [binary, *super().command()[1:], *self.extra]
 
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, password=self.password, socket_timeout=2)
+    def client(self) -> Client:
+        return Client(port=self.port, password=self.password, socket_timeout=2)
 
     def keys(self, pattern: str) -> set[bytes]:
         return set(self.client().keys(pattern))  # type: ignore[arg-type]
@@ -55,8 +55,8 @@ class LocalSentinel(LocalRedis):
             conf.write_text("\n".join(self.conf_lines) + "\n")
         return [self.binary or server_binary(), str(conf), "--sentinel"]
 
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, password=self.password, socket_timeout=2)
+    def client(self) -> Client:
+        return Client(port=self.port, password=self.password, socket_timeout=2)
 
 
 @dataclass
@@ -129,7 +129,7 @@ class SentinelGroup:
                 found: Any = sentinel.client().sentinel_get_master_addr_by_name(
                     self.master_name
                 )
-            except redis.RedisError:
+            except BackendError:
                 continue
             if found:
                 return int(found[1])
@@ -163,7 +163,7 @@ class SentinelGroup:
                     found: Any = sentinel.client().sentinel_get_master_addr_by_name(
                         self.master_name
                     )
-                except redis.RedisError:
+                except BackendError:
                     return None
                 ports.add(int(found[1]) if found else None)
             if len(ports) != 1 or old_port in ports or None in ports:
@@ -261,7 +261,7 @@ def _wait(condition: Any, timeout: float, what: str) -> Any:
     while time.monotonic() < deadline:
         try:
             value = condition()
-        except redis.RedisError:
+        except BackendError:
             value = None
         if value:
             return value

@@ -9,8 +9,6 @@ from typing import NoReturn
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, SystemCheckError
 
-from jobs.conf import explain_redis_error
-
 
 def fail(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
@@ -35,8 +33,9 @@ def check_worker() -> None:
 def run_or_explain(
     argv: list[str], runner: Callable[[list[str]], None] | None = None
 ) -> None:
-    import redis
     from django.conf import settings
+
+    from jobs.backend import errors
 
     try:
         settings.INSTALLED_APPS  # noqa: B018 - forces the settings to load here
@@ -50,15 +49,13 @@ def run_or_explain(
         if settings.WORKER_PROCESS and "--skip-checks" not in argv:
             check_worker()
             argv = [*argv, "--skip-checks"]
-        runner(argv)
+        with errors.translating():  # django-rq's own clients raise redis'
+            runner(argv)
     except (ImproperlyConfigured, SystemCheckError) as exc:
         fail(str(exc))
-    except (
-        redis.exceptions.AuthenticationError,
-        redis.exceptions.ResponseError,
-    ) as exc:
+    except errors.BackendUnavailable as exc:
+        fail(errors.explain(exc))
+    except errors.BackendError as exc:
         if "auth" not in str(exc).lower() and "pass" not in str(exc).lower():
             raise
-        fail(explain_redis_error(exc))
-    except redis.exceptions.ConnectionError as exc:
-        fail(explain_redis_error(exc))
+        fail(errors.explain(exc))

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from jobs.metrics import metrics_view
+from jobs.processes.metrics import metrics_view
 from jobs.views import health
 
 admin.site.site_header = "Jobs console — admin"

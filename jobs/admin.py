@@ -29,7 +29,7 @@ from jobs.selectors.history import MatchCount
 from jobs.services import schedules as schedule_services
 from jobs.services.validation import MAX_REASON_LENGTH, text_problem
 from jobs.tokens import token_create, token_revoke
-from jobs.views.jobs import BULK_ACTIONS, CONSEQUENCES, confirmation_problem
+from jobs.views.jobs import CONSEQUENCES, confirmation_problem
 
 
 class ReadOnly(admin.ModelAdmin):
@@ -188,14 +188,14 @@ class JobRecordAdmin(OperateMixin, CheckedSearch, ReadOnly):
                     "title": f"{action.capitalize()} jobs?",
                 },
             )
-        service, verb = BULK_ACTIONS[action]
-        result = service(
+        result = services.jobs_act(
+            action=action,
             ids=queryset.values_list("pk", flat=True),
             actor=request.user,
             origin=Origin.ADMIN,
             target="jobs selected in the admin",
         )
-        _report(self, request, result, verb)
+        _report(self, request, result, services.JOB_ACTIONS[action].verb)
         return None
 
 

@@ -18,7 +18,8 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from jobs import live, selectors, services
+from jobs import selectors, services
+from jobs.backend import live
 from jobs.models import JobRecord, Origin, QueueState
 from jobs.selectors.overview import overview
 from jobs.selectors.stats_text import stats_json
@@ -245,35 +246,23 @@ def job_detail(request: HttpRequest, job_id: str) -> JsonResponse:
     return JsonResponse(selectors.job_json(_job(job_id)))
 
 
-def _bulk_reply(
-    record: JobRecord, result: services.BulkResult, verb: str
-) -> JsonResponse:
-    record.refresh_from_db()
+@endpoint("POST", operate=True)
+def job_action(request: HttpRequest, job_id: str, action: str) -> JsonResponse:
+    """POST jobs/<id>/retry/ or cancel/ (the urls name the action); 409 with
+    the reason when the job's status is not one the action applies to."""
+    record = _job(job_id)
+    result = services.job_act(
+        action=action,
+        record=record,
+        actor=request.user,
+        origin=Origin.API,
+        reason=_reason(request),
+    )
+    summary = result.summary(services.JOB_ACTIONS[action].verb)
     if not result.done:
-        raise ApiError(409, result.summary(verb), "status")
-    return JsonResponse(
-        {"message": result.summary(verb), "job": selectors.job_json(record)}
-    )
-
-
-@endpoint("POST", operate=True)
-def job_retry(request: HttpRequest, job_id: str) -> JsonResponse:
-    record = _job(job_id)
-    reason = _reason(request)
-    result = services.job_retry(
-        record=record, actor=request.user, origin=Origin.API, reason=reason
-    )
-    return _bulk_reply(record, result, "Retried")
-
-
-@endpoint("POST", operate=True)
-def job_cancel(request: HttpRequest, job_id: str) -> JsonResponse:
-    record = _job(job_id)
-    reason = _reason(request)
-    result = services.job_cancel(
-        record=record, actor=request.user, origin=Origin.API, reason=reason
-    )
-    return _bulk_reply(record, result, "Canceled")
+        raise ApiError(409, summary, "status")
+    record.refresh_from_db()
+    return JsonResponse({"message": summary, "job": selectors.job_json(record)})
 
 
 @endpoint("GET")
@@ -312,19 +301,15 @@ def _queue_name(name: str) -> str:
 
 
 @endpoint("POST", operate=True)
-def queue_pause(request: HttpRequest, name: str) -> JsonResponse:
+def queue_switch(request: HttpRequest, name: str, switch: str) -> JsonResponse:
+    """POST queues/<name>/pause/ or resume/."""
     reason = _reason(request)
-    state = services.queue_pause(
-        name=_queue_name(name), actor=request.user, reason=reason, origin=Origin.API
-    )
-    return JsonResponse({"name": state.name, "paused": state.paused, "reason": reason})
-
-
-@endpoint("POST", operate=True)
-def queue_resume(request: HttpRequest, name: str) -> JsonResponse:
-    reason = _reason(request)
-    state = services.queue_resume(
-        name=_queue_name(name), actor=request.user, reason=reason, origin=Origin.API
+    state = services.queue_set_paused(
+        name=_queue_name(name),
+        paused=switch == "pause",
+        actor=request.user,
+        reason=reason,
+        origin=Origin.API,
     )
     return JsonResponse({"name": state.name, "paused": state.paused, "reason": reason})
 

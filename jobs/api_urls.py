@@ -1,19 +1,26 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 
 from jobs import api
+from jobs.converters import JobActionConverter
 
 app_name = "api"
 
 urlpatterns = [
     path("jobs/", api.jobs_collection, name="jobs"),
     path("jobs/<str:job_id>/", api.job_detail, name="job"),
-    path("jobs/<str:job_id>/retry/", api.job_retry, name="job-retry"),
-    path("jobs/<str:job_id>/cancel/", api.job_cancel, name="job-cancel"),
+    re_path(
+        rf"^jobs/(?P<job_id>[^/]+)/(?P<action>{JobActionConverter.regex})/$",
+        api.job_action,
+        name="job-action",
+    ),
     path("queues/", api.queue_collection, name="queues"),
     path("stats/", api.stats, name="stats"),
-    path("queues/<str:name>/pause/", api.queue_pause, name="queue-pause"),
-    path("queues/<str:name>/resume/", api.queue_resume, name="queue-resume"),
+    re_path(
+        r"^queues/(?P<name>[^/]+)/(?P<switch>pause|resume)/$",
+        api.queue_switch,
+        name="queue-switch",
+    ),
     path("schema/", api.schema, name="schema"),
 ]

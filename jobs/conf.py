@@ -43,10 +43,13 @@ DEFAULTS: dict[str, Any] = {
 #: django-rq's `RQ` keys the app's jobs depend on: any other value would run
 #: them with a worker, job class or serializer that does not understand them.
 RQ_REQUIRED: dict[str, tuple[str, ...]] = {
-    "WORKER_CLASS": ("jobs.workers.ConsoleWorker", "jobs.workers.ConsoleSimpleWorker"),
-    "JOB_CLASS": ("jobs.queueing.ConsoleJob",),
+    "WORKER_CLASS": (
+        "jobs.backend.workers.ConsoleWorker",
+        "jobs.backend.workers.ConsoleSimpleWorker",
+    ),
+    "JOB_CLASS": ("jobs.backend.queueing.ConsoleJob",),
     "SERIALIZER": ("rq.serializers.JSONSerializer",),
-    "SCHEDULER_CLASS": ("jobs.schedules.ConsoleScheduler",),
+    "SCHEDULER_CLASS": ("jobs.processes.schedules.ConsoleScheduler",),
 }
 #: Submissions go to Redis on commit through the app's own outbox, so
 #: django-rq must not hold them back a second time.
@@ -55,7 +58,7 @@ RQ_DEFAULTS: dict[str, Any] = {
     "COMMIT_MODE": "auto",
 }
 
-#: Each logical queue is three lanes in Redis (see jobs/queueing.py).
+#: Each logical queue is three lanes in Redis (see jobs/backend/queueing.py).
 LANE_SUFFIXES = (":high", "", ":low")
 
 
@@ -218,15 +221,3 @@ def redacted(url: str) -> str:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return urlunsplit(parts._replace(netloc=netloc))
     return url
-
-
-def explain_redis_error(exc: Exception) -> str:
-    """One line naming REDIS_URL or REDIS_SENTINELS (without a password) and
-    what went wrong."""
-    target = redis_target()
-    name, where = target.variable, target.label
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    lowered = text.lower()
-    if "password" in lowered or "auth" in lowered or "wrongpass" in lowered:
-        return f"{name}: authentication failed for {where} ({text})"
-    return f"{name}: cannot reach the Redis server at {where} ({text})"

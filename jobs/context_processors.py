@@ -6,7 +6,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from jobs import queueing
+from jobs.backend import queueing
 from jobs.models import Alert
 
 

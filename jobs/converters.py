@@ -13,6 +13,13 @@ from django.urls.converters import StringConverter
 from jobs.services.validation import text_problem
 
 
+class JobActionConverter(StringConverter):
+    """The job actions (services.JOB_ACTIONS) a URL may name as its last
+    part; delete asks for a confirmation first and has its own view."""
+
+    regex = "retry|cancel"
+
+
 class TextConverter(StringConverter):
     def to_python(self, value: str) -> str:
         problem = text_problem(value, identifier=True)

@@ -10,15 +10,38 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 STREAM = "console:events"
 GROUP = "recorder"
 
 
+class Kind(StrEnum):
+    """Every kind of entry the stream carries; the recorder handles each."""
+
+    #: In a queue (submit, a retry, run now, a repair's requeue).
+    ENQUEUED = "enqueued"
+    #: Waiting for a time: data run_at (ISO).
+    SCHEDULED = "scheduled"
+    #: Waiting on its parents.
+    DEFERRED = "deferred"
+    #: An attempt began: data attempt, worker, host, pid.
+    STARTED = "started"
+    #: An attempt ended well: data attempt, worker, started, duration, result.
+    SUCCEEDED = "succeeded"
+    #: An attempt raised: data exc_type, message, traceback, retry_at, delay.
+    FAILED = "failed"
+    #: An attempt's worker died under it: data as for FAILED.
+    LOST = "lost"
+    #: A worker would not run it (another client wrote it, unreadable).
+    REFUSED = "refused"
+
+
 @dataclass(frozen=True)
 class Event:
     stream_id: str
+    #: A Kind's value, or any text another client wrote (no handler applies).
     kind: str
     job_id: str
     at: float
@@ -26,10 +49,11 @@ class Event:
 
 
 def fields(
-    kind: str, job_id: str, at: float | None = None, **data: Any
+    kind: Kind, job_id: str, at: float | None = None, **data: Any
 ) -> dict[str, str]:
+    """A stream entry, as producers append it."""
     return {
-        "kind": kind,
+        "kind": kind.value,
         "job": job_id,
         "at": repr(time.time() if at is None else at),
         "data": json.dumps(data, default=str) if data else "{}",

@@ -45,14 +45,7 @@ class JobRecord(models.Model):
         DEAD = "dead", "Dead"  # attempts exhausted
         CANCELED = "canceled", "Canceled"
 
-    ACTIVE_STATUSES = (
-        Status.PENDING,
-        Status.QUEUED,
-        Status.SCHEDULED,
-        Status.DEFERRED,
-        Status.STARTED,
-        Status.RETRYING,
-    )
+    #: Which moves between statuses are allowed: jobs.services.transitions.
     FINAL_STATUSES = (Status.SUCCEEDED, Status.DEAD, Status.CANCELED)
 
     id = models.CharField(primary_key=True, max_length=64)

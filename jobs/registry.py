@@ -22,7 +22,7 @@ class UnknownTask(LookupError):
     pass
 
 
-#: How a job can run under a worker with slots (jobs.slots).
+#: How a job can run under a worker with slots (jobs.backend.slots).
 EXECUTION_MODELS = ("fork", "process", "thread")
 
 
@@ -90,7 +90,7 @@ class TaskDef:
     description: str = ""
     #: How a worker runs it: "fork" (a fresh process per job, the default),
     #: "process" (a reused job process) or "thread" (a thread of the worker,
-    #: for I/O-bound work); see jobs.slots.
+    #: for I/O-bound work); see jobs.backend.slots.
     execution: str = "fork"
 
     def validate(self, payload: Any) -> BaseModel:

@@ -9,7 +9,8 @@ from typing import Any
 
 from django.db import close_old_connections, connections
 
-from jobs import eventloop, progress, queueing, registry
+from jobs import eventloop, progress, registry
+from jobs.backend import queueing
 
 
 def limit_memory(megabytes: int) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
-from jobs.converters import TextConverter
+from jobs.converters import JobActionConverter, TextConverter
 from jobs.views import (
     alerts,
     audit,
@@ -20,6 +20,7 @@ from jobs.views.access import viewer_required
 app_name = "jobs"
 # Namespaced: converters are global to the host project.
 register_converter(TextConverter, "jobs_text")
+register_converter(JobActionConverter, "jobs_action")
 
 urlpatterns = [
     path("", overview.overview, name="home"),
@@ -32,8 +33,11 @@ urlpatterns = [
     path("jobs/bulk/", jobs.job_bulk, name="jobs-bulk"),
     path("jobs/<jobs_text:job_id>/", job_page.job_detail, name="job"),
     path("jobs/<jobs_text:job_id>/live/", job_page.job_live, name="job-live"),
-    path("jobs/<jobs_text:job_id>/retry/", job_page.job_retry, name="job-retry"),
-    path("jobs/<jobs_text:job_id>/cancel/", job_page.job_cancel, name="job-cancel"),
+    path(
+        "jobs/<jobs_text:job_id>/<jobs_action:action>/",
+        job_page.job_action,
+        name="job-action",
+    ),
     path("jobs/<jobs_text:job_id>/delete/", job_page.job_delete, name="job-delete"),
     path("jobs/<jobs_text:job_id>/run-now/", job_page.job_run_now, name="job-run-now"),
     path("failures/", failures.failure_groups, name="failures"),

@@ -17,10 +17,11 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from console.localredis import LocalRedis, free_port
-from jobs import conf, queueing
+from jobs import conf
+from jobs.backend import queueing
+from jobs.backend.workers import ConsoleWorker
 from jobs.models import JobRecord
-from jobs.recorder import Recorder
-from jobs.workers import ConsoleWorker
+from jobs.processes.recorder import Recorder
 from tests.factories import user_in
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -218,7 +219,7 @@ def monitor() -> Iterator[Any]:
 
     from django.db import connections
 
-    from jobs.monitor import Monitor
+    from jobs.processes.monitor import Monitor
 
     instance = Monitor()
     stop = threading.Event()

@@ -152,7 +152,7 @@ def test_admin_and_console_link_to_each_other(admin_client):
 
 @pytest.mark.django_db(transaction=True)
 def test_schedules_in_the_admin(admin_client):
-    from jobs import scheduling
+    from jobs.backend import scheduling
     from jobs.models import Schedule
 
     bad = admin_client.post(

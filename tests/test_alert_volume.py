@@ -11,9 +11,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from jobs import alerts
 from jobs.defaults import ensure_default_alert_rules
 from jobs.models import Alert, AlertRule, Attempt, JobRecord
+from jobs.processes import alerts
 from tests.conftest import BASE_DIR
 from tests.factories import user_in
 

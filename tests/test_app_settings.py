@@ -51,7 +51,7 @@ def test_rq_settings_are_derived_from_redis_url_and_job_queues() -> None:
     assert set(conf.get("RQ_QUEUES")) == lanes
     assert {c["URL"] for c in conf.get("RQ_QUEUES").values()} == {settings.REDIS_URL}
     assert conf.get("RQ")["SERIALIZER"] == "rq.serializers.JSONSerializer"
-    assert conf.get("RQ")["WORKER_CLASS"] == "jobs.workers.ConsoleWorker"
+    assert conf.get("RQ")["WORKER_CLASS"] == "jobs.backend.workers.ConsoleWorker"
 
 
 @pytest.mark.parametrize(
@@ -123,7 +123,7 @@ def test_a_worker_started_wrongly_refuses_with_a_check_error(
     "argv",
     [
         ["rqworker", "default", "mail:high", "--burst", "--name", "w1"],
-        ["rqworker", "--worker-class", "jobs.workers.ConsoleSimpleWorker"],
+        ["rqworker", "--worker-class", "jobs.backend.workers.ConsoleSimpleWorker"],
         ["rqworker-pool", "default", "--num-workers", "2"],
     ],
 )
@@ -141,7 +141,7 @@ def test_defaults_fill_only_what_the_host_left_out() -> None:
         del settings.REDIS_STARTUP_WAIT
         conf.apply_defaults()
         assert conf.get("RQ")["DEFAULT_RESULT_TTL"] == 60
-        assert conf.get("RQ")["JOB_CLASS"] == "jobs.queueing.ConsoleJob"
+        assert conf.get("RQ")["JOB_CLASS"] == "jobs.backend.queueing.ConsoleJob"
         assert settings.REDIS_STARTUP_WAIT == 30
 
 

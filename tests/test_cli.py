@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from jobs import queueing
+from jobs.backend import queueing
 from jobs.models import JobRecord, OperatorAction, QueueState
 from tests.conftest import final
 
@@ -288,7 +288,7 @@ def test_reconcile_requeues_a_job_a_dying_worker_popped(run_until):
 
 
 def test_monitor_requeues_a_stranded_job_on_its_second_sweep():
-    from jobs.monitor import Monitor
+    from jobs.processes.monitor import Monitor
 
     job_id = jobs("submit", "demo.echo", "--payload", '{"text": "stranded"}')
     client = queueing.connection()

@@ -10,7 +10,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs import queueing, services
+from jobs import services
+from jobs.backend import queueing
 from jobs.models import JobRecord
 from tests import standard_tasks
 from tests.standard_api import (

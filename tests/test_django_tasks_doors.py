@@ -20,9 +20,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs import queueing, services
+from jobs import services
+from jobs.backend import queueing
+from jobs.backend.workers import ConsoleSimpleWorker
 from jobs.models import JobRecord
-from jobs.workers import ConsoleSimpleWorker
 from tests import standard_api, standard_docs, standard_tasks
 from tests.conftest import database_url_for_subprocesses, wait_for
 from tests.factories import user_in
@@ -133,7 +134,7 @@ def test_console_shows_the_arguments_and_its_retry_reruns_them(run_until, settin
     assert "tests.standard_tasks.succeeds_on" in text
     assert "from django tasks api" in text
     assert "&quot;kwargs&quot;" in text and "&quot;attempt&quot;: 4" in text
-    retried = client.post(reverse("jobs:job-retry", args=[result.id]))
+    retried = client.post(reverse("jobs:job-action", args=[result.id, "retry"]))
     assert retried.status_code in (200, 302)
     run_until(finished(result))
     assert result.status == TaskResultStatus.SUCCESSFUL

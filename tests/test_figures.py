@@ -13,7 +13,8 @@ from django.test import Client
 from django.utils.timezone import now
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobs import queueing, services
+from jobs import services
+from jobs.backend import queueing
 from jobs.models import JobRecord
 from jobs.selectors.figures import DEFINITIONS, JSON_KEYS
 from jobs.tokens import token_create
@@ -206,7 +207,7 @@ def listed(client: Client, href: str) -> int:
 def test_a_queues_scheduled_and_workers_counts_lead_to_exactly_their_lists(
     run_until,
 ):
-    from jobs.workers import ConsoleWorker
+    from jobs.backend.workers import ConsoleWorker
 
     services.job_submit(task="demo.echo", payload={"text": "x"}, queue="mail")
     services.job_submit(

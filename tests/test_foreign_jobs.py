@@ -19,7 +19,8 @@ from django.test import Client
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
-from jobs import queueing, services, stats
+from jobs import services, stats
+from jobs.backend import queueing
 from jobs.models import Attempt, JobRecord, Origin
 from jobs.selectors.failures import failure_board
 from jobs.selectors.overview import dead_counts
@@ -368,7 +369,7 @@ def test_the_recorder_skips_an_entry_it_cannot_read(recorder):
 
 
 def test_the_monitors_sample_forgets_a_seen_worker_entry_it_cannot_read():
-    from jobs.monitor import WORKERS_SEEN, sample_live_state
+    from jobs.processes.monitor import WORKERS_SEEN, sample_live_state
 
     client = queueing.connection()
     client.hset(WORKERS_SEEN, mapping={"junk": b"\x80\x04", "list": "[1]"})
@@ -379,7 +380,7 @@ def test_the_monitors_sample_forgets_a_seen_worker_entry_it_cannot_read():
 def test_recovery_refuses_an_unreadable_job_of_a_dead_worker(recorder):
     """A job whose worker died, rewritten meanwhile by another client: the
     recovery sweep fails it alone and goes on with the others."""
-    from jobs.workers import recover_abandoned
+    from jobs.backend.workers import recover_abandoned
 
     bad = services.job_submit(task="demo.echo", payload={"text": "bad"})
     other = services.job_submit(task="demo.echo", payload={"text": "other"})
@@ -399,7 +400,7 @@ def test_recovery_refuses_an_unreadable_job_of_a_dead_worker(recorder):
 
 
 def test_live_reads_survive_what_other_clients_write():
-    from jobs import live
+    from jobs.backend import live
 
     client = queueing.connection()
     client.sadd("rq:workers", "rq:worker:other")

@@ -19,7 +19,7 @@ from django.core.management import get_commands
 from django.test import Client
 
 from console.localredis import LocalRedis, free_port
-from jobs import queueing
+from jobs.backend import queueing
 from tests.conftest import BASE_DIR, wait_for
 
 MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs import queueing, services
+from jobs import services
+from jobs.backend import queueing
 from jobs.models import JobEvent, JobRecord, OperatorAction
 from jobs.selectors.job_page import job_page, relative
 from tests.conftest import final

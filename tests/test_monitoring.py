@@ -11,10 +11,12 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from console.localredis import free_port
-from jobs import alerts, notify, queueing, services
+from jobs import notify, services
+from jobs.backend import queueing
+from jobs.backend.workers import ConsoleWorker
 from jobs.defaults import ensure_default_alert_rules
 from jobs.models import Alert, AlertRule
-from jobs.workers import ConsoleWorker
+from jobs.processes import alerts
 from tests.conftest import final, wait_for
 from tests.factories import user_in
 

@@ -9,7 +9,8 @@ from contextlib import contextmanager
 import pytest
 from django.db import transaction
 
-from jobs import queueing, services
+from jobs import services
+from jobs.backend import queueing
 from jobs.models import Attempt, JobRecord
 from jobs.services.reconcile import find_differences
 

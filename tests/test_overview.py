@@ -16,11 +16,13 @@ from django.test import Client
 from django.utils import timezone
 
 from console.localredis import free_port
-from jobs import charts, monitor, queueing, services, stats
+from jobs import charts, services, stats
+from jobs.backend import queueing
+from jobs.backend.workers import ConsoleWorker
 from jobs.models import Attempt, JobRecord, OperatorAction
+from jobs.processes import monitor
 from jobs.selectors import overview as overview_selectors
 from jobs.selectors import workers as worker_selectors
-from jobs.workers import ConsoleWorker
 
 pytestmark = pytest.mark.django_db
 

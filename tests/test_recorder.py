@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError
 
-from jobs import events, queueing, recorder, services
+from jobs import events, services
+from jobs.backend import queueing
 from jobs.models import Attempt, JobEvent, JobRecord
+from jobs.processes import recorder
 from tests.conftest import work
 
 pytestmark = pytest.mark.django_db(transaction=True)

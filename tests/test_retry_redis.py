@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from rq.registry import CanceledJobRegistry, FailedJobRegistry
 
-from jobs import queueing, services
+from jobs import services
+from jobs.backend import queueing
 from jobs.models import JobRecord
 from tests.conftest import final
 

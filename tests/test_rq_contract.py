@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
 import rq.command
 import rq.registry
 from django_rq.contrib.prometheus import RQCollector
@@ -32,8 +33,17 @@ from rq.utils import utcformat
 from rq.worker import BaseWorker, SimpleWorker, Worker, WorkerStatus
 from rq_scheduler import Scheduler
 
-from jobs import jobhash, live, queueing, refusals, rqwrites, scheduling, workers
-from jobs.schedules import ConsoleScheduler
+from jobs.backend import (
+    jobhash,
+    live,
+    queueing,
+    refusals,
+    rqwrites,
+    scheduler,
+    scheduling,
+    workers,
+)
+from jobs.processes.schedules import ConsoleScheduler
 
 #: Seconds before now: an execution whose heartbeat ran out this long ago.
 LONG_AGO = 3600
@@ -155,9 +165,9 @@ def test_our_overrides_still_override_something():
         (queueing.ConsoleJob, "get_meta"),
         (queueing.ConsoleJob, "latest_result"),
         (refusals.CarefulScheduler, "enqueue_scheduled_jobs"),
-        (ConsoleScheduler, "run"),
-        (ConsoleScheduler, "heartbeat"),
-        (ConsoleScheduler, "enqueue_jobs"),
+        (scheduler.SchedulerLoop, "run"),
+        (scheduler.SchedulerLoop, "heartbeat"),
+        (scheduler.SchedulerLoop, "enqueue_jobs"),
     ]:
         bases = cls.__mro__[1:]
         assert any(
@@ -175,27 +185,27 @@ def test_django_rq_scheduler_is_rq_schedulers():
 #: A changed fingerprint means RQ changed code we copied or mirror: re-read
 #: it, port the change to our copy, then record the new fingerprint here.
 COPIED = {
-    # jobs/workers.py RecordingMixin.dequeue_job_and_maintain_ttl
+    # jobs/backend/workers.py RecordingMixin.dequeue_job_and_maintain_ttl
     "BaseWorker.dequeue_job_and_maintain_ttl": (
         BaseWorker.dequeue_job_and_maintain_ttl,
         "6b24b229a6d4",
     ),
-    # jobs/workers.py RecordingMixin.clean_registries
+    # jobs/backend/workers.py RecordingMixin.clean_registries
     "BaseWorker.clean_registries": (BaseWorker.clean_registries, "d2a7b5c91dbb"),
     "rq.registry.clean_registries": (rq.registry.clean_registries, "cbc68ec540fd"),
-    # jobs/workers.py RecordingMixin.subscribe
+    # jobs/backend/workers.py RecordingMixin.subscribe
     "BaseWorker.subscribe": (BaseWorker.subscribe, "9cad6605f41e"),
     "BaseWorker.unsubscribe": (BaseWorker.unsubscribe, "691bf30fbd75"),
-    # jobs/workers.py RecordingMixin._start_careful_scheduler
+    # jobs/backend/workers.py RecordingMixin._start_careful_scheduler
     "BaseWorker._start_scheduler": (BaseWorker._start_scheduler, "e01916fa0353"),
-    # jobs/refusals.py CarefulScheduler.enqueue_scheduled_jobs
+    # jobs/backend/refusals.py CarefulScheduler.enqueue_scheduled_jobs
     "RQScheduler.enqueue_scheduled_jobs": (
         RQScheduler.enqueue_scheduled_jobs,
         "e876a18bcfd4",
     ),
-    # jobs/queueing.py ConsoleJob._restore_refused sets what restore sets
+    # jobs/backend/queueing.py ConsoleJob._restore_refused sets what restore sets
     "Job.restore": (Job.restore, "d593835faafc"),
-    # jobs/workers.py recover_abandoned/_recover mirror the abandoned branch
+    # jobs/backend/workers.py recover_abandoned/_recover mirror the abandoned branch
     "StartedJobRegistry.cleanup": (
         rq.registry.StartedJobRegistry.cleanup,
         "7464387cedcf",
@@ -584,7 +594,7 @@ def test_a_pipeline_keeps_its_commands_in_command_stack(redis_server):
 
 
 def test_django_rq_collector_has_the_summary_we_unregister():
-    """jobs/metrics.py unregisters it (its name fails promtool's checks)."""
+    """jobs/backend/prometheus.py unregisters it (its name fails promtool's checks)."""
     assert RQCollector.summary._name == "rq_request_processing_seconds_total"
 
 
@@ -603,3 +613,18 @@ def test_django_rq_worker_commands_take_the_options_we_check(command):
         "a.J",
         ["default"],
     )
+
+
+def test_redis_py_calls_the_apps_client_wraps():
+    """jobs/backend/client.py overrides these and re-classes the pipeline."""
+    from redis.client import Pipeline
+    from redis.sentinel import Sentinel
+
+    def parameters(function: Callable[..., Any]) -> list[str]:
+        return list(inspect.signature(function).parameters)
+
+    assert parameters(redis.Redis.execute_command) == ["self", "args", "options"]
+    assert parameters(Pipeline.execute_command) == ["self", "args", "kwargs"]
+    assert parameters(Pipeline.execute) == ["self", "raise_on_error"]
+    assert "redis_class" in parameters(Sentinel.master_for)
+    assert type(redis.Redis().pipeline()) is Pipeline

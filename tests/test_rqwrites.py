@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rq.job import Job
 
-from jobs import queueing, rqwrites
-from jobs.queueing import EnqueueSpec, rq_queue
+from jobs.backend import queueing, rqwrites
+from jobs.backend.queueing import EnqueueSpec, rq_queue
 from jobs.services.validation import new_job_id
 
 #: Set by the moment of the write, not by the job.

@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from jobs import queueing, scheduling, services
+from jobs import services
+from jobs.backend import queueing, scheduling
 from jobs.models import JobRecord, Origin, Schedule
-from jobs.schedules import HEARTBEAT_KEY, fire_due, reconcile
+from jobs.processes.schedules import HEARTBEAT_KEY, fire_due, reconcile
 from jobs.services import schedules as schedule_services
 from tests.conftest import (
     database_url_for_subprocesses,
@@ -162,7 +163,10 @@ def test_real_scheduler_fires_on_time_and_stops_when_disabled(spawn):
     )
     wait_for(lambda: len(fire_times(schedule)) >= 3, timeout=30)
     times = fire_times(schedule)
-    assert [b - a for a, b in itertools.pairwise(times)] == [2] * (len(times) - 1)
+    # On the schedule's grid, each due time once. Not "every 2 s": on a loaded
+    # machine a firing later than MISSED_AFTER is skipped by design (and logged).
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(gap > 0 and gap % 2 == 0 for gap in gaps), times
     schedule_services.schedule_set_enabled(schedule=schedule, enabled=False, actor=None)
     scheduler_cycles_after(time.time(), cycles=2)  # a pass in flight has ended
     last = max(fire_times(schedule))

@@ -14,9 +14,10 @@ from django.urls import reverse
 
 from bench.chaos.sentinel_failover import pointed_at
 from console.localsentinel import SentinelGroup
-from jobs import queueing, scheduling, services
+from jobs import services
+from jobs.backend import queueing, scheduling
 from jobs.models import JobRecord, OperatorAction, Schedule
-from jobs.monitor import Monitor
+from jobs.processes.monitor import Monitor
 from jobs.services.schedules import schedule_create
 from tests.conftest import wait_for
 from tests.factories import user_in

@@ -10,7 +10,8 @@ from django.test import override_settings
 from django_rq.connection_utils import get_redis_connection
 from redis.sentinel import SentinelConnectionPool
 
-from jobs import conf, queueing
+from jobs import conf
+from jobs.backend import errors, queueing
 from tests.test_foundation import manage, one_clear_line
 
 SENTINEL_SETTINGS = {
@@ -121,7 +122,7 @@ def test_django_rq_settings_on_another_server_than_the_sentinels_are_refused() -
 
 def test_an_unreachable_sentinel_set_is_named_without_its_password() -> None:
     with override_settings(**SENTINEL_SETTINGS):
-        message = conf.explain_redis_error(ConnectionError("No master found"))
+        message = errors.explain(ConnectionError("No master found"))
     assert message.startswith("REDIS_SENTINELS: cannot reach the Redis server at")
     assert "sentinel master 'mymaster' via sentinel-1:26379" in message
     assert "secret" not in message

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from jobs import queueing, services
+from jobs import services
+from jobs.backend import queueing
 from jobs.models import Attempt, JobRecord
 from jobs.services.reconcile import find_differences
 from tests.conftest import spawned_log_says, wait_for, worker_pid
@@ -211,9 +212,9 @@ def test_warm_shutdown_finishes_every_running_job(spawn, monitor, model):
 
 
 def test_workers_screen_shows_slots_in_use_of_n(operator_client):
+    from jobs.backend.slots import SlotWorker
+    from jobs.backend.workers import ConsoleWorker
     from jobs.selectors import workers as worker_selectors
-    from jobs.slots import SlotWorker
-    from jobs.workers import ConsoleWorker
 
     client = queueing.connection()
     slotted = SlotWorker(["default"], connection=client, concurrency=8)
@@ -318,7 +319,7 @@ SLOT_COPIES = {
 def test_rq_worker_methods_the_slot_worker_uses_keep_their_signature(name, expected):
     from rq.worker import Worker
 
-    from jobs.slots import SlotWorker
+    from jobs.backend.slots import SlotWorker
     from tests.test_rq_contract import shape
 
     assert shape(getattr(Worker, name)) == expected
@@ -347,7 +348,7 @@ def test_rq_code_the_slot_worker_mirrors_is_unchanged():
 
 
 def test_a_slot_worker_has_the_attributes_it_sets(redis_server):
-    from jobs.slots import SlotWorker
+    from jobs.backend.slots import SlotWorker
 
     worker = SlotWorker(["default"], connection=queueing.connection())
     for name in ("execution", "_stop_requested", "_shutdown_requested_date"):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs import queueing, services, stats
+from jobs import services, stats
+from jobs.backend import queueing
 from jobs.models import JobRecord
 from tests.conftest import final
 

@@ -12,9 +12,10 @@ import pytest
 import redis
 from django.db import connection
 
-from jobs import queueing, services, workers
+from jobs import services
+from jobs.backend import queueing, workers
 from jobs.models import JobRecord
-from jobs.monitor import checkpoint_sqlite
+from jobs.processes.monitor import checkpoint_sqlite
 from tests.conftest import BASE_DIR, final, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from jobs import queueing, services
+from jobs import services
+from jobs.backend import queueing
 from jobs.models import Attempt, JobRecord
 from jobs.services.reconcile import ABANDONED, find_differences, stranded_sweep
 from tests.conftest import spawned_log_says, wait_for, worker_pid

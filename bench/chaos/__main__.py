@@ -80,7 +80,7 @@ def run_one(name: str, scenario: Callable[[], Outcome]) -> Outcome:
 
 def intro(seed: int, postgres: PrivatePostgres) -> list[str]:
     from bench.machine import cpu_model, server_version
-    from jobs import queueing
+    from jobs.backend import queueing
 
     return [
         "Every run starts from nothing in a new temporary directory: its own"

@@ -109,7 +109,7 @@ def bad_input(directory: Path, sizes: Sizes, rng: random.Random) -> Outcome:
 
 def _footprint() -> tuple[int, ...]:
     """What a submission writes: rows, stream entries, jobs in Redis."""
-    from jobs import queueing
+    from jobs.backend import queueing
     from jobs.models import JobDependency, JobEvent, JobRecord
 
     client = queueing.connection()
@@ -127,7 +127,8 @@ def corruption(job_id: str) -> str | None:
     """What is wrong with an accepted job's record, or None."""
     from django.conf import settings
 
-    from jobs import queueing, registry
+    from jobs import registry
+    from jobs.backend import queueing
     from jobs.models import JobRecord, Priority
 
     record = JobRecord.objects.filter(pk=job_id).first()

@@ -85,7 +85,7 @@ def database_outage(
 
 def _finished_in_redis() -> int:
     """Jobs finished, read from RQ's registries (not the database)."""
-    from jobs import queueing
+    from jobs.backend import queueing
 
     client = queueing.connection()
     return sum(

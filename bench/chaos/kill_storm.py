@@ -58,7 +58,7 @@ def kill_storm(
 
 def _busy_among(pids: set[int], timeout: float) -> list[int]:
     """Those of `pids` running a job, as soon as there is one."""
-    from jobs import live
+    from jobs.backend import live
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

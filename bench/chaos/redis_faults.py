@@ -71,7 +71,8 @@ def redis_outage(directory: Path, server: LocalRedis, sizes: Sizes) -> Outcome:
     """Submissions during the outage wait in the outbox and all run after;
     workers take jobs again within 5 s of Redis answering."""
     from bench.procs import Fleet
-    from jobs import queueing, services
+    from jobs import services
+    from jobs.backend import queueing
 
     down = sizes.outage
     outcome = Outcome(f"Redis down {down:.0f} s under load")
@@ -107,6 +108,6 @@ def redis_outage(directory: Path, server: LocalRedis, sizes: Sizes) -> Outcome:
 
 
 def _appendfsync() -> str:
-    from jobs import queueing
+    from jobs.backend import queueing
 
     return str(queueing.connection().config_get("appendfsync")["appendfsync"])

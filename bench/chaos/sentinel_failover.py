@@ -42,7 +42,8 @@ def pointed_at(group: SentinelGroup) -> Iterator[None]:
     (through its sentinels), then back as they were."""
     from django.conf import settings
 
-    from jobs import conf, queueing
+    from jobs import conf
+    from jobs.backend import queueing
 
     names = [*group.settings(), "RQ_QUEUES"]
     saved = {name: getattr(settings, name) for name in names}

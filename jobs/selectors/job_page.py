@@ -6,21 +6,18 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import redis
 from django.utils import timezone
 
-from jobs import queueing
+from jobs.backend import queueing
+from jobs.backend.errors import BackendError
 from jobs.models import Attempt, JobDependency, JobRecord
 from jobs.selectors.history import TimelineEntry, attempts, timeline, with_rounds
+from jobs.services import transitions
 
 Status = JobRecord.Status
 
-# The statuses each action accepts, as the services check them (services/control.py).
-RETRYABLE = frozenset({Status.DEAD, Status.CANCELED})
-CANCELABLE = frozenset(
-    {Status.PENDING, Status.QUEUED, Status.SCHEDULED, Status.DEFERRED, Status.RETRYING}
-)
-RUNNABLE_NOW = frozenset({Status.SCHEDULED, Status.RETRYING})
+# The statuses each action applies to: the services' own (one definition).
+RUNNABLE_NOW = transitions.RUNNABLE_NOW
 
 
 def relative(moment: datetime, now: datetime) -> str:
@@ -121,7 +118,7 @@ class JobPage:
 def read_progress(job_id: str) -> Progress:
     try:
         percent, lines = queueing.read_progress(job_id)
-    except redis.exceptions.RedisError:
+    except BackendError:
         return Progress(None, [], available=False)
     return Progress(
         None if percent is None else max(0.0, min(100.0, percent)),
@@ -199,10 +196,10 @@ def _waiting_reason(job: JobRecord, parents: list[Link]) -> str:
 
 def _actions(job: JobRecord) -> Actions:
     return Actions(
-        retry=job.status in RETRYABLE,
-        cancel=job.status in CANCELABLE,
-        delete=job.status != Status.STARTED,
-        run_now=job.status in RUNNABLE_NOW,
+        retry=job.status in transitions.RETRYABLE,
+        cancel=job.status in transitions.CANCELABLE,
+        delete=job.status in transitions.DELETABLE,
+        run_now=job.status in transitions.RUNNABLE_NOW,
     )
 
 

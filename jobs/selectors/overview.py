@@ -10,14 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import redis
 from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from jobs import live, queueing, stats
+from jobs import stats
+from jobs.backend import live, queueing
+from jobs.backend.errors import BackendError
+from jobs.backend.live import Depth
 from jobs.charts import downsample, duration_text
-from jobs.live import Depth
 from jobs.models import JobRecord, QueueState
 from jobs.selectors.figures import Figures, Window, window_figures
 
@@ -133,7 +134,7 @@ def overview(window: Window | None = None) -> Overview:
     try:
         depths = live.queue_depths(names)
         workers = live.live_workers()
-    except redis.exceptions.RedisError:
+    except BackendError:
         rows = [QueueRow(q, states.get(q), per_queue[q], None) for q in names]
         return Overview(False, Headline(overall), rows)
     serving = workers_per_queue(workers)
@@ -171,7 +172,7 @@ def chart_data(window: str) -> ChartData:
     window = "day" if minutes == DAY else "hour"
     try:
         points = stats.series(queueing.connection(), minutes=minutes)
-    except redis.exceptions.RedisError:
+    except BackendError:
         return ChartData(window, 1, [], [], {}, redis_ok=False)
     size = DAY_POINTS if minutes == DAY else minutes
     waits = {
@@ -228,7 +229,7 @@ def queue_page(name: str) -> QueuePage:
         depth = live.queue_depths([name])[name]
         serving = workers_per_queue(live.live_workers()).get(name, 0)
         waiting = _waiting(name)
-    except redis.exceptions.RedisError:
+    except BackendError:
         return QueuePage(QueueRow(name, state, figures, None), [], redis_ok=False)
     row = QueueRow(name, state, figures, depth, workers=serving)
     return QueuePage(row, waiting, redis_ok=True)
@@ -238,5 +239,5 @@ def waiting_count(name: str) -> int | None:
     """Jobs waiting in a queue's lanes now; None when Redis is unavailable."""
     try:
         return live.queue_depths([name])[name].queued
-    except redis.exceptions.RedisError:
+    except BackendError:
         return None

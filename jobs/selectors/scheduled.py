@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import redis
 from django.utils import timezone
 
-from jobs import live
+from jobs.backend import live
+from jobs.backend.errors import BackendError
 from jobs.models import JobRecord
 from jobs.selectors.job_page import RUNNABLE_NOW, relative
 
@@ -46,7 +46,7 @@ def scheduled_list(queues: list[str], limit: int) -> ScheduledList:
     now = timezone.now()
     try:
         due = live.scheduled_jobs(queues, limit=limit)
-    except redis.exceptions.RedisError:
+    except BackendError:
         return ScheduledList([], limit, now, available=False)
     records = JobRecord.objects.in_bulk([job_id for job_id, _ in due])
     rows = [

@@ -7,14 +7,14 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import redis
 from django.utils import timezone
 
-from jobs import live, queueing
+from jobs.backend import live, queueing
+from jobs.backend.errors import BackendError
 from jobs.charts import duration_text
 from jobs.models import OperatorAction
 
-#: Written by the monitor (jobs.monitor.WORKERS_SEEN): name -> JSON
+#: Written by the monitor (jobs.processes.monitor.WORKERS_SEEN): name -> JSON
 #: {hostname, pid, queues, seen}. Not imported: selectors sit below the monitor.
 WORKERS_SEEN = "console:workers:seen"
 #: The operator log's action for a change of Redis primary (the monitor's).
@@ -131,7 +131,7 @@ def worker_board(queue: str = "") -> WorkerBoard:
     try:
         alive = [_row(w) for w in live.live_workers()]
         seen = queueing.connection().hgetall(WORKERS_SEEN)
-    except redis.exceptions.RedisError:
+    except BackendError:
         return WorkerBoard(False, [], [])
     names = {w.name for w in alive}
     dead = [

@@ -2,12 +2,15 @@
 
 from jobs.services.control import (
     BULK_CAP,
+    JOB_ACTIONS,
     BulkResult,
     audit,
     history_purge,
+    job_act,
     job_cancel,
     job_retry,
     job_run_now,
+    jobs_act,
     jobs_cancel,
     jobs_delete,
     jobs_retry,
@@ -16,6 +19,7 @@ from jobs.services.queues import (
     queue_empty,
     queue_pause,
     queue_resume,
+    queue_set_paused,
     queue_sync_paused,
 )
 from jobs.services.submit import job_submit, job_submit_many, outbox_relay
@@ -23,16 +27,19 @@ from jobs.services.validation import InvalidInput, InvalidSubmission, SubmitRequ
 
 __all__ = [
     "BULK_CAP",
+    "JOB_ACTIONS",
     "BulkResult",
     "InvalidInput",
     "InvalidSubmission",
     "SubmitRequest",
     "audit",
     "history_purge",
+    "job_act",
     "job_cancel",
     "job_retry",
     "job_submit",
     "job_submit_many",
+    "jobs_act",
     "jobs_cancel",
     "jobs_retry",
     "job_run_now",
@@ -41,5 +48,6 @@ __all__ = [
     "outbox_relay",
     "queue_pause",
     "queue_resume",
+    "queue_set_paused",
     "queue_sync_paused",
 ]

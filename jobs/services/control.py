@@ -11,12 +11,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import live, queueing
+from jobs.backend import live, queueing
 from jobs.models import (
     JobDependency,
     JobEvent,
@@ -24,11 +25,11 @@ from jobs.models import (
     OperatorAction,
     Origin,
 )
+from jobs.services import transitions
 from jobs.services.submit import enqueue_records, spec_for
 from jobs.services.validation import InvalidInput
 
 log = logging.getLogger("jobs.services")
-Status = JobRecord.Status
 
 #: Bulk actions work through ids in chunks of this size: one SELECT, one
 #: UPDATE and one Redis pipeline per chunk keeps memory flat at any volume.
@@ -36,14 +37,6 @@ CHUNK = 500
 #: The most jobs one bulk action touches (shown to the operator): a runaway
 #: filter cannot rewrite the whole history in one request.
 BULK_CAP = 100_000
-RETRYABLE = (Status.DEAD, Status.CANCELED)
-CANCELABLE = (
-    Status.PENDING,
-    Status.QUEUED,
-    Status.SCHEDULED,
-    Status.DEFERRED,
-    Status.RETRYING,
-)
 
 
 @dataclass
@@ -116,24 +109,154 @@ def _chunks(ids: Iterable[str]) -> Iterable[list[str]]:
         yield chunk
 
 
-def _bulk(
+def _timeline(records: list[JobRecord], kind: str, actor: Any, message: str) -> None:
+    now = timezone.now()
+    JobEvent.objects.bulk_create(
+        [
+            JobEvent(
+                job=r, kind=kind, at=now, actor=acting_user(actor), message=message
+            )
+            for r in records
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one chunk of an action works on: the locked records it applies
+    to, who asked, why, and the result to count into."""
+
+    records: list[JobRecord]
+    actor: Any
+    reason: str
+    result: BulkResult
+
+
+@dataclass(frozen=True)
+class JobAction:
+    """An operator action on jobs: the statuses it applies to (from
+    services.transitions), what it does to a chunk of them, the verb of its
+    summary, and how it names a status it skips ("already canceled")."""
+
+    name: str
+    verb: str
+    applies_to: frozenset[str]
+    run: Callable[[Step], None]
+    skip: str = "already {}"
+
+
+def _retry(step: Step) -> None:
+    # Another RQ client's job names no task of ours: there is nothing to run.
+    foreign = [r for r in step.records if r.origin == Origin.FOREIGN]
+    step.result.add_skipped("written by another RQ client", len(foreign))
+    moved = transitions.move(
+        [r.pk for r in step.records if r.origin != Origin.FOREIGN],
+        transitions.INITIAL,  # back to the outbox, enqueued on commit
+        among=transitions.RETRYABLE,
+        finished_at=None,
+        next_attempt_at=None,
+    )
+    ready = [r for r in step.records if r.pk in moved]
+    if not ready:
+        return
+    _timeline(
+        ready,
+        JobEvent.Kind.RETRIED,
+        step.actor,
+        step.reason or "retried by an operator",
+    )
+    parents: dict[str, list[tuple[str, bool]]] = {}
+    for child, parent, allow in JobDependency.objects.filter(
+        child_id__in=moved
+    ).values_list("child_id", "parent_id", "allow_failure"):
+        parents.setdefault(child, []).append((parent, allow))
+    specs = []
+    for record in ready:
+        links = parents.get(record.pk, [])
+        spec = spec_for(record, [p for p, _ in links], any(a for _, a in links))
+        spec.run_at = None
+        spec.replace = True
+        spec.attempt_offset = record.attempts
+        specs.append(spec)
+    transaction.on_commit(lambda: enqueue_records(specs))
+    step.result.done += len(ready)
+
+
+def _cancel(step: Step) -> None:
+    stopped = queueing.cancel(r.pk for r in step.records)
+    moved = transitions.move(
+        [r.pk for r in step.records if r.pk in stopped],
+        JobRecord.Status.CANCELED,
+        among=transitions.CANCELABLE,
+        finished_at=timezone.now(),
+        next_attempt_at=None,
+    )
+    step.result.add_skipped("already running", len(step.records) - len(moved))
+    canceled = [r for r in step.records if r.pk in moved]
+    _timeline(
+        canceled,
+        JobEvent.Kind.CANCELED,
+        step.actor,
+        step.reason or "canceled by an operator",
+    )
+    step.result.done += len(canceled)
+
+
+def _delete(step: Step) -> None:
+    doomed = [r.pk for r in step.records]
+    transaction.on_commit(lambda: live.delete(doomed))
+    JobRecord.objects.filter(pk__in=doomed).delete()
+    step.result.done += len(doomed)
+
+
+#: Every bulk action on jobs, by the name the front doors post.
+JOB_ACTIONS = {
+    action.name: action
+    for action in (
+        JobAction("retry", "Retried", transitions.RETRYABLE, _retry),
+        JobAction("cancel", "Canceled", transitions.CANCELABLE, _cancel),
+        JobAction("delete", "Deleted", transitions.DELETABLE, _delete, skip="{}"),
+    )
+}
+
+
+def _lock_applicable(
+    ids: list[str], action: JobAction, result: BulkResult
+) -> list[JobRecord]:
+    """Lock a chunk's records; count those the action does not apply to."""
+    records = list(JobRecord.objects.select_for_update().filter(pk__in=ids))
+    for status, count in Counter(
+        r.status for r in records if r.status not in action.applies_to
+    ).items():
+        label = JobRecord.Status(status).label.lower()
+        result.add_skipped(action.skip.format(label), count)
+    result.add_skipped("not found", len(ids) - len(records))
+    return [r for r in records if r.status in action.applies_to]
+
+
+def jobs_act(
     *,
     action: str,
     ids: Iterable[str],
     actor: Any,
-    origin: str,
-    reason: str,
-    target: str,
-    handle: Callable[[list[str], BulkResult], None],
+    origin: str = Origin.CODE,
+    reason: str = "",
+    target: str = "",
 ) -> BulkResult:
-    """One transaction, chunk by chunk, and one operator-log row, for every
-    bulk action. An empty selection does nothing and logs nothing."""
+    """Run one of JOB_ACTIONS over jobs: one transaction, chunk by chunk, and
+    one operator-log row. Jobs in a status the action does not apply to are
+    skipped and counted; an empty selection does nothing and logs nothing."""
+    job_action = JOB_ACTIONS.get(action)
+    if job_action is None:
+        raise InvalidInput.one("action", f"unknown action {action[:40]!r}")
     result = BulkResult()
     with transaction.atomic():
         touched = False
         for chunk in _chunks(ids):
             touched = True
-            handle(chunk, result)
+            records = _lock_applicable(chunk, job_action, result)
+            if records:
+                job_action.run(Step(records, actor, reason, result))
         if touched:
             audit(
                 actor=actor,
@@ -147,147 +270,33 @@ def _bulk(
     return result
 
 
-def _timeline(records: list[JobRecord], kind: str, actor: Any, message: str) -> None:
-    now = timezone.now()
-    JobEvent.objects.bulk_create(
-        [
-            JobEvent(
-                job=r, kind=kind, at=now, actor=acting_user(actor), message=message
-            )
-            for r in records
-        ]
-    )
-
-
-def _lock_applicable(
-    ids: list[str], allowed: tuple[str, ...], result: BulkResult
-) -> list[JobRecord]:
-    """Lock a chunk's records; count those the action does not apply to."""
-    records = list(JobRecord.objects.select_for_update().filter(pk__in=ids))
-    for status, count in Counter(
-        r.status for r in records if r.status not in allowed
-    ).items():
-        result.add_skipped(f"already {Status(status).label.lower()}", count)
-    result.add_skipped("not found", len(ids) - len(records))
-    return [r for r in records if r.status in allowed]
-
-
-def _retry_chunk(ids: list[str], actor: Any, reason: str, result: BulkResult) -> None:
-    ready = _lock_applicable(ids, RETRYABLE, result)
-    # Another RQ client's job names no task of ours: there is nothing to run.
-    foreign = [r for r in ready if r.origin == Origin.FOREIGN]
-    result.add_skipped("written by another RQ client", len(foreign))
-    ready = [r for r in ready if r.origin != Origin.FOREIGN]
-    if not ready:
-        return
-    JobRecord.objects.filter(pk__in=[r.pk for r in ready]).update(
-        status=Status.PENDING, finished_at=None, next_attempt_at=None
-    )
-    _timeline(ready, JobEvent.Kind.RETRIED, actor, reason or "retried by an operator")
-    parents: dict[str, list[tuple[str, bool]]] = {}
-    for child, parent, allow in JobDependency.objects.filter(
-        child_id__in=[r.pk for r in ready]
-    ).values_list("child_id", "parent_id", "allow_failure"):
-        parents.setdefault(child, []).append((parent, allow))
-    specs = []
-    for record in ready:
-        links = parents.get(record.pk, [])
-        spec = spec_for(record, [p for p, _ in links], any(a for _, a in links))
-        spec.run_at = None
-        spec.replace = True
-        spec.attempt_offset = record.attempts
-        specs.append(spec)
-    transaction.on_commit(lambda: enqueue_records(specs))
-    result.done += len(ready)
-
-
-def jobs_retry(
+def job_act(
     *,
-    ids: Iterable[str],
+    action: str,
+    record: JobRecord,
     actor: Any,
     origin: str = Origin.CODE,
     reason: str = "",
-    target: str = "",
 ) -> BulkResult:
-    """Run dead or canceled jobs again, with a fresh set of attempts."""
-    return _bulk(
-        action="retry",
-        ids=ids,
+    """One of JOB_ACTIONS on one job (its page, the API)."""
+    return jobs_act(
+        action=action,
+        ids=[record.pk],
         actor=actor,
         origin=origin,
         reason=reason,
-        target=target,
-        handle=lambda chunk, result: _retry_chunk(chunk, actor, reason, result),
+        target=f"job {record.pk}",
     )
 
 
-def _cancel_chunk(ids: list[str], actor: Any, reason: str, result: BulkResult) -> None:
-    candidates = _lock_applicable(ids, CANCELABLE, result)
-    if not candidates:
-        return
-    stopped = queueing.cancel(r.pk for r in candidates)
-    canceled = [r for r in candidates if r.pk in stopped]
-    result.add_skipped("already running", len(candidates) - len(canceled))
-    JobRecord.objects.filter(pk__in=[r.pk for r in canceled]).update(
-        status=Status.CANCELED, finished_at=timezone.now(), next_attempt_at=None
-    )
-    _timeline(
-        canceled, JobEvent.Kind.CANCELED, actor, reason or "canceled by an operator"
-    )
-    result.done += len(canceled)
-
-
-def jobs_cancel(
-    *,
-    ids: Iterable[str],
-    actor: Any,
-    origin: str = Origin.CODE,
-    reason: str = "",
-    target: str = "",
-) -> BulkResult:
-    """Cancel jobs that have not started; running jobs are skipped."""
-    return _bulk(
-        action="cancel",
-        ids=ids,
-        actor=actor,
-        origin=origin,
-        reason=reason,
-        target=target,
-        handle=lambda chunk, result: _cancel_chunk(chunk, actor, reason, result),
-    )
-
-
-def _delete_chunk(ids: list[str], actor: Any, result: BulkResult) -> None:
-    records = list(JobRecord.objects.select_for_update().filter(pk__in=ids))
-    result.add_skipped("not found", len(ids) - len(records))
-    running = [r for r in records if r.status == Status.STARTED]
-    result.add_skipped("running", len(running))
-    doomed = [r.pk for r in records if r.status != Status.STARTED]
-    if not doomed:
-        return
-    transaction.on_commit(lambda: live.delete(doomed))
-    JobRecord.objects.filter(pk__in=doomed).delete()
-    result.done += len(doomed)
-
-
-def jobs_delete(
-    *,
-    ids: Iterable[str],
-    actor: Any,
-    origin: str = Origin.CODE,
-    reason: str = "",
-    target: str = "",
-) -> BulkResult:
-    """Delete jobs and their history; running jobs are skipped."""
-    return _bulk(
-        action="delete",
-        ids=ids,
-        actor=actor,
-        origin=origin,
-        reason=reason,
-        target=target,
-        handle=lambda chunk, result: _delete_chunk(chunk, actor, result),
-    )
+#: Run dead or canceled jobs again, with a fresh set of attempts.
+jobs_retry = partial(jobs_act, action="retry")
+#: Cancel jobs that have not started; running jobs are skipped.
+jobs_cancel = partial(jobs_act, action="cancel")
+#: Delete jobs and their history; running jobs are skipped.
+jobs_delete = partial(jobs_act, action="delete")
+job_retry = partial(job_act, action="retry")
+job_cancel = partial(job_act, action="cancel")
 
 
 @transaction.atomic
@@ -304,30 +313,6 @@ def job_run_now(*, record: JobRecord, actor: Any, origin: str = Origin.CODE) -> 
         origin=origin,
     )
     return moved
-
-
-def job_retry(
-    *, record: JobRecord, actor: Any, origin: str = Origin.CODE, reason: str = ""
-) -> BulkResult:
-    return jobs_retry(
-        ids=[record.pk],
-        actor=actor,
-        origin=origin,
-        reason=reason,
-        target=f"job {record.pk}",
-    )
-
-
-def job_cancel(
-    *, record: JobRecord, actor: Any, origin: str = Origin.CODE, reason: str = ""
-) -> BulkResult:
-    return jobs_cancel(
-        ids=[record.pk],
-        actor=actor,
-        origin=origin,
-        reason=reason,
-        target=f"job {record.pk}",
-    )
 
 
 #: Purge deletes in batches: each is one short transaction, so the workers'
@@ -348,9 +333,7 @@ def history_purge(
     if older_than_days < 0:
         raise InvalidInput.one("older_than", "must be zero or more days")
     cutoff = timezone.now() - timedelta(days=older_than_days)
-    old = JobRecord.objects.filter(
-        status__in=JobRecord.FINAL_STATUSES, finished_at__lt=cutoff
-    )
+    old = JobRecord.objects.filter(status__in=transitions.FINAL, finished_at__lt=cutoff)
     total = old.count()
     done = 0
     while True:

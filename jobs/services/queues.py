@@ -6,13 +6,14 @@ Redis, which is updated after commit and re-synced by the monitor.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import live, queueing
+from jobs.backend import live, queueing
 from jobs.models import Origin, QueueState
 from jobs.services.control import BULK_CAP, BulkResult, acting_user, audit, jobs_cancel
 from jobs.services.validation import InvalidInput
@@ -48,20 +49,27 @@ def _known_queue(name: str) -> None:
 
 
 @transaction.atomic
-def queue_pause(
-    *, name: str, actor: Any, reason: str = "", origin: str = Origin.CODE
+def queue_set_paused(
+    *,
+    name: str,
+    paused: bool,
+    actor: Any,
+    reason: str = "",
+    origin: str = Origin.CODE,
 ) -> QueueState:
+    """Pause a queue (its workers take no new job; running ones finish) or
+    resume it: the database first, Redis (which workers read) on commit."""
     _known_queue(name)
     state, _ = QueueState.objects.select_for_update().get_or_create(name=name)
-    state.paused = True
-    state.paused_by = acting_user(actor)
-    state.paused_at = timezone.now()
-    state.reason = reason[:500]
+    state.paused = paused
+    state.paused_by = acting_user(actor) if paused else None
+    state.paused_at = timezone.now() if paused else None
+    state.reason = reason[:500] if paused else ""
     state.save()
-    transaction.on_commit(lambda: queueing.set_paused(name, True))
+    transaction.on_commit(lambda: queueing.set_paused(name, paused))
     audit(
         actor=actor,
-        action="pause",
+        action="pause" if paused else "resume",
         target=f"queue {name}",
         count=1,
         reason=reason,
@@ -70,24 +78,5 @@ def queue_pause(
     return state
 
 
-@transaction.atomic
-def queue_resume(
-    *, name: str, actor: Any, reason: str = "", origin: str = Origin.CODE
-) -> QueueState:
-    _known_queue(name)
-    state, _ = QueueState.objects.select_for_update().get_or_create(name=name)
-    state.paused = False
-    state.paused_by = None
-    state.paused_at = None
-    state.reason = ""
-    state.save()
-    transaction.on_commit(lambda: queueing.set_paused(name, False))
-    audit(
-        actor=actor,
-        action="resume",
-        target=f"queue {name}",
-        count=1,
-        reason=reason,
-        origin=origin,
-    )
-    return state
+queue_pause = partial(queue_set_paused, paused=True)
+queue_resume = partial(queue_set_paused, paused=False)

@@ -11,11 +11,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import live, queueing
+from jobs.backend import live, queueing
+from jobs.backend.refusals import refuse_now
+from jobs.backend.workers import (
+    JOB_MONITORING_INTERVAL,
+    abandoned_by_rq,
+    adopt_abandoned,
+)
 from jobs.models import JobEvent, JobRecord
-from jobs.recorder import JOB_ID_LENGTH, Recorder, fingerprint, foreign_record
-from jobs.refusals import refuse_now
-from jobs.workers import JOB_MONITORING_INTERVAL, abandoned_by_rq, adopt_abandoned
+from jobs.processes.recorder import JOB_ID_LENGTH, Recorder, fingerprint, foreign_record
+from jobs.services import transitions
 
 Status = JobRecord.Status
 #: What the database may say for each RQ status.
@@ -44,7 +49,8 @@ REPAIR = {
     "canceled": Status.CANCELED,
 }
 CHUNK = 1000
-FINAL = (Status.DEAD, Status.CANCELED)
+#: Final, but not a success: a repair may still take Redis's word for these.
+FINAL = transitions.FINAL & transitions.REPAIRABLE
 #: Seconds between spotting a job in no queue and calling it stranded.
 STRANDED_SETTLE = 2.0
 
@@ -189,6 +195,8 @@ IN_REDIS = {
     "recover": adopt_abandoned,
     "refuse": refuse_now,
 }
+#: Repairs that are a status of their own name (the others are Redis's).
+STATUS_REPAIRS = {"requeue": Status.QUEUED, "re-enqueue": transitions.INITIAL}
 #: A foreign job's status in its new record, from Redis's.
 FOREIGN_STATUS = {**REPAIR, "queued": Status.QUEUED}
 
@@ -205,11 +213,14 @@ def _repair(differences: list[Difference]) -> None:
         if diff.repair == "record" and diff.job_id not in recorded:
             continue  # gone from Redis meanwhile: nothing to record
         if diff.repair not in ("recover", "refuse", "record"):
-            new_status: str = {
-                "requeue": Status.QUEUED,
-                "re-enqueue": Status.PENDING,
-            }.get(diff.repair, diff.repair)
-            JobRecord.objects.filter(pk=diff.job_id).update(status=new_status)
+            new_status = STATUS_REPAIRS.get(diff.repair, diff.repair)
+            # Only if the record still says what was compared: one the
+            # recorder moved on meanwhile is compared again next time.
+            moved = transitions.move(
+                [diff.job_id], new_status, among={diff.database}, repair=True
+            )
+            if not moved:
+                continue
         JobEvent.objects.create(
             job_id=diff.job_id,
             kind=JobEvent.Kind.RECONCILED,
@@ -242,13 +253,7 @@ def stranded_sweep(suspects: set[str]) -> tuple[list[Difference], set[str]]:
     waiting = live.queued_ids(settings.JOB_QUEUES)
     rows = (
         JobRecord.objects.filter(
-            status__in=[
-                Status.QUEUED,
-                Status.RETRYING,
-                Status.SCHEDULED,
-                Status.DEFERRED,
-                Status.STARTED,
-            ]
+            status__in=transitions.UNFINISHED - {transitions.INITIAL}
         )
         .values_list("pk", "status")
         .order_by("pk")
@@ -289,7 +294,7 @@ def stranded_sweep(suspects: set[str]) -> tuple[list[Difference], set[str]]:
 # execution back to the new primary within JOB_MONITORING_INTERVAL.
 
 #: Seconds between the two looks at a job Redis lacks: longer than a running
-#: job's heartbeat interval (see jobs/workers.py).
+#: job's heartbeat interval (see jobs/backend/workers.py).
 LOST_SETTLE = JOB_MONITORING_INTERVAL + 1.0
 
 

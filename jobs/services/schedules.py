@@ -17,7 +17,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import registry, scheduling
+from jobs import registry
+from jobs.backend import scheduling
 from jobs.models import JobRecord, Origin, Priority, Schedule
 from jobs.services.control import audit
 from jobs.services.submit import job_submit

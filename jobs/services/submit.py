@@ -13,12 +13,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import redis
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import queueing
+from jobs.backend import queueing
+from jobs.backend.errors import BackendError
 from jobs.models import JobDependency, JobEvent, JobRecord, Origin
+from jobs.services import transitions
 from jobs.services.rows import insert_records
 from jobs.services.validation import (
     InvalidSubmission,
@@ -31,8 +32,6 @@ from jobs.services.validation import (
 
 log = logging.getLogger("jobs.services")
 
-#: Ids per UPDATE statement (SQLite's default limit is 999 parameters).
-UPDATE_CHUNK = 900
 #: A submission of up to this many jobs marks them enqueued at once (someone
 #: may open a job's page right away); a larger bulk leaves that to the
 #: recorder, which does it from the jobs' "enqueued" events a moment later:
@@ -81,7 +80,7 @@ def enqueue_records(specs: list[queueing.EnqueueSpec]) -> bool:
     """Put jobs into Redis; False (and the jobs stay pending) if Redis is down."""
     try:
         queueing.enqueue(specs)
-    except redis.exceptions.RedisError as exc:
+    except BackendError as exc:
         log.warning(
             "redis unavailable; %d job(s) kept pending in the outbox",
             len(specs),
@@ -94,28 +93,20 @@ def enqueue_records(specs: list[queueing.EnqueueSpec]) -> bool:
 def _mark_enqueued(valid: list[Valid]) -> None:
     """Say at once that the jobs left the outbox (the recorder would, a moment
     later): a job page opened right after submitting must not read "pending".
-    One prepared statement per status and chunk: this runs on every submit.
+    One conditional UPDATE per status (and chunk): only a job still pending
+    moves, so a recorder that got there first is never overwritten.
 
     Best effort: the jobs are committed and in Redis by now, and the recorder
-    sets the same status from their "enqueued" events. A failure here (on
-    PostgreSQL the recorder's batch can deadlock with this UPDATE) must not
-    tell the caller that its submission failed: it would submit it again.
+    sets the same status from their "enqueued" events. A failure here (a
+    lock timeout against the recorder's batch) must not tell the caller that
+    its submission failed: it would submit it again.
     """
     by_status: dict[str, list[str]] = {}
     for v in valid:
         by_status.setdefault(v.record.status, []).append(v.record.pk)
-    table = connection.ops.quote_name(JobRecord._meta.db_table)
     try:
-        with connection.cursor() as cursor:
-            for status, ids in by_status.items():
-                for start in range(0, len(ids), UPDATE_CHUNK):
-                    chunk = sorted(ids[start : start + UPDATE_CHUNK])
-                    marks = ", ".join(["%s"] * len(chunk))
-                    cursor.execute(
-                        f"UPDATE {table} SET status = %s "
-                        f"WHERE status = %s AND id IN ({marks})",
-                        [status, JobRecord.Status.PENDING, *chunk],
-                    )
+        for status, ids in by_status.items():
+            transitions.move(ids, status, among={transitions.INITIAL})
     except DatabaseError as exc:
         log.warning(
             "submitted jobs left for the recorder to mark enqueued",
@@ -127,13 +118,13 @@ def _after_commit(valid: list[Valid]) -> None:
     specs = [spec_for(v.record, v.depends_on, v.allow_failure) for v in valid]
     if enqueue_records(specs):
         for v in valid:
-            record = v.record
-            record.status = (
+            transitions.step(
+                v.record,
                 JobRecord.Status.SCHEDULED
-                if record.run_at
+                if v.record.run_at
                 else JobRecord.Status.DEFERRED
                 if v.depends_on
-                else JobRecord.Status.QUEUED
+                else JobRecord.Status.QUEUED,
             )
         if len(valid) <= MARK_AT_ONCE_UP_TO:
             _mark_enqueued(valid)
@@ -274,7 +265,7 @@ def outbox_relay(*, grace_seconds: float = 5.0, limit: int = 1000) -> int:
     cutoff = timezone.now() - timedelta(seconds=grace_seconds)
     records = list(
         JobRecord.objects.filter(
-            status=JobRecord.Status.PENDING,
+            status=transitions.INITIAL,
             submitted_at__lt=cutoff,
         ).order_by("submitted_at")[:limit]
     )

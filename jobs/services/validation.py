@@ -23,6 +23,7 @@ from pydantic import ValidationError as SchemaError
 
 from jobs import registry
 from jobs.models import JobRecord, Priority
+from jobs.services import transitions
 
 MAX_PAYLOAD_BYTES = 1_000_000
 MAX_DELAY_SECONDS = 366 * 24 * 3600
@@ -392,7 +393,7 @@ def validate(request: SubmitRequest, now: datetime) -> Valid:
         queue=queue,
         priority=priority,
         payload=payload,
-        status=JobRecord.Status.PENDING,
+        status=transitions.INITIAL,
         max_attempts=policy.max_attempts,
         retry_policy=policy.as_dict(),
         timeout=_timeout(request.timeout, task.timeout),

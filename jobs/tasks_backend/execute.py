@@ -3,7 +3,7 @@
 The registry maps the task's module path to a StandardTask; the runner calls
 it with the validated payload, in the job process. It builds the TaskResult
 that Django's API promises the running task (its context) and the signals
-from what the job itself knows (jobs.running): its attempt, worker, queue
+from what the job itself knows (jobs.backend.running): its attempt, worker, queue
 and the failures its earlier attempts noted. The history is read only when
 an earlier attempt left no note (its worker was killed).
 """
@@ -17,12 +17,12 @@ from typing import Any
 
 from django.utils import timezone
 
-from jobs import running
+from jobs.backend import running
+from jobs.backend.workers import exception_names
 from jobs.models import Attempt, JobRecord
 from jobs.registry import RetryPolicy
 from jobs.tasks_backend import compat, results
 from jobs.tasks_backend.results import Arguments
-from jobs.workers import exception_names
 
 
 class NotInJob(RuntimeError):

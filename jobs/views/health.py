@@ -6,7 +6,7 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
-from jobs import queueing
+from jobs.backend import queueing
 
 
 @never_cache

@@ -91,21 +91,13 @@ def job_live(request: HtmxHttpRequest, job_id: str) -> HttpResponse:
 @login_required
 @permission_required("jobs.operate", raise_exception=True)
 @require_POST
-def job_retry(request: HtmxHttpRequest, job_id: str) -> HttpResponse:
-    result = services.job_retry(
-        record=_record(job_id), actor=request.user, origin=Origin.WEB
+def job_action(request: HtmxHttpRequest, job_id: str, action: str) -> HttpResponse:
+    """Retry or cancel (the URL names it) from the job page's buttons."""
+    result = services.job_act(
+        action=action, record=_record(job_id), actor=request.user, origin=Origin.WEB
     )
-    return _acted(request, job_id, result.summary("Retried"), bool(result.done))
-
-
-@login_required
-@permission_required("jobs.operate", raise_exception=True)
-@require_POST
-def job_cancel(request: HtmxHttpRequest, job_id: str) -> HttpResponse:
-    result = services.job_cancel(
-        record=_record(job_id), actor=request.user, origin=Origin.WEB
-    )
-    return _acted(request, job_id, result.summary("Canceled"), bool(result.done))
+    verb = services.JOB_ACTIONS[action].verb
+    return _acted(request, job_id, result.summary(verb), bool(result.done))
 
 
 @login_required

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -21,12 +20,6 @@ from jobs.selectors.history import JobFilter
 from jobs.views.overview import HtmxHttpRequest
 
 PAGE_SIZE = 50
-#: action -> (service, verb of its summary message)
-BULK_ACTIONS: dict[str, tuple[Callable[..., services.BulkResult], str]] = {
-    "retry": (services.jobs_retry, "Retried"),
-    "cancel": (services.jobs_cancel, "Canceled"),
-    "delete": (services.jobs_delete, "Deleted"),
-}
 #: What each bulk action does, said on its confirmation. Every bulk action
 #: asks first: a filter (or none) can match the whole history.
 CONSEQUENCES = {
@@ -72,7 +65,7 @@ def job_bulk(request: HtmxHttpRequest) -> HttpResponse:
     query = job_filter.as_querystring()
     back = reverse("jobs:jobs") + (f"?{query}" if query else "")
     action = request.POST.get("action", "")
-    if action not in BULK_ACTIONS or job_filter.problems:
+    if action not in services.JOB_ACTIONS or job_filter.problems:
         # A dropped filter field would widen the selection: refuse instead.
         for problem in job_filter.problems or [f"unknown action {action!r}"]:
             messages.error(request, f"{problem}; nothing done")
@@ -157,11 +150,11 @@ def apply_bulk(
     if not history.job_search(job_filter).exists():
         messages.info(request, "No jobs match; nothing done")
         return
-    service, verb = BULK_ACTIONS[action]
-    result = service(
+    result = services.jobs_act(
+        action=action,
         ids=history.job_ids(job_filter, limit=services.BULK_CAP),
         actor=request.user,
         origin=Origin.WEB,
         target=target,
     )
-    messages.success(request, result.summary(verb))
+    messages.success(request, result.summary(services.JOB_ACTIONS[action].verb))

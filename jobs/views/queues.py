@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import redis
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -12,6 +11,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
 from jobs import services
+from jobs.backend.errors import BackendError
 from jobs.models import Origin
 from jobs.selectors import overview as selectors
 from jobs.selectors.figures import DEFINITIONS
@@ -65,7 +65,7 @@ def queue_pause(request: HtmxHttpRequest, name: str) -> HttpResponse:
         services.queue_pause(
             name=name, actor=request.user, reason=reason, origin=Origin.WEB
         )
-    except redis.exceptions.RedisError:
+    except BackendError:
         messages.warning(request, _LATE_SYNC.format(verb="Paused", name=name))
     else:
         messages.success(request, f"Paused {name}: workers take no new jobs from it.")
@@ -80,7 +80,7 @@ def queue_resume(request: HtmxHttpRequest, name: str) -> HttpResponse:
         return _unknown(request, name)
     try:
         services.queue_resume(name=name, actor=request.user, origin=Origin.WEB)
-    except redis.exceptions.RedisError:
+    except BackendError:
         messages.warning(request, _LATE_SYNC.format(verb="Resumed", name=name))
     else:
         messages.success(request, f"Resumed {name}: workers take jobs from it again.")

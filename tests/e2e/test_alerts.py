@@ -6,9 +6,10 @@ import pytest
 from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 
-from jobs import alerts, services
+from jobs import services
 from jobs.defaults import ensure_default_alert_rules
 from jobs.models import AlertRule
+from jobs.processes import alerts
 from tests.e2e.conftest import login, shot
 from tests.factories import user_in
 

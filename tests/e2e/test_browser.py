@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Dialog, Page, expect
 from pytest_django.live_server_helper import LiveServer
 
-from jobs import queueing
+from jobs.backend import queueing
 from jobs.models import JobRecord
 from tests.e2e.conftest import login, shot
 from tests.factories import user_in

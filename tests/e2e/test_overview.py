@@ -14,9 +14,11 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 
-from jobs import monitor, queueing, services, stats
+from jobs import services, stats
+from jobs.backend import queueing
+from jobs.backend.workers import ConsoleWorker
 from jobs.models import Attempt, JobRecord, OperatorAction
-from jobs.workers import ConsoleWorker
+from jobs.processes import monitor
 from tests.e2e.conftest import login, shot
 from tests.factories import user_in
 

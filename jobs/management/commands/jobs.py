@@ -12,11 +12,11 @@ import time
 from argparse import ArgumentParser
 from typing import Any
 
-import redis
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs import queueing, selectors, services
-from jobs.conf import explain_redis_error
+from jobs import selectors, services
+from jobs.backend import queueing
+from jobs.backend.errors import BackendUnavailable, explain
 from jobs.models import JobRecord, Origin, Schedule
 from jobs.selectors import history
 from jobs.selectors.history import job_round, with_rounds
@@ -218,8 +218,8 @@ class Command(BaseCommand):
             getattr(self, f"do_{action}")(options)
         except services.InvalidInput as exc:
             raise CommandError(str(exc)) from None
-        except redis.exceptions.ConnectionError as exc:
-            raise CommandError(explain_redis_error(exc)) from None
+        except BackendUnavailable as exc:
+            raise CommandError(explain(exc)) from None
 
     def emit(self, data: Any) -> None:
         self.stdout.write(json.dumps(data, indent=2, default=str))
@@ -405,6 +405,6 @@ class Command(BaseCommand):
         self.stdout.write("ok")
 
     def do_monitor(self, options: dict[str, Any]) -> None:
-        from jobs.monitor import Monitor
+        from jobs.processes.monitor import Monitor
 
         Monitor().run()

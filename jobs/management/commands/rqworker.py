@@ -1,18 +1,17 @@
 """django-rq's `rqworker`, plus slots: `--concurrency N` runs up to N jobs at
 once in one worker process, each in the execution model its task declares
-(`--execution` imposes one on every job). See jobs/slots.py."""
+(`--execution` imposes one on every job). See jobs/backend/slots.py."""
 
 from __future__ import annotations
 
-import importlib
 from argparse import ArgumentTypeError
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from jobs import registry, slots
-
-django_rq_worker = importlib.import_module("django_rq.management.commands.rqworker")
+from jobs import registry
+from jobs.backend import slots
+from jobs.backend.commands import WorkerCommand
 
 #: One process's slots: more threads than this is a mistake, not a setting.
 MAX_CONCURRENCY = 1000
@@ -28,8 +27,8 @@ def concurrency(text: str) -> int:
     return value
 
 
-class Command(django_rq_worker.Command):  # type: ignore[name-defined]
-    help = (django_rq_worker.Command.__doc__ or "").strip()
+class Command(WorkerCommand):
+    help = (WorkerCommand.__doc__ or "").strip()
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)

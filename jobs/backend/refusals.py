@@ -24,8 +24,9 @@ from rq.results import Result
 from rq.scheduler import RQScheduler
 from rq.utils import current_timestamp
 
-from jobs import events, jobhash, stats
-from jobs.queueing import (
+from jobs import events, stats
+from jobs.backend import jobhash
+from jobs.backend.queueing import (
     FAILURE_TTL,
     ConsoleJob,
     fetch,
@@ -66,7 +67,7 @@ def refuse(
     pipe.xadd(
         events.STREAM,
         events.fields(
-            "refused",
+            events.Kind.REFUSED,
             job.id,
             at=now,
             queue=logical_queue(lane),

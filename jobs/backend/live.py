@@ -15,8 +15,8 @@ from typing import Any
 from rq.job import Job, JobStatus
 
 from jobs import events
-from jobs.jobhash import STATUSES, Verdict, decompressed, examine, moment, text
-from jobs.queueing import (
+from jobs.backend.jobhash import STATUSES, Verdict, decompressed, examine, moment, text
+from jobs.backend.queueing import (
     PIPELINE_CHUNK,
     UNREADABLE,
     ConsoleJob,
@@ -229,7 +229,7 @@ def run_now(job_id: str) -> bool:
     with client.pipeline() as pipe:
         pipe.zrem(queue.scheduled_job_registry.key, job.id)
         queue._enqueue_job(job, pipeline=pipe, at_front=True)
-        pipe.xadd(events.STREAM, events.fields("enqueued", job.id))
+        pipe.xadd(events.STREAM, events.fields(events.Kind.ENQUEUED, job.id))
         pipe.execute()
     return True
 
@@ -288,7 +288,7 @@ def requeue_stranded(job_ids: list[str]) -> None:
             continue
         with client.pipeline() as pipe:
             pipe.lpush(f"rq:queue:{text(origin)}", job_id)
-            pipe.xadd(events.STREAM, events.fields("enqueued", job_id))
+            pipe.xadd(events.STREAM, events.fields(events.Kind.ENQUEUED, job_id))
             pipe.execute()
 
 

@@ -1,6 +1,6 @@
 """The process model of worker slots: long-lived job processes, reused.
 
-A slot worker (jobs.slots) forks up to N children from its frozen heap and
+A slot worker (jobs.backend.slots) forks up to N children from its frozen heap and
 hands each one job at a time over a pipe: (job id, lane, execution id). The
 child runs the job as a forked job process does (RQ's perform_job: the
 job's preparation, its timeout alarm, its outcome), answers whether it must
@@ -30,11 +30,15 @@ from rq.exceptions import NoSuchJobError
 from rq.executions import Execution
 
 from jobs import conf
-from jobs.queueing import rq_queue
-from jobs.workers import die_with_parent, forget_inherited_db_connections, resident_kb
+from jobs.backend.queueing import rq_queue
+from jobs.backend.workers import (
+    die_with_parent,
+    forget_inherited_db_connections,
+    resident_kb,
+)
 
 if TYPE_CHECKING:
-    from jobs.slots import SlotWorker
+    from jobs.backend.slots import SlotWorker
 
 DEFAULT_MAX_JOBS = 1000
 DEFAULT_MAX_MEMORY_MB = 256

@@ -52,9 +52,15 @@ from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker import WorkerStatus
 
-from jobs import eventloop, registry, slotprocs
-from jobs.queueing import ConsoleJob
-from jobs.workers import DEQUEUE_BLOCK, HEARTBEAT_GRACE, PAUSE_REFRESH, ConsoleWorker
+from jobs import eventloop, registry
+from jobs.backend import slotprocs
+from jobs.backend.queueing import ConsoleJob
+from jobs.backend.workers import (
+    DEQUEUE_BLOCK,
+    HEARTBEAT_GRACE,
+    PAUSE_REFRESH,
+    ConsoleWorker,
+)
 
 #: How often the main thread looks at its slots while jobs run (reaping forked
 #: job processes, finished threads, deadlines).

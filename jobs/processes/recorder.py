@@ -18,14 +18,17 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
-from django.db import connection, transaction
+from django.db import transaction
 
-from jobs import events, queueing
+from jobs import events
+from jobs.backend import queueing
+from jobs.backend.errors import BackendError
 from jobs.models import Attempt, JobDependency, JobEvent, JobRecord, Origin
+from jobs.services import transitions
 
 log = logging.getLogger("jobs.recorder")
 Status = JobRecord.Status
+#: The timeline's kinds (what the job page shows), not the stream's.
 Kind = JobEvent.Kind
 
 BATCH = 500
@@ -94,30 +97,27 @@ class Batch:
         return found
 
 
+# Each handler moves the record through transitions.step: an event that
+# arrives late (after a repair, an operator, or a replayed batch moved the
+# record on) never drags it back; the attempt and timeline still say what
+# the worker reported.
+
+
 def on_enqueued(batch: Batch, record: JobRecord, event: events.Event) -> None:
-    if record.status in (
-        Status.PENDING,
-        Status.SCHEDULED,
-        Status.DEFERRED,
-        Status.RETRYING,
-        Status.QUEUED,
-    ):
-        record.status = Status.QUEUED
+    if transitions.step(record, Status.QUEUED):
         record.enqueued_at = _dt(event.at)
     batch.add_event(record, event, Kind.ENQUEUED)
 
 
 def on_scheduled(batch: Batch, record: JobRecord, event: events.Event) -> None:
-    if record.status == Status.PENDING:
-        record.status = Status.SCHEDULED
+    transitions.step(record, Status.SCHEDULED)
     batch.add_event(
         record, event, Kind.SCHEDULED, f"runs at {event.data.get('run_at')}"
     )
 
 
 def on_deferred(batch: Batch, record: JobRecord, event: events.Event) -> None:
-    if record.status == Status.PENDING:
-        record.status = Status.DEFERRED
+    transitions.step(record, Status.DEFERRED)
     batch.add_event(record, event, Kind.DEFERRED)
 
 
@@ -125,13 +125,12 @@ def on_started(batch: Batch, record: JobRecord, event: events.Event) -> None:
     attempt = batch.attempt(record, event, batch.started)
     attempt.pid = event.data.get("pid")
     attempt.started_at = _dt(event.at)
-    if not record.is_final:
-        record.status = Status.STARTED
-    record.started_at = _dt(event.at)
-    record.attempts = max(record.attempts, attempt.number)
-    record.worker_name = attempt.worker_name
-    record.worker_pid = attempt.pid
-    record.next_attempt_at = None
+    if transitions.step(record, Status.STARTED):
+        record.started_at = _dt(event.at)
+        record.attempts = max(record.attempts, attempt.number)
+        record.worker_name = attempt.worker_name
+        record.worker_pid = attempt.pid
+        record.next_attempt_at = None
     batch.add_event(
         record,
         event,
@@ -145,8 +144,8 @@ def on_started(batch: Batch, record: JobRecord, event: events.Event) -> None:
 
 def on_succeeded(batch: Batch, record: JobRecord, event: events.Event) -> None:
     attempt = _finish(batch, record, event, Attempt.Outcome.SUCCEEDED)
-    record.status = Status.SUCCEEDED
-    record.result = event.data.get("result")
+    if _end(record, attempt, Status.SUCCEEDED):
+        record.result = event.data.get("result")
     batch.add_event(
         record,
         event,
@@ -158,17 +157,20 @@ def on_succeeded(batch: Batch, record: JobRecord, event: events.Event) -> None:
 
 
 def on_failed(batch: Batch, record: JobRecord, event: events.Event) -> None:
-    lost = event.kind == "lost"
+    lost = event.kind == events.Kind.LOST
     outcome = Attempt.Outcome.LOST if lost else Attempt.Outcome.FAILED
     attempt = _finish(batch, record, event, outcome)
     attempt.exc_type = str(event.data.get("exc_type") or "")[:200]
     attempt.exc_message = str(event.data.get("message") or "")
     attempt.traceback = str(event.data.get("traceback") or "")
-    record.error_type = attempt.exc_type
-    record.last_error = attempt.exc_message
-    record.error_fingerprint = fingerprint(
-        record.task, attempt.exc_type, attempt.exc_message
-    )
+    retry_at = _dt(event.data.get("retry_at"))
+    moved = _end(record, attempt, Status.DEAD if retry_at is None else Status.RETRYING)
+    if moved:
+        record.error_type = attempt.exc_type
+        record.last_error = attempt.exc_message
+        record.error_fingerprint = fingerprint(
+            record.task, attempt.exc_type, attempt.exc_message
+        )
     batch.add_event(
         record,
         event,
@@ -177,9 +179,9 @@ def on_failed(batch: Batch, record: JobRecord, event: events.Event) -> None:
         attempt=attempt.number,
         worker=attempt.worker_name,
     )
-    retry_at = _dt(event.data.get("retry_at"))
+    if not moved:
+        return
     if retry_at is not None:
-        record.status = Status.RETRYING
         record.next_attempt_at = retry_at
         record.finished_at = None
         kind = Kind.RECOVERED if lost else Kind.RETRY_SCHEDULED
@@ -195,7 +197,6 @@ def on_failed(batch: Batch, record: JobRecord, event: events.Event) -> None:
             delay=event.data.get("delay"),
         )
     else:
-        record.status = Status.DEAD
         record.next_attempt_at = None
         batch.add_event(
             record,
@@ -214,11 +215,19 @@ def _finish(
     attempt.finished_at = _dt(event.at)
     attempt.duration = event.data.get("duration")
     attempt.outcome = outcome
+    return attempt
+
+
+def _end(record: JobRecord, attempt: Attempt, status: str) -> bool:
+    """Move the record to an attempt's outcome; False (record untouched) if
+    it has moved beyond it meanwhile."""
+    if not transitions.step(record, status):
+        return False
     record.attempts = max(record.attempts, attempt.number)
-    record.finished_at = _dt(event.at)
+    record.finished_at = attempt.finished_at
     record.worker_name = attempt.worker_name
     record.worker_pid = None
-    return attempt
+    return True
 
 
 def on_refused(batch: Batch, record: JobRecord, event: events.Event) -> None:
@@ -231,12 +240,13 @@ def on_refused(batch: Batch, record: JobRecord, event: events.Event) -> None:
     attempt = _finish(batch, record, event, Attempt.Outcome.FAILED)
     attempt.exc_type = str(event.data.get("exc_type") or "")[:200]
     attempt.exc_message = reason
-    record.max_attempts = max(record.max_attempts, number)
-    record.status = Status.DEAD
-    record.next_attempt_at = None
-    record.error_type = attempt.exc_type
-    record.last_error = reason
-    record.error_fingerprint = fingerprint(record.task, attempt.exc_type, reason)
+    moved = _end(record, attempt, Status.DEAD)
+    if moved:
+        record.max_attempts = max(record.max_attempts, number)
+        record.next_attempt_at = None
+        record.error_type = attempt.exc_type
+        record.last_error = reason
+        record.error_fingerprint = fingerprint(record.task, attempt.exc_type, reason)
     batch.add_event(
         record,
         event,
@@ -245,19 +255,21 @@ def on_refused(batch: Batch, record: JobRecord, event: events.Event) -> None:
         attempt=number,
         worker=attempt.worker_name,
     )
-    batch.add_event(record, event, Kind.DEAD, "refused: never retried", suffix="d")
-    batch.dead.append(record.pk)
+    if moved:
+        batch.add_event(record, event, Kind.DEAD, "refused: never retried", suffix="d")
+        batch.dead.append(record.pk)
 
 
+#: One handler per kind of event (tests check that none is missing).
 HANDLERS: dict[str, Callable[[Batch, JobRecord, events.Event], None]] = {
-    "enqueued": on_enqueued,
-    "scheduled": on_scheduled,
-    "deferred": on_deferred,
-    "started": on_started,
-    "succeeded": on_succeeded,
-    "failed": on_failed,
-    "lost": on_failed,
-    "refused": on_refused,
+    events.Kind.ENQUEUED: on_enqueued,
+    events.Kind.SCHEDULED: on_scheduled,
+    events.Kind.DEFERRED: on_deferred,
+    events.Kind.STARTED: on_started,
+    events.Kind.SUCCEEDED: on_succeeded,
+    events.Kind.FAILED: on_failed,
+    events.Kind.LOST: on_failed,
+    events.Kind.REFUSED: on_refused,
 }
 
 RECORD_FIELDS = [
@@ -312,7 +324,7 @@ def apply(entries: list[events.Event]) -> int:
             continue
         batch.dirty.add(record.pk)
     _block_children_of_dead(batch)
-    _update_records([records[pk] for pk in batch.dirty])
+    transitions.save_moved([records[pk] for pk in batch.dirty], RECORD_FIELDS)
     for attempts, fields in (
         (batch.started, STARTED_FIELDS),
         (batch.finished, FINISHED_FIELDS),
@@ -333,7 +345,7 @@ def foreign_records(entries: list[events.Event]) -> dict[str, JobRecord]:
     refused them: origin "foreign", the function they name as their task."""
     first: dict[str, events.Event] = {}
     for event in entries:
-        if event.kind == "refused" and len(event.job_id) <= JOB_ID_LENGTH:
+        if event.kind == events.Kind.REFUSED and len(event.job_id) <= JOB_ID_LENGTH:
             first.setdefault(event.job_id, event)
     if not first:
         return {}
@@ -357,7 +369,7 @@ def foreign_record(job_id: str, at: float, data: dict[str, Any]) -> JobRecord:
         task=str(data.get("function") or "unknown")[:200],
         queue=str(data.get("queue") or "")[:64],
         payload=arguments if isinstance(arguments, dict) else {},
-        status=Status.PENDING,
+        status=transitions.INITIAL,
         max_attempts=1,
         origin=Origin.FOREIGN,
         submitted_at=submitted,
@@ -369,24 +381,6 @@ def _number(value: Any) -> float | None:
         return float(value) if value is not None else None
     except (TypeError, ValueError):
         return None
-
-
-def _update_records(rows: list[JobRecord]) -> None:
-    """One prepared UPDATE run for every row (executemany): bulk_update's
-    CASE WHEN per field was most of the recorder's time."""
-    if not rows:
-        return
-    fields: list[Any] = [JobRecord._meta.get_field(name) for name in RECORD_FIELDS]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
-    sql = f"UPDATE {quote(JobRecord._meta.db_table)} SET {assignments} WHERE id = %s"
-    params = [
-        [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
-        + [row.pk]
-        for row in rows
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
 
 
 def _block_children_of_dead(batch: Batch) -> None:
@@ -439,7 +433,7 @@ class Recorder:
         if not self._group_ready:
             try:
                 client.xgroup_create(events.STREAM, events.GROUP, id="0", mkstream=True)
-            except redis.exceptions.ResponseError as exc:
+            except BackendError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
             self._group_ready = True
@@ -449,7 +443,7 @@ class Recorder:
         """Apply one batch: our unacknowledged entries first, then new ones."""
         try:
             return self._drain(block_ms, count)
-        except redis.exceptions.ResponseError as exc:
+        except BackendError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             self._group_ready = False  # Redis came back without its data

@@ -3,7 +3,7 @@
 Part of the RQ adapter. rq-scheduler keeps a sorted set of job ids scored by
 due time, plus one job hash per id; each schedule has one entry,
 `schedule-<pk>`, whose job is a placeholder: the firing itself goes through
-job_submit (see jobs/schedules.py), never through this job.
+job_submit (see jobs/processes/schedules.py), never through this job.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from rq_scheduler import Scheduler
 
-from jobs.queueing import RUNNER, ConsoleJob, connection
+from jobs.backend.queueing import RUNNER, ConsoleJob, connection
 
 KEY = Scheduler.scheduled_jobs_key
 PREFIX = "schedule-"

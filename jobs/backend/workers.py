@@ -35,8 +35,9 @@ from rq.serializers import JSONSerializer
 from rq.utils import now as rq_now
 from rq.worker import SimpleWorker, Worker, WorkerStatus
 
-from jobs import events, jobhash, queueing, refusals, stats
-from jobs.queueing import (
+from jobs import events, stats
+from jobs.backend import jobhash, queueing, refusals
+from jobs.backend.queueing import (
     ConsoleJob,
     lanes,
     logical_queue,
@@ -127,7 +128,7 @@ def forget_inherited_db_connections() -> None:
 
 @dataclass
 class Failure:
-    outcome: str  # "failed" or "lost"
+    outcome: events.Kind  # FAILED or LOST
     exc_type: str
     message: str
     traceback: str
@@ -452,7 +453,7 @@ class RecordingMixin(_WorkerBase):
         exc_value: BaseException = exc_info[1]
         tb: TracebackType | None = exc_info[2]
         self._failures[job.id] = Failure(
-            outcome="failed",
+            outcome=events.Kind.FAILED,
             exc_type=exc_type.__name__,
             message=str(exc_value)[:4000],
             traceback="".join(traceback.format_exception(exc_type, exc_value, tb)),
@@ -473,7 +474,7 @@ class RecordingMixin(_WorkerBase):
             # segfault). The horse updated the attempt count, so re-read it.
             job.meta = job.get_meta(refresh=True)
             failure = Failure(
-                outcome="lost",
+                outcome=events.Kind.LOST,
                 exc_type="WorkerLost",
                 message="worker lost: " + (exc_string.strip() or "died"),
                 traceback=exc_string,
@@ -486,7 +487,7 @@ class RecordingMixin(_WorkerBase):
         if not stopped and policy.allows_retry(this_round, failure.names):
             now = time.time()
             failure.delay = (
-                0.0 if failure.outcome == "lost" else policy.delay(this_round)
+                0.0 if failure.outcome == events.Kind.LOST else policy.delay(this_round)
             )
             due = whole_second_after(now + failure.delay) if failure.delay else now
             job.retries_left = 1
@@ -524,10 +525,16 @@ class RecordingMixin(_WorkerBase):
         if failure is None and job.get_status(refresh=False) == JobStatus.FINISHED:
             outcome = "processed"
             event = events.fields(
-                "succeeded", job.id, at=ended, **common, result=summarise(job._result)
+                events.Kind.SUCCEEDED,
+                job.id,
+                at=ended,
+                **common,
+                result=summarise(job._result),
             )
         else:
-            failure = failure or Failure("failed", "JobStopped", "stopped", "")
+            failure = failure or Failure(
+                events.Kind.FAILED, "JobStopped", "stopped", ""
+            )
             outcome = "failed" if failure.retry_at is not None else "dead"
             event = events.fields(
                 failure.outcome,
@@ -745,7 +752,7 @@ def _recover(queue: Queue, job: Job, registry_key: str, entry: str) -> Recovered
         pipe.xadd(
             events.STREAM,
             events.fields(
-                "lost",
+                events.Kind.LOST,
                 job.id,
                 at=now,
                 attempt=attempt,

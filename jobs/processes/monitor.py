@@ -14,16 +14,18 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-import redis
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
-from jobs import alerts, live, queueing, schedules, stats
-from jobs.recorder import Recorder
+from jobs import stats
+from jobs.backend import live, queueing
+from jobs.backend.errors import BackendError
+from jobs.backend.workers import recover_abandoned
+from jobs.processes import alerts, schedules
+from jobs.processes.recorder import Recorder
 from jobs.services import outbox_relay, queue_sync_paused
 from jobs.services.failover import redis_failover_record
 from jobs.services.reconcile import LOST_SETTLE, stranded_sweep
-from jobs.workers import recover_abandoned
 
 log = logging.getLogger("jobs.monitor")
 
@@ -159,7 +161,7 @@ class Monitor:
         applied = 0
         try:
             applied = self.recorder.drain(block_ms=block_ms)
-        except (redis.exceptions.RedisError, DatabaseError) as exc:
+        except (BackendError, DatabaseError) as exc:
             failures.append(exc)
         now = time.monotonic()
         for name, every, duty in self.duties:
@@ -168,7 +170,7 @@ class Monitor:
             try:
                 duty()
                 self._due[name] = now + self._period(name, every)
-            except (redis.exceptions.RedisError, DatabaseError) as exc:
+            except (BackendError, DatabaseError) as exc:
                 failures.append(exc)
             except Exception:  # noqa: BLE001 - one broken duty must not stop the rest
                 log.exception("monitor duty failed", extra={"duty": name})
@@ -186,7 +188,7 @@ class Monitor:
             try:
                 self.tick()
                 backoff = 0.5
-            except (redis.exceptions.RedisError, DatabaseError) as exc:
+            except (BackendError, DatabaseError) as exc:
                 log.warning(
                     "monitor cycle failed; retrying",
                     extra={"error": str(exc), "retry_in": backoff},
@@ -202,5 +204,5 @@ class Monitor:
         monitor after the workers), so that the history ends where they did."""
         try:
             self.recorder.drain_all()
-        except (redis.exceptions.RedisError, DatabaseError) as exc:
+        except (BackendError, DatabaseError) as exc:
             log.warning("events left for the next monitor", extra={"error": str(exc)})

@@ -31,9 +31,11 @@ from rq.job import Dependency, Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
-from jobs import conf, events, jobhash, rqwrites
-from jobs.conf import explain_redis_error
-from jobs.jobhash import RUNNER
+from jobs import conf, events
+from jobs.backend import jobhash, rqwrites
+from jobs.backend.client import Client
+from jobs.backend.errors import BackendError, explain, refused
+from jobs.backend.jobhash import RUNNER
 
 PRIORITY_SUFFIX = {"high": ":high", "normal": "", "low": ":low"}
 PROGRESS_TTL = 7 * 24 * 3600
@@ -72,7 +74,17 @@ def new_client(timeout: float | None = None, health_check: int = 10) -> Any:
     whenever it opens a connection, and drops its connections when a replica
     was promoted (or the old primary answers READONLY): a process follows a
     failover by itself, without restarting.
+
+    A setting that names no usable server raises BackendError, as the
+    client's own errors are (see jobs.backend.errors).
     """
+    try:
+        return _new_client(timeout, health_check)
+    except ValueError as exc:  # a malformed REDIS_URL or REDIS_SENTINELS
+        raise BackendError(str(exc)) from None
+
+
+def _new_client(timeout: float | None, health_check: int) -> Any:
     target = conf.redis_target()
     seconds = conf.get("REDIS_SOCKET_TIMEOUT") if timeout is None else timeout
     options: dict[str, Any] = {
@@ -82,7 +94,7 @@ def new_client(timeout: float | None = None, health_check: int = 10) -> Any:
         **NO_CLIENT_INFO,
     }
     if not target.sentinels:
-        return redis.Redis.from_url(target.url, **options)
+        return Client.from_url(target.url, **options)
     sentinel = Sentinel(
         list(target.sentinels),
         sentinel_kwargs={**target.sentinel_kwargs(seconds), **NO_CLIENT_INFO},
@@ -90,7 +102,7 @@ def new_client(timeout: float | None = None, health_check: int = 10) -> Any:
         db=target.db,
         **options,
     )
-    return sentinel.master_for(target.master)
+    return sentinel.master_for(target.master, redis_class=Client)
 
 
 def connection() -> Any:
@@ -154,7 +166,7 @@ def worker_connection(client: Any) -> Any:
         "health_check_interval": 10,
         **NO_CLIENT_INFO,
     }
-    return redis.Redis(
+    return Client(
         connection_pool=type(pool)(connection_class=pool.connection_class, **options)
     )
 
@@ -180,40 +192,36 @@ def wait_for_redis(client: Any, wait: float | None = None) -> None:
         try:
             client.ping()
             return
-        except redis.exceptions.RedisError as exc:
+        except BackendError as exc:
             if not _unreachable(exc) or time.monotonic() >= deadline:
-                raise ImproperlyConfigured(explain_redis_error(exc)) from None
+                raise ImproperlyConfigured(explain(exc)) from None
             if not said:
                 log.warning(
                     "waiting for redis",
-                    extra={"error": explain_redis_error(exc), "wait": wait},
+                    extra={"error": explain(exc), "wait": wait},
                 )
                 said = True
             time.sleep(STARTUP_RETRY)
 
 
-def _unreachable(exc: redis.exceptions.RedisError) -> bool:
-    """Could waiting help? Not with wrong credentials (which redis-py raises
-    as ConnectionError subclasses) nor with an error the server answered."""
-    refused = (
-        redis.exceptions.AuthenticationError,
-        redis.exceptions.AuthorizationError,
-    )
+def _unreachable(exc: BackendError) -> bool:
+    """Could waiting help? Not with wrong credentials nor with an error the
+    server answered."""
     transient = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-    return isinstance(exc, transient) and not isinstance(exc, refused)
+    return isinstance(exc, transient) and not refused(exc)
 
 
 def ping() -> bool:
     """Is Redis answering? A dedicated client with a short timeout, so a page's
     status badge or /readyz never hangs on an unreachable server."""
     key = (os.getpid(), "ping", *_where())
-    client = _connections.get(key)
-    if client is None:
-        client = new_client(timeout=0.5, health_check=0)
-        _connections[key] = client
     try:
+        client = _connections.get(key)
+        if client is None:
+            client = new_client(timeout=0.5, health_check=0)
+            _connections[key] = client
         return bool(client.ping())
-    except redis.exceptions.RedisError:
+    except BackendError:  # also a malformed REDIS_URL: nothing answers
         return False
 
 
@@ -337,7 +345,7 @@ class ConsoleJob(Job):
         pipeline.xadd(
             events.STREAM,
             events.fields(
-                "started",
+                events.Kind.STARTED,
                 self.id,
                 at=started,
                 attempt=attempt,
@@ -436,14 +444,16 @@ def _put(spec: EnqueueSpec, pipe: Any) -> None:
         queue.schedule_job(job, due, pipeline=pipe)
         pipe.xadd(
             events.STREAM,
-            events.fields("scheduled", spec.id, run_at=spec.run_at.isoformat()),
+            events.fields(
+                events.Kind.SCHEDULED, spec.id, run_at=spec.run_at.isoformat()
+            ),
         )
         return
     queue.enqueue_job(job, pipeline=pipe)
     kind = (
-        "deferred"
+        events.Kind.DEFERRED
         if job.get_status(refresh=False) == JobStatus.DEFERRED
-        else "enqueued"
+        else events.Kind.ENQUEUED
     )
     pipe.xadd(events.STREAM, events.fields(kind, spec.id))
 
@@ -482,11 +492,13 @@ def _writes(spec: EnqueueSpec, now: str) -> tuple[str, list[Any]]:
     data = rqwrites.job_data(RUNNER, {"task": spec.task, "payload": spec.payload})
     if spec.run_at is None:
         argv = _template(spec, False).fill(spec.id, data, now)
-        event = events.fields("enqueued", spec.id)
+        event = events.fields(events.Kind.ENQUEUED, spec.id)
     else:
         due = int(whole_second_after(spec.run_at.timestamp()))
         argv = _template(spec, True).fill(spec.id, data, now, due)
-        event = events.fields("scheduled", spec.id, run_at=spec.run_at.isoformat())
+        event = events.fields(
+            events.Kind.SCHEDULED, spec.id, run_at=spec.run_at.isoformat()
+        )
     argv += (3 + 2 * len(event), "XADD", events.STREAM, "*")
     argv += chain.from_iterable(event.items())
     return _claim_key(spec), argv

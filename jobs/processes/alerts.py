@@ -18,7 +18,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from jobs import live, notify, queueing
+from jobs import notify
+from jobs.backend import live, queueing
 from jobs.models import Alert, AlertRule, JobRecord, QueueState, Schedule
 from jobs.selectors.figures import Figures, Window, jobs_query, window_figures
 

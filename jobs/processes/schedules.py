@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.db import close_old_connections
 from django.utils import timezone
-from django_rq.queues import DjangoScheduler
 
-from jobs import queueing, scheduling
+from jobs.backend import scheduler, scheduling
 from jobs.models import Schedule
 from jobs.services.schedules import schedule_fire
 
 log = logging.getLogger("jobs.schedules")
 #: A firing later than this is "missed" (everything was down), not just late.
 MISSED_AFTER = 30.0
-HEARTBEAT_KEY = "console:scheduler:seen"
+HEARTBEAT_KEY = scheduler.HEARTBEAT_KEY
 
 
 def reconcile() -> tuple[int, int]:
@@ -68,27 +67,17 @@ def fire_due(entry_id: str, due: datetime, now: float | None = None) -> None:
         scheduling.put(schedule.pk, following)
 
 
-class ConsoleScheduler(DjangoScheduler):
-    def run(self, burst: bool = False) -> None:
-        queueing.wait_for_redis(self.connection)
+class ConsoleScheduler(scheduler.SchedulerLoop):
+    def started(self) -> None:
         put, removed = reconcile()
         log.info(
             "scheduler reconciled with the database",
             extra={"schedules": put, "removed": removed},
         )
-        super().run(burst=burst)
-
-    def heartbeat(self) -> None:
-        super().heartbeat()
-        self.connection.set(HEARTBEAT_KEY, repr(time.time()), ex=3600)
 
     def enqueue_jobs(self) -> list[Any]:
         close_old_connections()
-        due_now = list(
-            self.connection.zrangebyscore(
-                self.scheduled_jobs_key, 0, time.time(), withscores=True
-            )
-        )
-        for raw, score in due_now:
-            fire_due(raw.decode(), datetime.fromtimestamp(score, UTC))
-        return due_now
+        return super().enqueue_jobs()
+
+    def fire(self, entry: str, due: datetime) -> None:
+        fire_due(entry, due)

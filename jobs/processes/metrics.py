@@ -10,13 +10,11 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Iterator
-from contextlib import suppress
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
-from django_rq.contrib.prometheus import RQCollector
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -26,18 +24,15 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from jobs import events, live, queueing, stats
+from jobs import events, stats
+from jobs.backend import live, prometheus, queueing
 from jobs.models import JobRecord
 from jobs.selectors.figures import COUNTERS, DEFINITIONS
 from jobs.selectors.overview import dead_counts
 
 STATES = ("queued", "scheduled", "started", "deferred")
 
-# django-rq registers, as it is imported, a summary named like a counter
-# (rq_request_processing_seconds_total, always 0: its collector is not ours) in
-# the default registry, which `promtool check metrics` rejects.
-with suppress(KeyError):  # already gone
-    REGISTRY.unregister(RQCollector.summary)
+prometheus.forget_django_rq_summary()
 
 
 def _depth_metrics() -> Iterator[Metric]:
