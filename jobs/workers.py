@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import redis
 from django.db import connections as db_connections
@@ -68,6 +68,9 @@ WORKER_TTL = 20
 #: older than interval + grace belongs to a dead worker and is recovered.
 JOB_MONITORING_INTERVAL = 3
 HEARTBEAT_GRACE = 12
+#: A worker that could not heartbeat stops its job this long before its lease
+#: ends (the monitor's clock and ours, and its recovery period, 2 s).
+LEASE_MARGIN = 3
 
 
 #: Resident size is read at most this often (every heartbeat asks for it).
@@ -123,6 +126,12 @@ def forget_inherited_db_connections() -> None:
         if conn.connection is not None:
             _inherited_db.append(conn.connection)
             conn.connection = None
+
+
+class LeaseLost(Exception):  # noqa: N818 - a lease is lost, not an error of ours
+    """A running job's heartbeats stopped reaching Redis for its whole lease:
+    the monitor takes it back, so this worker must stop running it. Not a
+    redis error, so that redis-py's retries never swallow it."""
 
 
 @dataclass
@@ -403,13 +412,18 @@ class RecordingMixin(_WorkerBase):
             return
         try:
             super().execute_job(job, queue)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        except (
+            redis.exceptions.ConnectionError,
+            redis.exceptions.TimeoutError,
+            LeaseLost,
+        ) as exc:
             self._horse_pid = 0  # the job process has ended (or never began)
             self.log.warning(
                 "redis unavailable around a job; waiting for it",
                 extra={"worker": self.name, "job_id": job.id, "error": str(exc)},
             )
             self._wait_for_redis()
+            self._rejoin()
 
     def _refuse(self, job: ConsoleJob, queue: Queue) -> None:
         host = self.hostname or ""
@@ -418,6 +432,14 @@ class RecordingMixin(_WorkerBase):
             self.increment_failed_job_count(pipeline=pipe)
             pipe.execute()
             refusals.release_dependents(job, queue)
+
+    def _rejoin(self) -> None:
+        """Register again if the monitor gave this worker up for lost (it
+        deletes a lost worker's entry), so that it is seen working again."""
+        with self._tolerating_redis_loss("registration"):
+            if not self.connection.sismember(self.redis_workers_keys, self.key):
+                self.connection.delete(self.key)
+                self.register_birth()
 
     def _wait_for_redis(self) -> None:
         backoff = 0.1
@@ -601,6 +623,49 @@ class ConsoleWorker(RecordingMixin, Worker):
             remaining = job.timeout - self.current_job_working_time
             return int(min(remaining, self.job_monitoring_interval)) + HEARTBEAT_GRACE
         return self.job_monitoring_interval + HEARTBEAT_GRACE
+
+    # -- the lease on a running job (fencing) ---------------------------------
+    # The monitor takes a job back once its heartbeat lapses (recover_abandoned)
+    # and runs it on another worker. A worker cut off from Redis (its host's
+    # link down) cannot tell, so it stops its own job process before its
+    # lease ends: the job then runs on one host at a time, never on two.
+
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        self._lease_until = time.monotonic() + self.get_heartbeat_ttl(job)
+        super().fork_work_horse(job, queue)
+
+    def maintain_heartbeats(self, job: Job) -> None:
+        """RQ's heartbeat, given at most what is left of the lease (redis-py
+        retries a lost connection for longer); a job whose lease runs out
+        before a heartbeat gets through is stopped."""
+        sent = time.monotonic()
+        left = int(self._lease_until - sent - LEASE_MARGIN)
+        try:
+            if left < 1:
+                raise LeaseLost("no heartbeat got through")
+            with self.death_penalty_class(left, LeaseLost):
+                super().maintain_heartbeats(job)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            self.log.warning(
+                "heartbeat failed; the job runs on",
+                extra={"worker": self.name, "job_id": job.id},
+            )
+            return
+        except LeaseLost as exc:
+            self._fence(job, exc)
+        self._lease_until = sent + self.get_heartbeat_ttl(job)
+
+    def _fence(self, job: Job, exc: LeaseLost) -> NoReturn:
+        self.log.warning(
+            "lease on the job lost (no heartbeat reached redis); stopping its"
+            " process: the monitor runs it again",
+            extra={"worker": self.name, "job_id": job.id},
+        )
+        self.kill_horse()
+        self.wait_for_horse()
+        # A reply interrupted half-way must not be read as the next one's.
+        self.connection.connection_pool.disconnect()
+        raise exc
 
     def main_work_horse(self, job: Job, queue: Queue) -> None:
         die_with_parent()
