@@ -727,8 +727,40 @@ def recover_abandoned(queues: list[str], now: float | None = None) -> list[Recov
                     refusals.refuse(job, queue, worker="recovery", pipe=pipe)
                     pipe.execute()
                 continue
+            if moved_on(client, job, key, entry, moment):
+                client.zrem(key, entry)  # only a stale entry: nothing to run
+                continue
             recovered.append(_recover(queue, job, key, entry))
     return recovered
+
+
+#: A job in one of these went on without the execution that left the entry.
+MOVED_ON = (
+    JobStatus.FINISHED,
+    JobStatus.FAILED,
+    JobStatus.STOPPED,
+    JobStatus.CANCELED,
+    JobStatus.SCHEDULED,
+    JobStatus.DEFERRED,
+)
+
+
+def moved_on(client: Any, job: Job, key: str, entry: str, now: float) -> bool:
+    """Has the job gone on without the execution of this lapsed entry?
+
+    After a failover the promoted replica may hold the entry of a worker
+    that took the job as the primary died and never ran it: the stranded
+    sweep puts such a job back and it runs elsewhere, while the entry lapses
+    only later. Recovering it then would run a job a second time that
+    finished, waits in its queue, or runs under another execution."""
+    status = job.get_status(refresh=False)
+    if status in MOVED_ON:
+        return True
+    if status == JobStatus.QUEUED:
+        return client.lpos(rq_queue(job.origin, client).key, job.id) is not None
+    # Started: another execution of it heartbeats (its entry has not lapsed).
+    others = client.zrangebyscore(key, now, "+inf")
+    return any(jobhash.text(other).startswith(f"{job.id}:") for other in others)
 
 
 def abandoned_by_rq(job_ids: list[str]) -> list[str]:
@@ -786,6 +818,8 @@ def _recover(queue: Queue, job: Job, registry_key: str, entry: str) -> Recovered
     now = time.time()
     with client.pipeline() as pipe:
         pipe.zrem(registry_key, entry)
+        # The lost execution is no longer "executing" (queueing.executing).
+        pipe.zrem(f"rq:executions:{job.id}", entry.partition(":")[2])
         if requeue:
             job.retries_left = 1
             job.retry_intervals = [0]

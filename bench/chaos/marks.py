@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -43,3 +45,22 @@ def marks(path: Path) -> Counter[str]:
     if not path.exists():
         return Counter()
     return Counter(line for line in path.read_text().splitlines() if line)
+
+
+@contextmanager
+def marking(path: Path) -> Iterator[None]:
+    """The processes started in the block (they inherit the environment) run
+    chaos.mark, leaving their marks in `path`."""
+    names = ("JOB_TASK_MODULES", MARKS)
+    saved = {name: os.environ.get(name) for name in names}
+    modules = os.environ.get("JOB_TASK_MODULES") or "jobs.tasks.demo"
+    os.environ["JOB_TASK_MODULES"] = f"{modules},{MODULE}"
+    os.environ[MARKS] = str(path)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

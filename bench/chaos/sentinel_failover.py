@@ -85,6 +85,7 @@ def first_start_after(group: SentinelGroup, port: int, moment: float) -> float |
 
 def sentinel_failover(directory: Path, sizes: Sizes, cut: float = 0.0) -> Outcome:
     """`cut` > 0: replication is cut that many seconds before the kill."""
+    from bench.chaos import marks  # registers chaos.mark
     from bench.procs import Fleet
 
     jobs = sizes.failover_jobs
@@ -98,8 +99,11 @@ def sentinel_failover(directory: Path, sizes: Sizes, cut: float = 0.0) -> Outcom
         failover_timeout_ms=FAILOVER_TIMEOUT_MS,
     ).start()
     try:
-        with pointed_at(group), Fleet(directory) as fleet:
-            with submitting(limit=jobs, pause=0.01) as load:
+        path = group.directory / "marks.txt"
+        with pointed_at(group), marks.marking(path), Fleet(directory) as fleet:
+            with submitting(
+                limit=jobs, pause=0.01, task="chaos.mark", payload={}
+            ) as load:
                 start_processes(fleet)
                 load.wait_accepted(jobs // 2, timeout=600)
                 figures = _kill_and_follow(group, cut)
@@ -117,8 +121,12 @@ def sentinel_failover(directory: Path, sizes: Sizes, cut: float = 0.0) -> Outcom
                     "accepted but never succeeded": len(ids) - count_succeeded(ids),
                 }
             )
-            twice = started_twice(directory, ids)
-            outcome.figures["started twice (workers' own logs)"] = twice
+            outcome.figures["started twice (workers' own logs)"] = started_twice(
+                directory, ids
+            )
+            ran = marks.marks(path)
+            twice = sum(1 for i in ids if ran[i] > 1)
+            outcome.figures["side effect twice (the jobs' own marks)"] = twice
             if cut:
                 outcome.check(
                     "the new primary lacked jobs and the database put them back",
