@@ -18,7 +18,7 @@ import signal
 import socket
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -667,11 +667,47 @@ class ConsoleWorker(RecordingMixin, Worker):
         self.connection.connection_pool.disconnect()
         raise exc
 
+    # -- in the job process: its end written through a failover -------------
+
+    def handle_execution_ended(
+        self, job: Job, queue: Queue, heartbeat_ttl: int
+    ) -> None:
+        _until_redis_answers(super().handle_execution_ended, job, queue, heartbeat_ttl)
+
+    def handle_job_success(
+        self, job: Job, queue: Queue, started_job_registry: Any
+    ) -> None:
+        _until_redis_answers(
+            super().handle_job_success, job, queue, started_job_registry
+        )
+
     def main_work_horse(self, job: Job, queue: Queue) -> None:
         die_with_parent()
         forget_inherited_db_connections()
         queueing.mark_job_process()
         super().main_work_horse(job, queue)
+
+
+def _until_redis_answers(write: Callable[..., None], *args: Any) -> None:
+    """A job that did its work as the Redis primary died must not lose its
+    outcome, or it runs again: the write is tried until the promoted replica
+    answers. Never past the job's lease: by then the worker has stopped this
+    process (maintain_heartbeats) and the job runs elsewhere."""
+    deadline = time.monotonic() + JOB_MONITORING_INTERVAL + HEARTBEAT_GRACE
+    backoff = 0.1
+    while True:
+        try:
+            write(*args)
+            return
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            if time.monotonic() + backoff >= deadline:
+                raise
+            log.warning(
+                "redis unavailable as a job ends; trying again",
+                extra={"error": str(exc), "retry_in": backoff},
+            )
+            time.sleep(backoff)
+            backoff = min(1.0, backoff * 2)
 
 
 class ConsoleSimpleWorker(RecordingMixin, SimpleWorker):

@@ -6,6 +6,7 @@ sweep and the lost-worker recovery both enqueue it."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from jobs import queueing, services
 from jobs.models import Attempt, JobRecord
 from jobs.services.reconcile import stranded_sweep
 from jobs.workers import recover_abandoned
-from tests.conftest import wait_for
+from tests.conftest import spawned_log_says, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 Status = JobRecord.Status
@@ -79,3 +80,35 @@ def test_sweep_never_requeues_a_job_a_worker_is_running(
     assert job.pk in suspects  # seen in limbo, and yet
     assert first == second == []
     assert client.lrange("rq:queue:default", 0, -1) == []
+
+
+def test_a_job_that_ends_while_redis_is_away_writes_its_outcome_once_back(
+    workers: Callable[..., Any],
+    redis_server: Any,
+    recorder: Any,
+    tmp_path: Path,
+) -> None:
+    """The primary dies (or restarts) as a job ends: its job process waits
+    for Redis to write the outcome, rather than leave the job "started" for
+    the lost-worker recovery to run again."""
+    workers(1)
+    job = services.job_submit(task="demo.sleep", payload={"seconds": 1})
+    wait_for(lambda: queueing.executing([job.pk]))
+    redis_server.stop()
+    try:
+        wait_for(
+            lambda: spawned_log_says(
+                tmp_path, "rqworker-0", "redis unavailable as a job ends"
+            )
+        )
+    finally:
+        redis_server.start()
+
+    wait_for(lambda: queueing.statuses([job.pk])[job.pk] == "finished")
+    assert queueing.fetch(job.pk).meta["attempt"] == 1
+    recorder.drain_all()
+    job.refresh_from_db()
+    assert job.status == Status.SUCCEEDED
+    assert list(Attempt.objects.filter(job=job).values_list("outcome", flat=True)) == [
+        Attempt.Outcome.SUCCEEDED
+    ]
