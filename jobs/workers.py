@@ -672,6 +672,13 @@ class ConsoleWorker(RecordingMixin, Worker):
     def handle_execution_ended(
         self, job: Job, queue: Queue, heartbeat_ttl: int
     ) -> None:
+        if job.get_status(refresh=False) == JobStatus.FAILED:
+            # A failed attempt (its start may not even have been written) is
+            # not waited for: this process ends and the attempt is recovered
+            # as lost and run again at once, with no retry delay for RQ's
+            # scheduler to honour (a failover ends the scheduler's process).
+            super().handle_execution_ended(job, queue, heartbeat_ttl)
+            return
         _until_redis_answers(super().handle_execution_ended, job, queue, heartbeat_ttl)
 
     def handle_job_success(
