@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.chaos import marks
 from bench.chaos.load import submit_many, submitting
 from bench.chaos.netns import SERVER, SUBNET, Hosts, NetnsUnavailable, why_unavailable
 from bench.chaos.outcome import (
@@ -97,6 +96,7 @@ def _run(
     jobs: int,
     outcome: Outcome,
 ) -> None:
+    from bench.chaos import marks  # registers chaos.mark
     from bench.procs import Fleet, console_worker, monitor
     from jobs import services
 
