@@ -7,6 +7,7 @@ outcome with the execution clean-up, so a job costs no extra round trip.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import importlib
@@ -16,6 +17,7 @@ import os
 import secrets
 import signal
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -23,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import redis
 from django.db import connections as db_connections
@@ -631,41 +633,57 @@ class ConsoleWorker(RecordingMixin, Worker):
     # lease ends: the job then runs on one host at a time, never on two.
 
     def fork_work_horse(self, job: Job, queue: Queue) -> None:
-        self._lease_until = time.monotonic() + self.get_heartbeat_ttl(job)
+        self._lease: Lease | None = None  # none in the job process
         super().fork_work_horse(job, queue)
+        ttl = self.get_heartbeat_ttl(job)
+        self._lease = Lease(self.horse_pid, time.monotonic() + ttl)
 
     def maintain_heartbeats(self, job: Job) -> None:
-        """RQ's heartbeat, given at most what is left of the lease (redis-py
-        retries a lost connection for longer); a job whose lease runs out
-        before a heartbeat gets through is stopped."""
+        """RQ's heartbeat, each one that gets through renewing the lease."""
+        self._check_lease(job)
         sent = time.monotonic()
-        left = int(self._lease_until - sent - LEASE_MARGIN)
         try:
-            if left < 1:
-                raise LeaseLost("no heartbeat got through")
-            with self.death_penalty_class(left, LeaseLost):
-                super().maintain_heartbeats(job)
+            super().maintain_heartbeats(job)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            self._check_lease(job)
             self.log.warning(
                 "heartbeat failed; the job runs on",
                 extra={"worker": self.name, "job_id": job.id},
             )
             return
-        except LeaseLost as exc:
-            self._fence(job, exc)
-        self._lease_until = sent + self.get_heartbeat_ttl(job)
+        if self._lease is not None:
+            self._lease.renew(sent + self.get_heartbeat_ttl(job))
 
-    def _fence(self, job: Job, exc: LeaseLost) -> NoReturn:
-        self.log.warning(
-            "lease on the job lost (no heartbeat reached redis); stopping its"
-            " process: the monitor runs it again",
-            extra={"worker": self.name, "job_id": job.id},
-        )
-        self.kill_horse()
-        self.wait_for_horse()
-        # A reply interrupted half-way must not be read as the next one's.
-        self.connection.connection_pool.disconnect()
-        raise exc
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: Any = None,
+        exc_string: str = "",
+    ) -> None:
+        """Not for a job process the lease stopped: the monitor took the job
+        back (and may run it elsewhere); putting it back too would run it
+        twice."""
+        self._check_lease(job)
+        super().handle_job_failure(job, queue, started_job_registry, exc_string)
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        try:
+            super().execute_job(job, queue)
+        finally:
+            lease, self._lease = getattr(self, "_lease", None), None
+            if lease is not None:
+                lease.end()
+
+    def _check_lease(self, job: Job) -> None:
+        lease = getattr(self, "_lease", None)
+        if lease is not None and lease.lost:
+            self.log.warning(
+                "lease on the job lost (no heartbeat reached redis); its process"
+                " was stopped: the monitor runs it again",
+                extra={"worker": self.name, "job_id": job.id},
+            )
+            raise LeaseLost(f"job {job.id}: no heartbeat got through")
 
     # -- in the job process: its end written through a failover -------------
 
@@ -693,6 +711,43 @@ class ConsoleWorker(RecordingMixin, Worker):
         forget_inherited_db_connections()
         queueing.mark_job_process()
         super().main_work_horse(job, queue)
+
+
+class Lease:
+    """A worker's hold on its running job: unless renewed (a heartbeat that
+    got through), the job process is killed LEASE_MARGIN seconds before the
+    monitor would call it lost. A timer thread, because the worker's main
+    thread may be stuck in any Redis call (redis-py retries a lost
+    connection for longer than the lease)."""
+
+    def __init__(self, pid: int, until: float) -> None:
+        self.pid = pid
+        self.lost = False
+        self._timer: threading.Timer | None = None
+        self.renew(until)
+
+    def renew(self, until: float) -> None:
+        self.end()
+        wait = max(0.0, until - LEASE_MARGIN - time.monotonic())
+        self._timer = threading.Timer(wait, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def end(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _expire(self) -> None:
+        self.lost = True
+        log.warning(
+            "lease ended; stopping the job process", extra={"job_process": self.pid}
+        )
+        with contextlib.suppress(ProcessLookupError):
+            # The job process leads its own group (RQ's fork); never ours.
+            if os.getpgid(self.pid) == self.pid:
+                os.killpg(self.pid, signal.SIGKILL)
+            else:
+                os.kill(self.pid, signal.SIGKILL)
 
 
 def _until_redis_answers(write: Callable[..., None], *args: Any) -> None:
