@@ -24,6 +24,7 @@ import rq.registry
 from django_rq.contrib.prometheus import RQCollector
 from django_rq.queues import DjangoScheduler
 from rq import get_current_job
+from rq.executions import ExecutionRegistry
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.results import Result
@@ -108,6 +109,10 @@ OVERRIDDEN = [
     (Worker, "cleanup_execution", "self, job, pipeline"),
     (Worker, "get_heartbeat_ttl", "self, job"),
     (Worker, "main_work_horse", "self, job, queue"),
+    (Worker, "fork_work_horse", "self, job, queue"),
+    (Worker, "maintain_heartbeats", "self, job"),
+    (Worker, "handle_execution_ended", "self, job, queue, heartbeat_ttl"),
+    (Worker, "handle_job_success", "self, job, queue, started_job_registry"),
     (Job, "prepare_for_execution", "self, worker_name, pipeline"),
     (Job, "restore", "self, raw_data"),
     (Job, "save", "self, pipeline=None, include_meta=True, include_result=True"),
@@ -628,3 +633,20 @@ def test_redis_py_calls_the_apps_client_wraps():
     assert parameters(Pipeline.execute) == ["self", "raise_on_error"]
     assert "redis_class" in parameters(Sentinel.master_for)
     assert type(redis.Redis().pipeline()) is Pipeline
+
+
+def test_the_lease_rests_on_the_rq_calls_it_wraps():
+    """ConsoleWorker's fencing: RQ's horse monitor heartbeats through
+    maintain_heartbeats and reaps with wait_for_horse; kill_horse stops the
+    job process; a worker's registration set is redis_workers_keys; and a
+    job's executions live under rq:executions:<id> (queueing.executing, and
+    _recover removes the lost one)."""
+    source = inspect.getsource(Worker.monitor_work_horse)
+    assert "self.maintain_heartbeats(job)" in source
+    assert "self.wait_for_horse()" in source
+    assert callable(Worker.kill_horse)
+    assert Worker.redis_workers_keys == "rq:workers"
+    assert ExecutionRegistry.key_template == "rq:executions:{0}"
+    perform = inspect.getsource(Worker.perform_job)
+    assert "self.handle_execution_ended(" in perform
+    assert "self.handle_job_success(" in perform

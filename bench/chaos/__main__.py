@@ -31,6 +31,7 @@ NAMES = (
     "database-outage",
     "flaky",
     "bad-input",
+    "host-cut",
 )
 log = logging.getLogger("bench.chaos")
 
@@ -45,6 +46,7 @@ def scenarios(
     from bench.chaos.bad_input import bad_input
     from bench.chaos.database_outage import database_outage
     from bench.chaos.flaky import random_failures
+    from bench.chaos.host_cut import host_cut
     from bench.chaos.kill_storm import SLOTS, kill_storm
     from bench.chaos.redis_faults import redis_kill, redis_outage
     from bench.chaos.sentinel_failover import CUT_BEFORE_KILL, sentinel_failover
@@ -59,6 +61,7 @@ def scenarios(
         "database-outage": lambda: database_outage(directory, postgres, sizes),
         "flaky": lambda: random_failures(directory, sizes),
         "bad-input": lambda: bad_input(directory, sizes, random.Random(seed)),
+        "host-cut": lambda: host_cut(directory, redis, postgres, sizes),
     }
 
 
@@ -127,8 +130,13 @@ def main() -> int:
             target = DOCS / ("resilience-quick.md" if args.quick else "resilience.md")
             target.write_text(report(outcomes, args.quick, intro(seed, postgres)))
             print(f"written: {target}")
-        failed = [o.name for o in outcomes if not o.passed]
-        print(f"chaos: {len(outcomes) - len(failed)} of {len(outcomes)} passed")
+        failed = [o.name for o in outcomes if o.result == "FAIL"]
+        skipped = [o.name for o in outcomes if o.skipped]
+        passed = len(outcomes) - len(failed) - len(skipped)
+        print(
+            f"chaos: {passed} of {len(outcomes)} passed"
+            + (f", {len(skipped)} skipped" if skipped else "")
+        )
         return 1 if failed else 0
     finally:
         from django.db import connections

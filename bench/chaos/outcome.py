@@ -20,10 +20,22 @@ class Outcome:
     figures: dict[str, object] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     seconds: float = 0.0
+    #: Why the scenario could not run here ("" when it ran).
+    skipped: str = ""
 
     @property
     def passed(self) -> bool:
         return bool(self.checks) and all(ok for _, ok in self.checks)
+
+    @property
+    def result(self) -> str:
+        if self.skipped:
+            return "SKIP"
+        return "PASS" if self.passed else "FAIL"
+
+    def skip(self, reason: str) -> None:
+        self.skipped = reason
+        self.figures["skipped"] = reason
 
     def check(self, name: str, ok: bool) -> bool:
         self.checks.append((name, ok))
@@ -31,9 +43,8 @@ class Outcome:
 
     def line(self) -> str:
         failed = [name for name, ok in self.checks if not ok]
-        return (
-            f"{'PASS' if self.passed else 'FAIL'}  {self.name}  ({self.seconds:.0f} s)"
-            f"  {self.figures}" + (f"  failed: {failed}" if failed else "")
+        return f"{self.result}  {self.name}  ({self.seconds:.0f} s)  {self.figures}" + (
+            f"  failed: {failed}" if failed else ""
         )
 
 
@@ -108,12 +119,13 @@ def report(outcomes: list[Outcome], quick: bool, intro: list[str]) -> str:
     ]
     lines += ["| Scenario | Result | Took |", "|---|---|---|"]
     lines += [
-        f"| {o.name} | {'PASS' if o.passed else '**FAIL**'} | {o.seconds:.0f} s |"
+        f"| {o.name} | {'**FAIL**' if o.result == 'FAIL' else o.result} |"
+        f" {o.seconds:.0f} s |"
         for o in outcomes
     ]
     lines.append("")
     for o in outcomes:
-        lines += [f"## {o.name}: {'PASS' if o.passed else 'FAIL'}", ""]
+        lines += [f"## {o.name}: {o.result}", ""]
         lines += [f"- {k}: {_flat(v)}" for k, v in o.figures.items()]
         lines += [f"- check: {name}: {'yes' if ok else 'NO'}" for name, ok in o.checks]
         lines.append("")

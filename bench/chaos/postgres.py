@@ -49,6 +49,8 @@ def binaries() -> Path:
 class PrivatePostgres:
     directory: Path
     port: int
+    #: listen_addresses (the host-cut scenario adds its subnet's address).
+    listen: str = "127.0.0.1"
 
     @classmethod
     def create(cls, parent: Path) -> PrivatePostgres:
@@ -86,7 +88,7 @@ class PrivatePostgres:
 
     def start(self) -> None:
         options = (
-            f"-c listen_addresses=127.0.0.1 -c port={self.port}"
+            f"-c listen_addresses={self.listen} -c port={self.port}"
             " -c unix_socket_directories=''"
         )
         self._run(
@@ -117,6 +119,15 @@ class PrivatePostgres:
             "--timeout",
             "60",
         )
+
+    def allow(self, subnet: str) -> None:
+        """Let clients of `subnet` in, as on loopback (trust: a throwaway
+        cluster); read at the next start."""
+        hba = self.data / "pg_hba.conf"
+        line = f"host all all {subnet} trust"
+        if line not in hba.read_text().splitlines():
+            with hba.open("a") as conf:
+                conf.write(f"{line}\n")
 
     def version(self) -> str:
         return (self.data / "PG_VERSION").read_text().strip()

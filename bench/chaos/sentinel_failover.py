@@ -86,6 +86,7 @@ def first_start_after(group: SentinelGroup, port: int, moment: float) -> float |
 
 def sentinel_failover(directory: Path, sizes: Sizes, cut: float = 0.0) -> Outcome:
     """`cut` > 0: replication is cut that many seconds before the kill."""
+    from bench.chaos import marks  # registers chaos.mark
     from bench.procs import Fleet
 
     jobs = sizes.failover_jobs
@@ -99,8 +100,11 @@ def sentinel_failover(directory: Path, sizes: Sizes, cut: float = 0.0) -> Outcom
         failover_timeout_ms=FAILOVER_TIMEOUT_MS,
     ).start()
     try:
-        with pointed_at(group), Fleet(directory) as fleet:
-            with submitting(limit=jobs, pause=0.01) as load:
+        path = group.directory / "marks.txt"
+        with pointed_at(group), marks.marking(path), Fleet(directory) as fleet:
+            with submitting(
+                limit=jobs, pause=0.01, task="chaos.mark", payload={}
+            ) as load:
                 start_processes(fleet)
                 load.wait_accepted(jobs // 2, timeout=600)
                 figures = _kill_and_follow(group, cut)
@@ -118,8 +122,15 @@ def sentinel_failover(directory: Path, sizes: Sizes, cut: float = 0.0) -> Outcom
                     "accepted but never succeeded": len(ids) - count_succeeded(ids),
                 }
             )
-            twice = started_twice(directory, ids)
-            outcome.figures["started twice (workers' own logs)"] = twice
+            outcome.figures["started twice (workers' own logs)"] = started_twice(
+                directory, ids
+            )
+            ran = marks.marks(path)
+            twice = sum(1 for i in ids if ran[i] > 1)
+            outcome.figures["side effect twice (the jobs' own marks)"] = twice
+            if not cut:
+                # With replication whole, nothing the primary did is undone.
+                outcome.check("no job's side effect happened twice", twice == 0)
             if cut:
                 outcome.check(
                     "the new primary lacked jobs and the database put them back",
@@ -176,7 +187,9 @@ def started_twice(directory: Path, ids: list[str]) -> int:
     """Jobs started more than once, from the workers' own log lines. The
     history cannot tell: a job that finished on the old primary in the cut
     window, its events lost with it, is enqueued again and runs again (at
-    least once, see README "Redis Sentinel")."""
+    least once, see README "Redis Sentinel"). An upper bound: the line is
+    written as the start is sent, so a job its worker took as the primary
+    died, which never ran there, counts too; the marks count runs."""
     wanted = set(ids)
     runs: Counter[str] = Counter()
     for log in directory.glob("w*.log"):

@@ -25,6 +25,10 @@ class Sizes:
     cli_processes: int
     #: Redis primary SIGKILLed, replica promoted by Sentinel: jobs submitted.
     failover_jobs: int = 2000
+    #: Worker hosts (network namespaces, one worker each) and the jobs they
+    #: run while one host's link is cut.
+    hosts: int = 4
+    host_jobs: int = 1000
 
     @classmethod
     def of(cls, quick: bool) -> Sizes:
@@ -40,6 +44,8 @@ class Sizes:
                 bad_inputs=300,
                 cli_processes=3,
                 failover_jobs=300,
+                hosts=3,
+                host_jobs=150,
             )
         return cls(
             kill_jobs=2000,

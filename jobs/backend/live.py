@@ -21,6 +21,7 @@ from jobs.backend.queueing import (
     UNREADABLE,
     ConsoleJob,
     connection,
+    executing,
     lanes,
     logical_queue,
     rq_queue,
@@ -267,7 +268,12 @@ def queued_ids(queues: list[str]) -> set[str]:
 def still_stranded(job_ids: list[str]) -> list[str]:
     """Of these suspects, the jobs Redis still calls "queued" that are in no
     queue list: a worker popped them and died before registering them (a
-    multi-queue BLPOP has no safety net in RQ)."""
+    multi-queue BLPOP has no safety net in RQ).
+
+    Not a job with a live execution: a worker runs it, or took it as the
+    primary died (after a failover the new primary may have missed its
+    "started"); lost-worker recovery takes that one back if its heartbeat
+    lapses, and two paths putting one job back would run it twice."""
     client = connection()
     found = []
     for job_id in job_ids:
@@ -276,7 +282,8 @@ def still_stranded(job_ids: list[str]) -> list[str]:
             continue
         if client.lpos(f"rq:queue:{text(origin)}", job_id) is None:
             found.append(job_id)
-    return found
+    running = executing(found)
+    return [job_id for job_id in found if job_id not in running]
 
 
 def requeue_stranded(job_ids: list[str]) -> None:

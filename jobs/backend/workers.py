@@ -7,6 +7,7 @@ outcome with the execution clean-up, so a job costs no extra round trip.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import importlib
@@ -16,9 +17,10 @@ import os
 import secrets
 import signal
 import socket
+import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -69,6 +71,9 @@ WORKER_TTL = 20
 #: older than interval + grace belongs to a dead worker and is recovered.
 JOB_MONITORING_INTERVAL = 3
 HEARTBEAT_GRACE = 12
+#: A worker that could not heartbeat stops its job this long before its lease
+#: ends (the monitor's clock and ours, and its recovery period, 2 s).
+LEASE_MARGIN = 3
 
 
 #: Resident size is read at most this often (every heartbeat asks for it).
@@ -124,6 +129,12 @@ def forget_inherited_db_connections() -> None:
         if conn.connection is not None:
             _inherited_db.append(conn.connection)
             conn.connection = None
+
+
+class LeaseLost(Exception):  # noqa: N818 - a lease is lost, not an error of ours
+    """A running job's heartbeats stopped reaching Redis for its whole lease:
+    the monitor takes it back, so this worker must stop running it. Not a
+    redis error, so that redis-py's retries never swallow it."""
 
 
 @dataclass
@@ -404,13 +415,18 @@ class RecordingMixin(_WorkerBase):
             return
         try:
             super().execute_job(job, queue)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        except (
+            redis.exceptions.ConnectionError,
+            redis.exceptions.TimeoutError,
+            LeaseLost,
+        ) as exc:
             self._horse_pid = 0  # the job process has ended (or never began)
             self.log.warning(
                 "redis unavailable around a job; waiting for it",
                 extra={"worker": self.name, "job_id": job.id, "error": str(exc)},
             )
             self._wait_for_redis()
+            self._rejoin()
 
     def _refuse(self, job: ConsoleJob, queue: Queue) -> None:
         host = self.hostname or ""
@@ -419,6 +435,14 @@ class RecordingMixin(_WorkerBase):
             self.increment_failed_job_count(pipeline=pipe)
             pipe.execute()
             refusals.release_dependents(job, queue)
+
+    def _rejoin(self) -> None:
+        """Register again if the monitor gave this worker up for lost (it
+        deletes a lost worker's entry), so that it is seen working again."""
+        with self._tolerating_redis_loss("registration"):
+            if not self.connection.sismember(self.redis_workers_keys, self.key):
+                self.connection.delete(self.key)
+                self.register_birth()
 
     def _wait_for_redis(self) -> None:
         backoff = 0.1
@@ -621,11 +645,150 @@ class ConsoleWorker(RecordingMixin, Worker):
             return int(min(remaining, self.job_monitoring_interval)) + HEARTBEAT_GRACE
         return self.job_monitoring_interval + HEARTBEAT_GRACE
 
+    # -- the lease on a running job (fencing) ---------------------------------
+    # The monitor takes a job back once its heartbeat lapses (recover_abandoned)
+    # and runs it on another worker. A worker cut off from Redis (its host's
+    # link down) cannot tell, so it stops its own job process before its
+    # lease ends: the job then runs on one host at a time, never on two.
+
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        self._lease: Lease | None = None  # none in the job process
+        super().fork_work_horse(job, queue)
+        ttl = self.get_heartbeat_ttl(job)
+        self._lease = Lease(self.horse_pid, time.monotonic() + ttl)
+
+    def maintain_heartbeats(self, job: Job) -> None:
+        """RQ's heartbeat, each one that gets through renewing the lease."""
+        self._check_lease(job)
+        sent = time.monotonic()
+        try:
+            super().maintain_heartbeats(job)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            self._check_lease(job)
+            self.log.warning(
+                "heartbeat failed; the job runs on",
+                extra={"worker": self.name, "job_id": job.id},
+            )
+            return
+        if self._lease is not None:
+            self._lease.renew(sent + self.get_heartbeat_ttl(job))
+
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: Any = None,
+        exc_string: str = "",
+    ) -> None:
+        """Not for a job process the lease stopped: the monitor took the job
+        back (and may run it elsewhere); putting it back too would run it
+        twice."""
+        self._check_lease(job)
+        super().handle_job_failure(job, queue, started_job_registry, exc_string)
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        try:
+            super().execute_job(job, queue)
+        finally:
+            lease, self._lease = getattr(self, "_lease", None), None
+            if lease is not None:
+                lease.end()
+
+    def _check_lease(self, job: Job) -> None:
+        lease = getattr(self, "_lease", None)
+        if lease is not None and lease.lost:
+            self.log.warning(
+                "lease on the job lost (no heartbeat reached redis); its process"
+                " was stopped: the monitor runs it again",
+                extra={"worker": self.name, "job_id": job.id},
+            )
+            raise LeaseLost(f"job {job.id}: no heartbeat got through")
+
+    # -- in the job process: its end written through a failover -------------
+
+    def handle_execution_ended(
+        self, job: Job, queue: Queue, heartbeat_ttl: int
+    ) -> None:
+        if job.get_status(refresh=False) == JobStatus.FAILED:
+            # A failed attempt (its start may not even have been written) is
+            # not waited for: this process ends and the attempt is recovered
+            # as lost and run again at once, with no retry delay for RQ's
+            # scheduler to honour (a failover ends the scheduler's process).
+            super().handle_execution_ended(job, queue, heartbeat_ttl)
+            return
+        _until_redis_answers(super().handle_execution_ended, job, queue, heartbeat_ttl)
+
+    def handle_job_success(
+        self, job: Job, queue: Queue, started_job_registry: Any
+    ) -> None:
+        _until_redis_answers(
+            super().handle_job_success, job, queue, started_job_registry
+        )
+
     def main_work_horse(self, job: Job, queue: Queue) -> None:
         die_with_parent()
         forget_inherited_db_connections()
         queueing.mark_job_process()
         super().main_work_horse(job, queue)
+
+
+class Lease:
+    """A worker's hold on its running job: unless renewed (a heartbeat that
+    got through), the job process is killed LEASE_MARGIN seconds before the
+    monitor would call it lost. A timer thread, because the worker's main
+    thread may be stuck in any Redis call (redis-py retries a lost
+    connection for longer than the lease)."""
+
+    def __init__(self, pid: int, until: float) -> None:
+        self.pid = pid
+        self.lost = False
+        self._timer: threading.Timer | None = None
+        self.renew(until)
+
+    def renew(self, until: float) -> None:
+        self.end()
+        wait = max(0.0, until - LEASE_MARGIN - time.monotonic())
+        self._timer = threading.Timer(wait, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def end(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _expire(self) -> None:
+        self.lost = True
+        log.warning(
+            "lease ended; stopping the job process", extra={"job_process": self.pid}
+        )
+        with contextlib.suppress(ProcessLookupError):
+            # The job process leads its own group (RQ's fork); never ours.
+            if os.getpgid(self.pid) == self.pid:
+                os.killpg(self.pid, signal.SIGKILL)
+            else:
+                os.kill(self.pid, signal.SIGKILL)
+
+
+def _until_redis_answers(write: Callable[..., None], *args: Any) -> None:
+    """A job that did its work as the Redis primary died must not lose its
+    outcome, or it runs again: the write is tried until the promoted replica
+    answers. Never past the job's lease: by then the worker has stopped this
+    process (maintain_heartbeats) and the job runs elsewhere."""
+    deadline = time.monotonic() + JOB_MONITORING_INTERVAL + HEARTBEAT_GRACE
+    backoff = 0.1
+    while True:
+        try:
+            write(*args)
+            return
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            if time.monotonic() + backoff >= deadline:
+                raise
+            log.warning(
+                "redis unavailable as a job ends; trying again",
+                extra={"error": str(exc), "retry_in": backoff},
+            )
+            time.sleep(backoff)
+            backoff = min(1.0, backoff * 2)
 
 
 class ConsoleSimpleWorker(RecordingMixin, SimpleWorker):
@@ -681,8 +844,40 @@ def recover_abandoned(queues: list[str], now: float | None = None) -> list[Recov
                     refusals.refuse(job, queue, worker="recovery", pipe=pipe)
                     pipe.execute()
                 continue
+            if moved_on(client, job, key, entry, moment):
+                client.zrem(key, entry)  # only a stale entry: nothing to run
+                continue
             recovered.append(_recover(queue, job, key, entry))
     return recovered
+
+
+#: A job in one of these went on without the execution that left the entry.
+MOVED_ON = (
+    JobStatus.FINISHED,
+    JobStatus.FAILED,
+    JobStatus.STOPPED,
+    JobStatus.CANCELED,
+    JobStatus.SCHEDULED,
+    JobStatus.DEFERRED,
+)
+
+
+def moved_on(client: Any, job: Job, key: str, entry: str, now: float) -> bool:
+    """Has the job gone on without the execution of this lapsed entry?
+
+    After a failover the promoted replica may hold the entry of a worker
+    that took the job as the primary died and never ran it: the stranded
+    sweep puts such a job back and it runs elsewhere, while the entry lapses
+    only later. Recovering it then would run a job a second time that
+    finished, waits in its queue, or runs under another execution."""
+    status = job.get_status(refresh=False)
+    if status in MOVED_ON:
+        return True
+    if status == JobStatus.QUEUED:
+        return client.lpos(rq_queue(job.origin, client).key, job.id) is not None
+    # Started: another execution of it heartbeats (its entry has not lapsed).
+    others = client.zrangebyscore(key, now, "+inf")
+    return any(jobhash.text(other).startswith(f"{job.id}:") for other in others)
 
 
 def abandoned_by_rq(job_ids: list[str]) -> list[str]:
@@ -740,6 +935,8 @@ def _recover(queue: Queue, job: Job, registry_key: str, entry: str) -> Recovered
     now = time.time()
     with client.pipeline() as pipe:
         pipe.zrem(registry_key, entry)
+        # The lost execution is no longer "executing" (queueing.executing).
+        pipe.zrem(f"rq:executions:{job.id}", entry.partition(":")[2])
         if requeue:
             job.retries_left = 1
             job.retry_intervals = [0]
