@@ -208,9 +208,12 @@ def _cancel(step: Step, *, stop: bool = True) -> None:
         finished_at=timezone.now(),
         next_attempt_at=None,
     )
-    step.result.add_skipped(
-        "already finished", len([r for r in step.records if r.pk not in moved])
-    )
+    for record in step.records:
+        if record.pk not in moved:
+            # Stopped nothing: it ended first; not asked to stop: it runs on.
+            step.result.add_skipped(
+                "already finished" if record.pk in stops else "already running"
+            )
     canceled = [r for r in step.records if r.pk in moved]
     reason = step.reason or "canceled by an operator"
     _timeline(
