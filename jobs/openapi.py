@@ -360,7 +360,9 @@ def _paths() -> dict[str, Any]:
             )
         },
         "jobs/{job_id}/retry/": {"post": _action("Retry a dead or canceled job")},
-        "jobs/{job_id}/cancel/": {"post": _action("Cancel a job that has not started")},
+        "jobs/{job_id}/cancel/": {
+            "post": _action("Cancel a job (a running one is stopped)")
+        },
         "queues/": {
             "get": _op(
                 "Queues with live depth and pause state",

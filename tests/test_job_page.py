@@ -266,11 +266,14 @@ def test_operator_deletes_a_job_only_with_confirmation(operator_client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_running_job_cannot_be_deleted(operator_client):
+def test_running_job_cannot_be_deleted_but_can_be_canceled(
+    operator_client, viewer_client
+):
     job = services.job_submit(task="demo.echo", payload={"text": "x"})
     JobRecord.objects.filter(pk=job.pk).update(status=Status.STARTED)
     page = body(operator_client.get(f"/jobs/{job.pk}/"))
-    assert "/delete/" not in page and "/cancel/" not in page
+    assert "/delete/" not in page and f"/jobs/{job.pk}/cancel/" in page
+    assert "/cancel/" not in body(viewer_client.get(f"/jobs/{job.pk}/"))
     operator_client.post(f"/jobs/{job.pk}/delete/", {"confirm": "yes"})
     assert JobRecord.objects.filter(pk=job.pk).exists()
     assert "1 skipped: 1 running" in body(operator_client.get(f"/jobs/{job.pk}/"))

@@ -148,6 +148,20 @@ class Failure:
     delay: float | None = None
 
 
+#: The exception type an attempt stopped by an operator's cancel is recorded with.
+CANCELED_TYPE = "JobCanceled"
+
+
+def canceled_failure(by: str, detail: str = "") -> Failure:
+    """The outcome of an attempt stopped by an operator's cancel."""
+    return Failure(
+        outcome=events.Kind.FAILED,
+        exc_type=CANCELED_TYPE,
+        message=f"stopped: canceled by {by}",
+        traceback=detail,
+    )
+
+
 def exception_names(exc_type: type[BaseException]) -> list[str]:
     names: list[str] = []
     for cls in exc_type.__mro__:
@@ -508,6 +522,12 @@ class RecordingMixin(_WorkerBase):
         this_round = attempt - int(job.meta.get("attempt_offset", 0) or 0)
         policy = RetryPolicy.from_dict(job.meta.get("policy") or {})
         stopped = self._stopped_job_id == job.id
+        # An operator canceled it while it ran (the stop may have lost the race
+        # with the job's own failure): never retried, recorded as canceled.
+        canceled_by = queueing.cancel_requested(job.id, self.connection)
+        if canceled_by is not None:
+            stopped = True
+            failure = self._failures[job.id] = canceled_failure(canceled_by, exc_string)
         if not stopped and policy.allows_retry(this_round, failure.names):
             now = time.time()
             failure.delay = (
@@ -929,9 +949,15 @@ def _recover(queue: Queue, job: Job, registry_key: str, entry: str) -> Recovered
     attempt = int(job.meta.get("attempt", 1) or 1)
     this_round = attempt - int(job.meta.get("attempt_offset", 0) or 0)
     policy = RetryPolicy.from_dict(job.meta.get("policy") or {})
-    requeue = policy.allows_retry(this_round, [])
     lost_worker = job.worker_name or "unknown"
     message = f"worker lost: {lost_worker} stopped heartbeating"
+    # Canceled by an operator while it ran: never run again.
+    canceled_by = queueing.cancel_requested(job.id, client)
+    requeue = canceled_by is None and policy.allows_retry(this_round, [])
+    kind, exc_type = events.Kind.LOST, "WorkerLost"
+    if canceled_by is not None:
+        kind, exc_type = events.Kind.FAILED, CANCELED_TYPE
+        message = f"stopped: canceled by {canceled_by}; {message}"
     now = time.time()
     with client.pipeline() as pipe:
         pipe.zrem(registry_key, entry)
@@ -949,12 +975,12 @@ def _recover(queue: Queue, job: Job, registry_key: str, entry: str) -> Recovered
         pipe.xadd(
             events.STREAM,
             events.fields(
-                events.Kind.LOST,
+                kind,
                 job.id,
                 at=now,
                 attempt=attempt,
                 worker=lost_worker,
-                exc_type="WorkerLost",
+                exc_type=exc_type,
                 message=message,
                 traceback="",
                 retry_at=now if requeue else None,

@@ -182,24 +182,62 @@ def _retry(step: Step) -> None:
     step.result.done += len(ready)
 
 
-def _cancel(step: Step) -> None:
-    stopped = queueing.cancel(r.pk for r in step.records)
+def _cancel(step: Step, *, stop: bool = True) -> None:
+    """Waiting jobs leave Redis; running ones (or ones the database still
+    thinks wait, that a worker took meanwhile) are claimed and stopped by the
+    backend, whose claim decides against the job's own end: a job that ended
+    first is skipped ("already finished") and keeps its outcome."""
+    waiting = [r for r in step.records if r.status in transitions.WAITING]
+    taken = queueing.cancel(r.pk for r in waiting)
+    running = [r for r in step.records if r.pk not in taken] if stop else []
+    who = _actor_name(step.actor)
+    stops = {r.pk: queueing.stop_running(r.pk, by=who).outcome for r in running}
+    # Back in its queue meanwhile (a retry the history has not seen yet).
+    taken |= queueing.cancel(
+        pk for pk, outcome in stops.items() if outcome in REDIS_WAITING
+    )
     moved = transitions.move(
-        [r.pk for r in step.records if r.pk in stopped],
+        [
+            r.pk
+            for r in step.records
+            if r.pk in taken or stops.get(r.pk) in ("stopping", "gone")
+        ],
         JobRecord.Status.CANCELED,
         among=transitions.CANCELABLE,
+        stop=True,
         finished_at=timezone.now(),
         next_attempt_at=None,
     )
-    step.result.add_skipped("already running", len(step.records) - len(moved))
+    for record in step.records:
+        if record.pk not in moved:
+            # Stopped nothing: it ended first; not asked to stop: it runs on.
+            step.result.add_skipped(
+                "already finished" if record.pk in stops else "already running"
+            )
     canceled = [r for r in step.records if r.pk in moved]
+    reason = step.reason or "canceled by an operator"
     _timeline(
-        canceled,
+        [r for r in canceled if r.pk in taken],
         JobEvent.Kind.CANCELED,
         step.actor,
-        step.reason or "canceled by an operator",
+        reason,
+    )
+    _timeline(
+        [r for r in canceled if r.pk not in taken],
+        JobEvent.Kind.CANCELED,
+        step.actor,
+        f"{reason} while it ran (stopped by {who})",
     )
     step.result.done += len(canceled)
+
+
+#: RQ statuses of a job waiting in Redis.
+REDIS_WAITING = frozenset({"queued", "scheduled", "deferred"})
+
+
+def _actor_name(actor: Any) -> str:
+    user = acting_user(actor)
+    return user.get_username() if user else "system"
 
 
 def _delete(step: Step) -> None:
@@ -220,6 +258,13 @@ JOB_ACTIONS = {
 }
 
 
+#: Cancel only what waits (emptying a queue): a job a worker took meanwhile
+#: runs on.
+CANCEL_WAITING = JobAction(
+    "cancel", "Canceled", transitions.WAITING, partial(_cancel, stop=False)
+)
+
+
 def _lock_applicable(
     ids: list[str], action: JobAction, result: BulkResult
 ) -> list[JobRecord]:
@@ -236,7 +281,7 @@ def _lock_applicable(
 
 def jobs_act(
     *,
-    action: str,
+    action: str | JobAction,
     ids: Iterable[str],
     actor: Any,
     origin: str = Origin.CODE,
@@ -246,9 +291,9 @@ def jobs_act(
     """Run one of JOB_ACTIONS over jobs: one transaction, chunk by chunk, and
     one operator-log row. Jobs in a status the action does not apply to are
     skipped and counted; an empty selection does nothing and logs nothing."""
-    job_action = JOB_ACTIONS.get(action)
+    job_action = action if isinstance(action, JobAction) else JOB_ACTIONS.get(action)
     if job_action is None:
-        raise InvalidInput.one("action", f"unknown action {action[:40]!r}")
+        raise InvalidInput.one("action", f"unknown action {str(action)[:40]!r}")
     result = BulkResult()
     with transaction.atomic():
         touched = False
@@ -260,7 +305,7 @@ def jobs_act(
         if touched:
             audit(
                 actor=actor,
-                action=action,
+                action=job_action.name,
                 target=target or "jobs",
                 count=result.done,
                 reason=reason,
@@ -291,7 +336,7 @@ def job_act(
 
 #: Run dead or canceled jobs again, with a fresh set of attempts.
 jobs_retry = partial(jobs_act, action="retry")
-#: Cancel jobs that have not started; running jobs are skipped.
+#: Cancel jobs: waiting ones leave their queue, running ones are stopped.
 jobs_cancel = partial(jobs_act, action="cancel")
 #: Delete jobs and their history; running jobs are skipped.
 jobs_delete = partial(jobs_act, action="delete")

@@ -15,7 +15,14 @@ from django.utils import timezone
 
 from jobs.backend import live, queueing
 from jobs.models import Origin, QueueState
-from jobs.services.control import BULK_CAP, BulkResult, acting_user, audit, jobs_cancel
+from jobs.services.control import (
+    BULK_CAP,
+    CANCEL_WAITING,
+    BulkResult,
+    acting_user,
+    audit,
+    jobs_act,
+)
 from jobs.services.validation import InvalidInput
 
 
@@ -25,7 +32,8 @@ def queue_empty(
     """Cancel every job waiting in a queue (capped at BULK_CAP)."""
     _known_queue(name)
     ids = live.waiting_job_ids(name, BULK_CAP)
-    return jobs_cancel(
+    return jobs_act(
+        action=CANCEL_WAITING,
         ids=ids,
         actor=actor,
         origin=origin,

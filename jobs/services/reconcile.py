@@ -28,12 +28,16 @@ AGREES: dict[str | None, tuple[str, ...]] = {
     # RQ moves jobs from its scheduled and deferred registries (and immediate
     # retries) to the queue without telling us; all of these are "waiting".
     "queued": (Status.QUEUED, Status.SCHEDULED, Status.DEFERRED, Status.RETRYING),
-    "started": (Status.STARTED,),
+    # Canceled while it runs: the stop (or its lost worker's recovery) is on
+    # its way.
+    "started": (Status.STARTED, Status.CANCELED),
     "scheduled": (Status.SCHEDULED, Status.RETRYING),
     "deferred": (Status.DEFERRED,),
-    "finished": (Status.SUCCEEDED,),
-    "failed": (Status.DEAD,),
-    "stopped": (Status.DEAD,),
+    # The cancel's claim won, and the job's own end raced in after it.
+    "finished": (Status.SUCCEEDED, Status.CANCELED),
+    # Canceled while it ran: its worker stopped it (or it failed first).
+    "failed": (Status.DEAD, Status.CANCELED),
+    "stopped": (Status.DEAD, Status.CANCELED),
     "canceled": (Status.CANCELED,),
     None: (Status.PENDING, Status.SUCCEEDED, Status.DEAD, Status.CANCELED),
 }

@@ -10,7 +10,9 @@ leaves the row untouched. Submit, validation, control, reconcile and the
 recorder all come here; nothing else sets `status`.
 
 Repairs (reconcile) are the one exception to the graph: they take Redis's word
-for any job that has not succeeded (`move(..., repair=True)`).
+for any job that has not succeeded (`move(..., repair=True)`). An operator's
+cancel of a running job is the other (`move(..., stop=True)`): started ->
+canceled is in no event's reach, so the recorder can never take that path.
 """
 
 from __future__ import annotations
@@ -58,10 +60,15 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Status.CANCELED: frozenset({Status.PENDING}),
 }
 
+#: Moves only an operator's cancel makes (`move(..., stop=True)`), after the
+#: backend claimed the running job (jobs.backend.queueing.stop_running).
+STOPS: dict[str, frozenset[str]] = {Status.STARTED: frozenset({Status.CANCELED})}
+
 # The statuses each operator action applies to; every front door (console,
 # admin, API, CLI) and the job page's buttons read these.
 RETRYABLE: frozenset[str] = frozenset({Status.DEAD, Status.CANCELED})
-CANCELABLE: frozenset[str] = WAITING
+#: Waiting jobs are taken out of Redis; a running one is stopped (issue 19).
+CANCELABLE: frozenset[str] = WAITING | {Status.STARTED}
 #: A running job is never deleted: its worker would write its end to nothing.
 DELETABLE: frozenset[str] = ALL - {Status.STARTED}
 #: Waiting for a time (delayed, or a retry's back-off): can be run at once.
@@ -78,9 +85,13 @@ def allowed(current: str, new: str) -> bool:
     return new == current or new in TRANSITIONS.get(current, frozenset())
 
 
-def sources(new: str) -> frozenset[str]:
-    """Every status a record may be in to be written with `new`."""
-    return frozenset(s for s in ALL if allowed(s, new))
+def sources(new: str, *, stop: bool = False) -> frozenset[str]:
+    """Every status a record may be in to be written with `new` (with an
+    operator's stop of a running job: STOPS too)."""
+    found = frozenset(s for s in ALL if allowed(s, new))
+    if stop:
+        found |= {s for s, to in STOPS.items() if new in to}
+    return found
 
 
 def step(record: JobRecord, new: str) -> bool:
@@ -98,6 +109,7 @@ def move(
     *,
     among: Collection[str] = ALL,
     repair: bool = False,
+    stop: bool = False,
     **changes: Any,
 ) -> set[str]:
     """Set `new` (and `changes`) on those of `ids` whose status allows it now
@@ -106,8 +118,9 @@ def move(
     One conditional UPDATE per chunk of ids, decided by the database at write
     time, so it is safe against any concurrent writer. `repair=True` is
     reconcile's: any status in `among` but a success may move anywhere.
+    `stop=True` is an operator's cancel of a running job: STOPS apply too.
     """
-    froms = set(among) & (REPAIRABLE if repair else sources(new))
+    froms = set(among) & (REPAIRABLE if repair else sources(new, stop=stop))
     ids = list(dict.fromkeys(ids))
     if not froms or not ids:
         return set()

@@ -25,8 +25,9 @@ PAGE_SIZE = 50
 CONSEQUENCES = {
     "retry": "Dead and canceled jobs run again, each with a new round of "
     "attempts; jobs in other states are skipped and counted.",
-    "cancel": "Jobs that have not started are canceled and never run (they can "
-    "be retried later); running and finished jobs are skipped and counted.",
+    "cancel": "Waiting jobs are canceled and never run; running jobs are "
+    "stopped and canceled (they can be retried later); finished jobs are skipped "
+    "and counted.",
     "delete": "Jobs are removed with their attempts and timelines; running "
     "jobs are skipped. This cannot be undone.",
 }

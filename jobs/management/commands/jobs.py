@@ -106,7 +106,7 @@ class Command(BaseCommand):
             "--yes", action="store_true", help="with --dead: retry without asking"
         )
 
-        cancel = sub.add_parser("cancel", help="cancel jobs that have not started")
+        cancel = sub.add_parser("cancel", help="cancel jobs (running ones are stopped)")
         cancel.add_argument("ids", nargs="+")
         cancel.add_argument("--reason", default="")
 
