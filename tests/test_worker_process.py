@@ -44,6 +44,9 @@ def test_connections_do_not_announce_the_client_library(redis_server):
 
 def test_a_worker_imports_the_runner_before_it_forks(redis_server, monkeypatch):
     monkeypatch.delitem(sys.modules, "jobs.runner", raising=False)
+    # As in a worker's own process: no ancestor prepared it (an earlier test
+    # in this process may have, and then only a freeze is left to do).
+    monkeypatch.setattr(workers, "_prepared_in", None)
     gc.unfreeze()
     workers.prepare_to_fork()
     assert "jobs.runner" in sys.modules
