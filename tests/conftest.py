@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -149,15 +150,20 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
         return child
 
     yield start
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in children:
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+    # The test is over: a warm shutdown gets 2 s to finish (a worker left with
+    # a long job would take its whole length), then a second SIGTERM asks for
+    # the cold one (RQ ends its job processes), then SIGKILL.
+    for grace, stop in (
+        (2, signal.SIGTERM),
+        (8, signal.SIGTERM),
+        (None, signal.SIGKILL),
+    ):
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(stop)
+        for child in children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=grace)
     for log in logs:
         tail = log.read_text(errors="replace")[-3000:]
         print(f"--- {log.name} ---\n{tail}")
