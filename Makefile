@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 PYTEST_FLAGS ?=
 
-.PHONY: install run test test-py313 test-py313-suite test-pg test-redis8 lint chromium promtool postgres postgres-bin bench bench-quick chaos chaos-quick clean
+.PHONY: install run test test-main test-py313 test-py313-suite test-pg test-redis8 lint chromium promtool postgres postgres-bin bench bench-quick chaos chaos-quick clean
 
 # A virtualenv with the project installed (editable) under the given constraints.
 # $(1): interpreter, $(2): virtualenv, $(3): constraints file.
@@ -62,10 +62,15 @@ lint: install
 	DEBUG=1 $(BIN)/mypy .
 
 ## Every check: ruff, mypy, pytest with coverage (fails under 85 %), on SQLite;
-## then the second leg (test-py313).
+## and, at the same time, the second leg (test-py313). The two legs share no
+## state (each its own Redis on a free port, its own test database, its own
+## temporary directories); each one's output is printed whole when it ends.
 test: install chromium promtool lint
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-main test-py313
+
+## The main leg alone: Python 3.11 + Django 5.2, browser tests included.
+test-main: install chromium promtool
 	DEBUG=1 CI_BROWSER_REQUIRED=1 $(BIN)/pytest --cov --cov-report=term $(PYTEST_FLAGS)
-	@$(MAKE) --no-print-directory test-py313
 
 ## mypy and the suite but its `slow` tests (real worker subprocesses) and its
 ## browser tests, on Python 3.13 with Django 6.0. Without a 3.13 interpreter it
