@@ -364,6 +364,22 @@ def _db() -> BaseDatabaseWrapper:
     return connections[DEFAULT_DB_ALIAS]
 
 
+#: SQL text built once per database vendor and statement.
+_STATEMENTS: dict[tuple[str, ...], str] = {}
+
+
+def _statement(
+    connection: BaseDatabaseWrapper,
+    key: tuple[str, ...],
+    build: Callable[[Callable[[str], str]], str],
+) -> str:
+    full = (connection.vendor, *key)
+    found = _STATEMENTS.get(full)
+    if found is None:
+        found = _STATEMENTS[full] = build(connection.ops.quote_name)
+    return found
+
+
 def load_records(
     connection: BaseDatabaseWrapper, ids: set[str]
 ) -> dict[str, JobRecord]:
@@ -373,9 +389,15 @@ def load_records(
     ordered = sorted(ids)
     if not ordered:
         return found
-    quote = connection.ops.quote_name
     table = JobRecord._meta.db_table
-    columns = ", ".join(quote(f.column) for f in LOADED)
+    select = _statement(
+        connection,
+        ("select",),
+        lambda quote: (
+            f"SELECT {', '.join(quote(f.column) for f in LOADED)} "
+            f"FROM {quote(table)} WHERE {quote('id')} IN "
+        ),
+    )
     # What the ORM applies to each column read (the backend's, the field's).
     converters = []
     for index, loaded in enumerate(LOADED):
@@ -389,11 +411,7 @@ def load_records(
     with connection.cursor() as cursor:
         for start in range(0, len(ordered), BATCH):
             chunk = ordered[start : start + BATCH]
-            cursor.execute(
-                f"SELECT {columns} FROM {quote(table)} "
-                f"WHERE {quote('id')} IN ({', '.join(['%s'] * len(chunk))})",
-                chunk,
-            )
+            cursor.execute(f"{select}({', '.join(['%s'] * len(chunk))})", chunk)
             for row in cursor.fetchall():
                 values = list(row)
                 for index, functions, col in converters:
@@ -419,19 +437,26 @@ def insert_many(
         return
     meta = model._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
-    column = {f.name: quote(f.column) for f in fields}
-    if unique and update:
-        targets = ", ".join(column[name] for name in unique)
-        sets = ", ".join(f"{column[n]} = EXCLUDED.{column[n]}" for n in update)
-        conflict = f"ON CONFLICT ({targets}) DO UPDATE SET {sets}"
-    else:
-        conflict = "ON CONFLICT DO NOTHING"
+
+    def build(quote: Callable[[str], str]) -> str:
+        column = {f.name: quote(f.column) for f in fields}
+        if unique and update:
+            targets = ", ".join(column[name] for name in unique)
+            sets = ", ".join(f"{column[n]} = EXCLUDED.{column[n]}" for n in update)
+            conflict = f"ON CONFLICT ({targets}) DO UPDATE SET {sets}"
+        else:
+            conflict = "ON CONFLICT DO NOTHING"
+        return (
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(column.values())}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) {conflict}"
+        )
+
+    sql = _statement(
+        connection, ("insert", meta.label, *(unique or ()), "|", *(update or ())), build
+    )
     with connection.cursor() as cursor:
         cursor.executemany(
-            f"INSERT INTO {quote(meta.db_table)} "
-            f"({', '.join(quote(f.column) for f in fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))}) {conflict}",
+            sql,
             [
                 [
                     f.get_db_prep_save(getattr(row, f.attname), connection)
