@@ -124,10 +124,15 @@ def in_process_workers(ctx: Context) -> None:
         worker_pair(label, (console_class, rq_class), ctx)
 
 
+#: Issue 19: the recording's CPU per job (it was 3.0 ms).
+RECORDER_CPU_GOAL_MS = 1.0
+
+
 def recorder(ctx: Context) -> None:
     count = ctx.sizes.worker
     progress(f"figure 3: recorder, the history of {count} jobs")
     found = worker_pairs.recorder(count)
+    single = worker_pairs.recorder(count, jobs_per_batch=1)
     ctx.results.rows += [
         Row(
             f"3. recorder, {found.events:,} events (events/s)",
@@ -135,11 +140,33 @@ def recorder(ctx: Context) -> None:
             None,
         ),
         Row(
+            "3. recorder: CPU per job (ms)",
+            found.cpu_ms_per_job,
+            None,
+            f"<= {RECORDER_CPU_GOAL_MS:g}",
+            found.cpu_ms_per_job <= RECORDER_CPU_GOAL_MS,
+            decimals=2,
+        ),
+        Row(
+            "3. recorder: CPU per job, one job a batch (ms)",
+            single.cpu_ms_per_job,
+            None,
+            decimals=2,
+        ),
+        Row(
             "3. recorder: jobs done",
             f"{found.succeeded}/{found.jobs} succeeded in DB",
             None,
             "all",
             found.succeeded == found.jobs,
+            required=True,
+        ),
+        Row(
+            "3. recorder: jobs done, one job a batch",
+            f"{single.succeeded}/{single.jobs} succeeded in DB",
+            None,
+            "all",
+            single.succeeded == single.jobs,
             required=True,
         ),
     ]
@@ -197,7 +224,12 @@ NOTES: dict[str, str] = {
     ),
     "recorder": (
         "3: the recorder is timed on its own: one Recorder().drain_all() of the "
-        "history (enqueued, started, succeeded) of that many jobs."
+        "history (enqueued, started, succeeded) of that many jobs; its CPU per "
+        "job is this process's time.process_time() over the drain (Redis reads, "
+        "SQL writes, acknowledgements). 'One job a batch' drains the same "
+        "history 3 entries (one job) a batch, a transaction each: the most a "
+        "batch's fixed cost can weigh; the monitor lingers 50 ms after a "
+        "partial batch, so busy workers' events go several jobs a batch."
     ),
     "scaling": scaling.NOTE,
     "memory": memory.NOTE,

@@ -26,6 +26,8 @@ from jobs.processes.recorder import Recorder
 from jobs.services import SubmitRequest, job_submit_many
 
 GOAL_RATIO = 0.9
+#: A no-op job's stream entries: enqueued, started, succeeded.
+EVENTS_PER_JOB = 3
 #: Each of our classes against the plain RQ class it extends.
 PAIRS: tuple[tuple[str, type[BaseWorker], type[BaseWorker]], ...] = (
     ("SimpleWorker", ConsoleSimpleWorker, SimpleWorker),
@@ -50,10 +52,18 @@ class Recorded:
     seconds: float
     succeeded: int
     jobs: int
+    #: CPU time (this process's, user + system) of the drain.
+    cpu_seconds: float = 0.0
+    #: Jobs whose history each drain wrote in one transaction.
+    jobs_per_batch: int = 0
 
     @property
     def events_per_second(self) -> float:
         return rate(self.events, self.seconds)
+
+    @property
+    def cpu_ms_per_job(self) -> float:
+        return 1000 * self.cpu_seconds / self.jobs if self.jobs else 0.0
 
 
 def _burst(worker: BaseWorker) -> float:
@@ -106,14 +116,30 @@ def baseline(worker_class: type[BaseWorker], count: int) -> Drained:
     return Drained(count, seconds, queue.finished_job_registry.count)
 
 
-def recorder(count: int) -> Recorded:
-    """Timed: one Recorder().drain_all() of `count` jobs' whole history
-    (enqueued, started, succeeded), left in the stream by a simple worker."""
+def recorder(count: int, jobs_per_batch: int = 0) -> Recorded:
+    """Timed: draining `count` jobs' whole history (enqueued, started,
+    succeeded), left in the stream by a simple worker, with the recorder's
+    own batches (Recorder().drain_all()) or `jobs_per_batch` jobs' events a
+    batch (a monitor keeping up with busy workers reads a few at a time).
+    Wall and CPU time."""
     reset()
     _submit(count)
     _burst(ConsoleSimpleWorker(["default"], connection=queueing.connection()))
-    events, seconds = timed(Recorder(consumer="bench").drain_all)
-    return Recorded(events, seconds, _succeeded(), count)
+    rec = Recorder(consumer="bench")
+    rec.backlog()  # the group exists before the clock starts
+
+    def drain() -> int:
+        if not jobs_per_batch:
+            return rec.drain_all()
+        total = 0
+        while applied := rec.drain(count=EVENTS_PER_JOB * jobs_per_batch):
+            total += applied
+        return total
+
+    cpu = time.process_time()
+    events, seconds = timed(drain)
+    cpu = time.process_time() - cpu
+    return Recorded(events, seconds, _succeeded(), count, cpu, jobs_per_batch)
 
 
 def combine(rounds: Sequence[Drained]) -> Drained:

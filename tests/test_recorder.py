@@ -81,3 +81,66 @@ def test_the_recorder_reads_the_stream_in_either_protocol(
     work()
     assert recorder.Recorder(consumer="resp").drain_all() == 3
     assert JobRecord.objects.get(pk=job.pk).status == JobRecord.Status.SUCCEEDED
+
+
+def _calls(command: str) -> int:
+    """How often the server ran a command since it started."""
+    stats = queueing.connection().info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+def test_a_recorder_caught_up_reads_a_batch_in_one_call():
+    """Its own unacknowledged entries are looked for only when some may be
+    there (at start, after a failed batch, after a claim)."""
+    rec = recorder.Recorder(consumer="one")
+    assert rec.drain() == 0
+    services.job_submit(task="demo.echo", payload={"text": "x"})
+    work()
+    before = _calls("xreadgroup")
+    assert rec.drain() == 3
+    assert _calls("xreadgroup") - before == 1
+    assert JobRecord.objects.get().status == JobRecord.Status.SUCCEEDED
+
+
+def test_entries_a_dead_recorder_left_are_applied_after_the_claim(monkeypatch):
+    services.job_submit(task="demo.echo", payload={"text": "x"})
+    work()
+    dead = recorder.Recorder(consumer="dead")
+
+    def database_down(entries: list[events.Event]) -> int:
+        raise DatabaseError("database is down")
+
+    monkeypatch.setattr(recorder, "apply", database_down)
+    with pytest.raises(DatabaseError):
+        dead.drain()
+    monkeypatch.undo()
+    alive = recorder.Recorder(consumer="alive")
+    assert alive.drain() == 0  # the dead one's entries are not new
+    monkeypatch.setattr(recorder, "CLAIM_IDLE_MS", 0)
+    assert alive.claim_abandoned() == 3
+    assert alive.drain() == 3
+    assert alive.backlog() == 0
+    assert JobRecord.objects.get().status == JobRecord.Status.SUCCEEDED
+
+
+def test_a_batch_loads_records_as_the_orm_reads_them():
+    job = services.job_submit(task="demo.fail", payload={"times": 1})
+    work()
+    recorder.Recorder(consumer="one").drain_all()
+    loaded = recorder.load_records(recorder._db(), {job.pk, "no-such-job"})
+    full = JobRecord.objects.get(pk=job.pk)
+    assert list(loaded) == [job.pk]
+    assert full.enqueued_at is not None and full.next_attempt_at is not None
+    assert full.last_error and full.error_fingerprint
+    for name in ["id", "task", *recorder.RECORD_FIELDS]:
+        assert getattr(loaded[job.pk], name) == getattr(full, name), name
+
+
+def test_a_batch_loads_a_stored_result_as_the_orm_reads_it():
+    job = services.job_submit(task="demo.echo", payload={"text": "kept"})
+    work()
+    recorder.Recorder(consumer="one").drain_all()
+    loaded = recorder.load_records(recorder._db(), {job.pk})[job.pk]
+    full = JobRecord.objects.get(pk=job.pk)
+    assert full.result is not None and full.finished_at is not None
+    assert (loaded.result, loaded.finished_at) == (full.result, full.finished_at)

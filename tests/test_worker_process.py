@@ -171,3 +171,24 @@ def test_a_worker_leaves_its_command_channel_at_once(redis_server):
     leaving.join(timeout=30)
     assert not leaving.is_alive(), "unsubscribing hangs"
     assert not worker.pubsub_thread.is_alive()  # it closed its connection
+
+
+def _calls(command: str) -> int:
+    stats = queueing.connection().info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+def test_a_heartbeat_right_after_another_is_not_sent(monkeypatch):
+    """Between two jobs RQ heartbeats three times in a row, a round trip
+    each; one of the usual length will do. One with its own timeout (a long
+    job's) always goes out."""
+    monkeypatch.setattr(workers, "HEARTBEAT_FRESH", 60.0)  # a slow machine
+    worker = workers.ConsoleWorker(["default"], connection=queueing.connection())
+    before = _calls("expire")
+    worker.heartbeat()
+    worker.heartbeat()
+    assert _calls("expire") - before == 1
+    worker.heartbeat(timeout=90)
+    assert _calls("expire") - before == 2
+    ttl = queueing.connection().ttl(worker.key)
+    assert 80 < ttl <= 90

@@ -76,6 +76,10 @@ HEARTBEAT_GRACE = 12
 LEASE_MARGIN = 3
 
 
+#: A heartbeat of the usual length is skipped when one went out this
+#: recently (seconds): between two jobs RQ sends three in a row, a round trip
+#: each; the worker's entry lives WORKER_TTL + 60 s, a job's 15 s or more.
+HEARTBEAT_FRESH = 0.25
 #: Resident size is read at most this often (every heartbeat asks for it).
 RSS_EVERY = 1.0
 _rss: list[float] = [0.0, 0.0]  # [read at (monotonic), kB]
@@ -228,6 +232,7 @@ class RecordingMixin(_WorkerBase):
         self._paused_read_at = 0.0
         self._pop_first = self.connection.register_script(POP_FIRST)
         self._rss_sent_at = -RSS_EVERY
+        self._beat_at = -HEARTBEAT_FRESH
 
     # -- pause-aware dequeue --------------------------------------------------
 
@@ -245,7 +250,8 @@ class RecordingMixin(_WorkerBase):
     ) -> tuple[Job, Queue] | None:
         """RQ's dequeue, but blocking at most DEQUEUE_BLOCK seconds at a time
         and only on unpaused lanes, and riding out a lost Redis connection."""
-        self.set_state(WorkerStatus.IDLE)
+        if self.get_state() != WorkerStatus.IDLE:  # RQ wrote it after the job
+            self.set_state(WorkerStatus.IDLE)
         idle_since = time.monotonic()
         backoff = 0.1
         while True:
@@ -306,9 +312,12 @@ class RecordingMixin(_WorkerBase):
         in one round trip (RQ beats several times a job). A lost connection is
         survived: the next heartbeat catches up."""
         own = pipeline is None
+        moment = time.monotonic()
+        if own and timeout is None and moment - self._beat_at < HEARTBEAT_FRESH:
+            return  # RQ beats again and again between two jobs: one will do
         pipe = self.connection.pipeline() if own else pipeline
         super().heartbeat(timeout, pipeline=pipe)
-        moment = time.monotonic()
+        self._beat_at = moment
         if moment - self._rss_sent_at >= RSS_EVERY:
             pipe.hset(self.key, "rss_kb", str(resident_kb()))
             self._rss_sent_at = moment

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from jobs.models import JobRecord
 
@@ -154,12 +154,13 @@ def save_moved(rows: Sequence[JobRecord], field_names: Sequence[str]) -> None:
     if not rows:
         return
     fields: list[Any] = [JobRecord._meta.get_field(name) for name in field_names]
-    quote = connection.ops.quote_name
+    db = connections[DEFAULT_DB_ALIAS]  # not the proxy: one lookup, not one a value
+    quote = db.ops.quote_name
     assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
     by_status: dict[str, list[JobRecord]] = {}
     for row in sorted(rows, key=lambda r: r.pk):  # id order: no deadlock
         by_status.setdefault(row.status, []).append(row)
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         for new, group in by_status.items():
             froms = sorted(sources(new))
             cursor.executemany(
@@ -167,10 +168,7 @@ def save_moved(rows: Sequence[JobRecord], field_names: Sequence[str]) -> None:
                 f"WHERE {quote('id')} = %s "
                 f"AND {quote('status')} IN ({_marks(froms)})",
                 [
-                    [
-                        f.get_db_prep_save(getattr(row, f.attname), connection)
-                        for f in fields
-                    ]
+                    [f.get_db_prep_save(getattr(row, f.attname), db) for f in fields]
                     + [row.pk, *froms]
                     for row in group
                 ],
