@@ -361,14 +361,16 @@ def test_a_restored_job_has_the_attribute(redis_server, attribute):
 
 
 def test_rq_scheduler_has_what_careful_scheduler_uses(redis_server):
-    """refusals.CarefulScheduler and RecordingMixin._start_careful_scheduler."""
+    """refusals.CarefulScheduler, RecordingMixin._start_careful_scheduler and
+    _keep_scheduler_alive (`_process`, the scheduler's process once started)."""
     scheduler = RQScheduler(
         [queueing.rq_queue("contract")],
         connection=queueing.connection(),
         logging_level="WARNING",
         serializer=JSONSerializer,
     )
-    for attribute in ("_status", "_scheduled_job_registries", "_acquired_locks"):
+    attributes = ("_status", "_scheduled_job_registries", "_acquired_locks", "_process")
+    for attribute in attributes:
         assert hasattr(scheduler, attribute), attribute
     assert {"WORKING", "STARTED"} <= set(RQScheduler.Status.__members__)
     assert scheduler.acquire_locks() == {"contract"}

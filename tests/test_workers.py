@@ -331,3 +331,27 @@ def test_worker_survives_redis_dying_as_its_job_ends(spawn, monitor, redis_serve
     wait_for(lambda: status_of(job) == Status.SUCCEEDED, timeout=60)
     assert succeeded_attempts(job) == 1
     assert find_differences() == []
+
+
+def scheduler_pid(queue: str = "default") -> int | None:
+    """The pid of the scheduler process holding the queue's lock (from its
+    own registration), once it has registered."""
+    client = queueing.connection()
+    owner = client.get(f"rq:scheduler-lock:{queue}")
+    if not owner:
+        return None
+    pid = client.hget(f"rq:scheduler:{owner.decode()}", "pid")
+    return int(pid) if pid and int(pid) else None
+
+
+def test_a_killed_scheduler_process_is_started_again_at_once(workers, monitor):
+    """RQ restarts a dead scheduler only with its maintenance, every 10
+    minutes; retries and delayed jobs would wait that long."""
+    (worker,) = workers(1)
+    first = wait_for(scheduler_pid, timeout=60)
+    os.kill(first, signal.SIGKILL)
+    second = wait_for(lambda: (scheduler_pid() or first) != first and scheduler_pid())
+    assert worker.poll() is None
+    job = services.job_submit(task="demo.echo", payload={"text": "later"}, delay=1)
+    wait_for(lambda: status_of(job) == Status.SUCCEEDED, timeout=60)
+    assert second != first

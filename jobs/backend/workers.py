@@ -65,6 +65,11 @@ return false
 """
 #: Longest the command channel's thread sleeps (bounds a worker's exit).
 PUBSUB_WAKE = 1.0
+#: How often a worker looks whether its scheduler process died (a local
+#: check), and how often one whose scheduler never started (another worker
+#: holds the lock, RQ's holds it for 60 s past its end) asks Redis for it.
+SCHEDULER_CHECK = 1.0
+SCHEDULER_RETRY = 15.0
 #: Seconds an idle worker's entry outlives its last heartbeat.
 WORKER_TTL = 20
 #: A running job's worker heartbeats this often; a job whose heartbeat is
@@ -253,6 +258,8 @@ class RecordingMixin(_WorkerBase):
                 self.heartbeat()
                 if self.should_run_maintenance_tasks:
                     self.run_maintenance_tasks()
+                else:
+                    self._keep_scheduler_alive()
                 lanes_now = self.active_lanes()
                 if timeout is None:  # burst: take what is there, or stop
                     return self._dequeue_now(lanes_now) if lanes_now else None
@@ -360,6 +367,7 @@ class RecordingMixin(_WorkerBase):
         work loop's error handling: a Redis restart at that moment would end
         the worker. Survived instead; the maintenance tasks take the locks
         again later (RQ retries while the scheduler is not running)."""
+        self._keeps_scheduler = not (args[0] if args else kwargs.get("burst"))
         with self._tolerating_redis_loss("scheduler start"):
             self._start_careful_scheduler(*args, **kwargs)
 
@@ -386,6 +394,30 @@ class RecordingMixin(_WorkerBase):
         finally:
             self.scheduler.release_locks()
             self.scheduler.register_death()
+
+    def _keep_scheduler_alive(self) -> None:
+        """Start the scheduler process again soon after it died (a Redis error
+        ends it, as in a failover or a cut link): RQ only does so with its
+        maintenance, every 10 minutes, and retries and delayed jobs wait."""
+        scheduler = getattr(self, "scheduler", None)
+        if scheduler is None or not getattr(self, "_keeps_scheduler", False):
+            return
+        process = scheduler._process
+        if process is not None and process.is_alive():
+            return
+        moment = time.monotonic()
+        every = SCHEDULER_CHECK if process is not None else SCHEDULER_RETRY
+        if moment - getattr(self, "_scheduler_checked_at", 0.0) < every:
+            return
+        self._scheduler_checked_at = moment
+        if process is not None:
+            self.log.warning(
+                "scheduler process ended (exit code %s); starting it again",
+                process.exitcode,
+                extra={"worker": self.name},
+            )
+        with self._tolerating_redis_loss("scheduler restart"):
+            scheduler.acquire_locks(auto_start=True)
 
     def run_maintenance_tasks(self) -> None:
         with self._tolerating_redis_loss("maintenance"):
@@ -692,6 +724,7 @@ class ConsoleWorker(RecordingMixin, Worker):
             return
         if self._lease is not None:
             self._lease.renew(sent + self.get_heartbeat_ttl(job))
+        self._keep_scheduler_alive()  # a long job must not hold up retries
 
     def handle_job_failure(
         self,
