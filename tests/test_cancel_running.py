@@ -11,7 +11,8 @@ import pytest
 
 from jobs import services
 from jobs.backend import queueing
-from jobs.backend.workers import CANCELED_TYPE, recover_abandoned
+from jobs.backend.outcomes import CANCELED_TYPE
+from jobs.backend.recovery import recover_abandoned
 from jobs.models import Attempt, JobEvent, JobRecord
 from jobs.services import transitions
 from jobs.services.control import CANCEL_WAITING

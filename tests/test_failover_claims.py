@@ -13,7 +13,7 @@ import pytest
 
 from jobs import services
 from jobs.backend import queueing
-from jobs.backend.workers import recover_abandoned
+from jobs.backend.recovery import recover_abandoned
 from jobs.models import Attempt, JobRecord
 from jobs.services.reconcile import stranded_sweep
 from tests.conftest import spawned_log_says, wait_for

@@ -380,7 +380,7 @@ def test_the_monitors_sample_forgets_a_seen_worker_entry_it_cannot_read():
 def test_recovery_refuses_an_unreadable_job_of_a_dead_worker(recorder):
     """A job whose worker died, rewritten meanwhile by another client: the
     recovery sweep fails it alone and goes on with the others."""
-    from jobs.backend.workers import recover_abandoned
+    from jobs.backend.recovery import recover_abandoned
 
     bad = services.job_submit(task="demo.echo", payload={"text": "bad"})
     other = services.job_submit(task="demo.echo", payload={"text": "other"})

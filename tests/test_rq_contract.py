@@ -38,6 +38,7 @@ from jobs.backend import (
     jobhash,
     live,
     queueing,
+    recovery,
     refusals,
     rqwrites,
     scheduler,
@@ -210,7 +211,7 @@ COPIED = {
     ),
     # jobs/backend/queueing.py ConsoleJob._restore_refused sets what restore sets
     "Job.restore": (Job.restore, "d593835faafc"),
-    # jobs/backend/workers.py recover_abandoned/_recover mirror the abandoned branch
+    # jobs/backend/recovery.py recover_abandoned/_recover mirror the abandoned branch
     "StartedJobRegistry.cleanup": (
         rq.registry.StartedJobRegistry.cleanup,
         "7464387cedcf",
@@ -431,7 +432,7 @@ def ran_a_job(redis_server) -> tuple[SimpleWorker, Job, dict[str, Any]]:
 
 
 def test_worker_keys_and_fields(ran_a_job):
-    """live.live_workers reads these; workers._recover deletes a lost worker's."""
+    """live.live_workers reads these; recovery._recover deletes a lost worker's."""
     worker, job, seen = ran_a_job
     assert worker.key == f"rq:worker:{worker.name}"
     assert Worker.redis_workers_keys == "rq:workers"
@@ -531,7 +532,7 @@ def test_rq_scheduler_keys(redis_server):
 
 
 def test_rq_fails_an_abandoned_job_with_the_text_we_look_for(rq_worker):
-    """workers.abandoned_by_rq recognises RQ's clean-up by this text."""
+    """recovery.abandoned_by_rq recognises RQ's clean-up by this text."""
     client = queueing.connection()
     queue = rq_worker.queues[0]
     job = queue.enqueue("builtins.len", [])
@@ -542,14 +543,14 @@ def test_rq_fails_an_abandoned_job_with_the_text_we_look_for(rq_worker):
         client.zadd(registry.key, {entry: datetime.now(UTC).timestamp() - LONG_AGO})
     registry.cleanup()
     latest = job.latest_result()
-    assert latest is not None and workers.RQ_ABANDONED in latest.exc_string
+    assert latest is not None and recovery.RQ_ABANDONED in latest.exc_string
     assert job.get_status() == JobStatus.FAILED
     # live.examine_jobs reads it raw: stream rq:results:<id>, base64 of zlib.
     ((_id, fields),) = client.xrevrange(f"rq:results:{job.id}", count=1)
     text = zlib.decompress(base64.b64decode(fields[b"exc_string"])).decode()
-    assert workers.RQ_ABANDONED in text
+    assert recovery.RQ_ABANDONED in text
     raw = client.hgetall(job.key)
-    assert workers.RQ_ABANDONED in live._failure_text(raw, [(_id, fields)])
+    assert recovery.RQ_ABANDONED in live._failure_text(raw, [(_id, fields)])
 
 
 # -- 6. RQ's data encoding, rebuilt in rqwrites -----------------------------

@@ -13,7 +13,7 @@ import redis
 from django.db import connection
 
 from jobs import services
-from jobs.backend import queueing, workers
+from jobs.backend import forking, queueing, workers
 from jobs.models import JobRecord
 from jobs.processes.monitor import checkpoint_sqlite
 from tests.conftest import BASE_DIR, final, subprocess_env
@@ -45,18 +45,18 @@ def test_connections_do_not_announce_the_client_library(redis_server):
 def test_a_worker_imports_the_runner_before_it_forks(redis_server, monkeypatch):
     monkeypatch.delitem(sys.modules, "jobs.runner", raising=False)
     gc.unfreeze()
-    workers.prepare_to_fork()
+    forking.prepare_to_fork()
     assert "jobs.runner" in sys.modules
     assert gc.get_freeze_count() > 0
     gc.unfreeze()
 
 
 def test_resident_size_is_read_at_most_once_a_second(monkeypatch):
-    workers._rss[:] = [0.0, 0.0]
-    first = workers.resident_kb()
+    forking._rss[:] = [0.0, 0.0]
+    first = forking.resident_kb()
     assert first > 0
     monkeypatch.setattr(workers, "open", lambda *a, **k: 1 / 0, raising=False)
-    assert workers.resident_kb() == first  # served from the last reading
+    assert forking.resident_kb() == first  # served from the last reading
 
 
 def test_monitor_checkpoints_the_sqlite_log(run_until):

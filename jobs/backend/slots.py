@@ -54,10 +54,10 @@ from rq.worker import WorkerStatus
 
 from jobs import eventloop, registry
 from jobs.backend import slotprocs
+from jobs.backend.lease import HEARTBEAT_GRACE
 from jobs.backend.queueing import ConsoleJob
 from jobs.backend.workers import (
     DEQUEUE_BLOCK,
-    HEARTBEAT_GRACE,
     PAUSE_REFRESH,
     ConsoleWorker,
 )

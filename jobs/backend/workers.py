@@ -7,28 +7,18 @@ outcome with the execution clean-up, so a job costs no extra round trip.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
-import importlib
-import json
 import logging
 import os
 import secrets
-import signal
 import socket
-import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from functools import cache
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import redis
-from django.db import connections as db_connections
 from rq import worker_registration
 from rq.exceptions import DequeueTimeout, NoSuchJobError
 from rq.job import Job, JobStatus
@@ -38,7 +28,27 @@ from rq.utils import now as rq_now
 from rq.worker import SimpleWorker, Worker, WorkerStatus
 
 from jobs import events, stats
-from jobs.backend import jobhash, queueing, refusals
+from jobs.backend import queueing, refusals
+from jobs.backend.forking import (
+    RSS_EVERY,
+    die_with_parent,
+    forget_inherited_db_connections,
+    prepare_to_fork,
+    resident_kb,
+)
+from jobs.backend.lease import (
+    HEARTBEAT_GRACE,
+    JOB_MONITORING_INTERVAL,
+    Lease,
+    LeaseLost,
+    until_redis_answers,
+)
+from jobs.backend.outcomes import (
+    Failure,
+    canceled_failure,
+    exception_names,
+    summarise,
+)
 from jobs.backend.queueing import (
     ConsoleJob,
     lanes,
@@ -47,11 +57,10 @@ from jobs.backend.queueing import (
     rq_queue,
     whole_second_after,
 )
+from jobs.backend.recovery import recover_abandoned
 from jobs.registry import RetryPolicy
 
 log = logging.getLogger("jobs.worker")
-#: Results larger than this are summarised in the history, not copied whole.
-RESULT_SUMMARY_BYTES = 8192
 #: Longest a worker blocks on Redis before re-reading which queues are paused.
 DEQUEUE_BLOCK = 0.5
 PAUSE_REFRESH = 0.25
@@ -72,106 +81,6 @@ SCHEDULER_CHECK = 1.0
 SCHEDULER_RETRY = 15.0
 #: Seconds an idle worker's entry outlives its last heartbeat.
 WORKER_TTL = 20
-#: A running job's worker heartbeats this often; a job whose heartbeat is
-#: older than interval + grace belongs to a dead worker and is recovered.
-JOB_MONITORING_INTERVAL = 3
-HEARTBEAT_GRACE = 12
-#: A worker that could not heartbeat stops its job this long before its lease
-#: ends (the monitor's clock and ours, and its recovery period, 2 s).
-LEASE_MARGIN = 3
-
-
-#: Resident size is read at most this often (every heartbeat asks for it).
-RSS_EVERY = 1.0
-_rss: list[float] = [0.0, 0.0]  # [read at (monotonic), kB]
-
-
-def resident_kb() -> int:
-    """Resident set size of this process (not the peak), at most RSS_EVERY
-    seconds old."""
-    moment = time.monotonic()
-    if moment - _rss[0] >= RSS_EVERY or not _rss[1]:
-        try:
-            with open("/proc/self/statm") as statm:
-                pages = int(statm.read().split()[1])
-            _rss[:] = [moment, pages * os.sysconf("SC_PAGE_SIZE") // 1024]
-        except (OSError, ValueError, IndexError):
-            return 0
-    return int(_rss[1])
-
-
-@cache
-def _libc() -> Any:
-    """glibc, loaded once in the worker (job processes inherit it); None
-    where there is none."""
-    try:
-        return ctypes.CDLL("libc.so.6", use_errno=True)
-    except OSError:  # pragma: no cover - not Linux
-        return None
-
-
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent (the worker) dies, so
-    a job never runs on without the worker that heartbeats it."""
-    parent = os.getppid()
-    libc = _libc()
-    if libc is None:  # pragma: no cover - not Linux
-        return
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-PR_SET_PDEATHSIG = 1
-#: Database connections inherited across fork, kept referenced (never closed,
-#: never garbage-collected) so the job process cannot send a disconnect on
-#: the parent's socket; the job opens its own.
-_inherited_db: list[Any] = []
-
-
-def forget_inherited_db_connections() -> None:
-    for conn in db_connections.all(initialized_only=True):
-        if conn.connection is not None:
-            _inherited_db.append(conn.connection)
-            conn.connection = None
-
-
-class LeaseLost(Exception):  # noqa: N818 - a lease is lost, not an error of ours
-    """A running job's heartbeats stopped reaching Redis for its whole lease:
-    the monitor takes it back, so this worker must stop running it. Not a
-    redis error, so that redis-py's retries never swallow it."""
-
-
-@dataclass
-class Failure:
-    outcome: events.Kind  # FAILED or LOST
-    exc_type: str
-    message: str
-    traceback: str
-    names: list[str] = field(default_factory=list)
-    retry_at: float | None = None
-    delay: float | None = None
-
-
-#: The exception type an attempt stopped by an operator's cancel is recorded with.
-CANCELED_TYPE = "JobCanceled"
-
-
-def canceled_failure(by: str, detail: str = "") -> Failure:
-    """The outcome of an attempt stopped by an operator's cancel."""
-    return Failure(
-        outcome=events.Kind.FAILED,
-        exc_type=CANCELED_TYPE,
-        message=f"stopped: canceled by {by}",
-        traceback=detail,
-    )
-
-
-def exception_names(exc_type: type[BaseException]) -> list[str]:
-    names: list[str] = []
-    for cls in exc_type.__mro__:
-        names.extend((cls.__name__, f"{cls.__module__}.{cls.__qualname__}"))
-    return names
 
 
 def expand_lanes(queues: list[Queue | str]) -> list[str]:
@@ -187,16 +96,6 @@ def expand_lanes(queues: list[Queue | str]) -> list[str]:
             tier.append(lane_name)
     ordered = [name for tier in tiers for name in tier]
     return list(dict.fromkeys(ordered))
-
-
-def summarise(value: Any) -> Any:
-    try:
-        text = json.dumps(value, default=str)
-    except (TypeError, ValueError):
-        text = json.dumps(repr(value))
-    if len(text) <= RESULT_SUMMARY_BYTES:
-        return json.loads(text)
-    return {"truncated": True, "preview": text[:RESULT_SUMMARY_BYTES]}
 
 
 if TYPE_CHECKING:
@@ -651,35 +550,6 @@ class RecordingMixin(_WorkerBase):
         )
 
 
-def prepare_to_fork() -> None:
-    """Make this process a good parent for job processes.
-
-    The task runner is imported here, once: RQ would otherwise import it
-    afresh in every forked job (about 2 ms a job). Then what start-up freed
-    is handed back, and the objects that remain are taken out of the garbage
-    collector's reach: a collection in a job would otherwise walk, and so
-    copy page by page, the whole inherited heap.
-    """
-    global _prepared_in
-    if _prepared_in is not None:
-        # An ancestor (the pool's parent) froze the heap before it forked us:
-        # collecting or trimming again would write to, and so un-share, the
-        # pages it left shared. Only what this process made since is frozen.
-        gc.freeze()
-        return
-    importlib.import_module(queueing.RUNNER.rpartition(".")[0])
-    gc.collect()
-    gc.freeze()
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
-    _prepared_in = os.getpid()
-
-
-#: The pid of the process that ran prepare_to_fork (inherited by its forks).
-_prepared_in: int | None = None
-
-
 class ConsoleWorker(RecordingMixin, Worker):
     """The default worker: one forked process per job (isolation)."""
 
@@ -769,12 +639,12 @@ class ConsoleWorker(RecordingMixin, Worker):
             # scheduler to honour (a failover ends the scheduler's process).
             super().handle_execution_ended(job, queue, heartbeat_ttl)
             return
-        _until_redis_answers(super().handle_execution_ended, job, queue, heartbeat_ttl)
+        until_redis_answers(super().handle_execution_ended, job, queue, heartbeat_ttl)
 
     def handle_job_success(
         self, job: Job, queue: Queue, started_job_registry: Any
     ) -> None:
-        _until_redis_answers(
+        until_redis_answers(
             super().handle_job_success, job, queue, started_job_registry
         )
 
@@ -785,257 +655,5 @@ class ConsoleWorker(RecordingMixin, Worker):
         super().main_work_horse(job, queue)
 
 
-class Lease:
-    """A worker's hold on its running job: unless renewed (a heartbeat that
-    got through), the job process is killed LEASE_MARGIN seconds before the
-    monitor would call it lost. A timer thread, because the worker's main
-    thread may be stuck in any Redis call (redis-py retries a lost
-    connection for longer than the lease)."""
-
-    def __init__(self, pid: int, until: float) -> None:
-        self.pid = pid
-        self.lost = False
-        self._timer: threading.Timer | None = None
-        self.renew(until)
-
-    def renew(self, until: float) -> None:
-        self.end()
-        wait = max(0.0, until - LEASE_MARGIN - time.monotonic())
-        self._timer = threading.Timer(wait, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def end(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-
-    def _expire(self) -> None:
-        self.lost = True
-        log.warning(
-            "lease ended; stopping the job process", extra={"job_process": self.pid}
-        )
-        with contextlib.suppress(ProcessLookupError):
-            # The job process leads its own group (RQ's fork); never ours.
-            if os.getpgid(self.pid) == self.pid:
-                os.killpg(self.pid, signal.SIGKILL)
-            else:
-                os.kill(self.pid, signal.SIGKILL)
-
-
-def _until_redis_answers(write: Callable[..., None], *args: Any) -> None:
-    """A job that did its work as the Redis primary died must not lose its
-    outcome, or it runs again: the write is tried until the promoted replica
-    answers. Never past the job's lease: by then the worker has stopped this
-    process (maintain_heartbeats) and the job runs elsewhere."""
-    deadline = time.monotonic() + JOB_MONITORING_INTERVAL + HEARTBEAT_GRACE
-    backoff = 0.1
-    while True:
-        try:
-            write(*args)
-            return
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            if time.monotonic() + backoff >= deadline:
-                raise
-            log.warning(
-                "redis unavailable as a job ends; trying again",
-                extra={"error": str(exc), "retry_in": backoff},
-            )
-            time.sleep(backoff)
-            backoff = min(1.0, backoff * 2)
-
-
 class ConsoleSimpleWorker(RecordingMixin, SimpleWorker):
     """Runs jobs in the worker's own process: faster, no isolation."""
-
-
-# -- recovery of jobs whose worker died --------------------------------------
-#
-# RQ has its own clean-up for a dead worker's job (StartedJobRegistry.cleanup,
-# run by every RQ worker at start-up and every 10 minutes, and by anything
-# that reads `registry.count`, such as `rq info`): it fails the job as
-# abandoned, with no retry (our jobs carry no RQ retry) and no event, so the
-# history would say "started" forever. Our workers run recover_abandoned in
-# its place; a job RQ failed anyway is adopted by the monitor's stranded
-# sweep (jobs/services/reconcile.py).
-
-#: How RQ's clean-up words the failure it records for an abandoned job.
-RQ_ABANDONED = "due to AbandonedJobError"
-
-
-@dataclass(frozen=True)
-class Recovered:
-    job_id: str
-    worker: str
-    requeued: bool
-
-
-def recover_abandoned(queues: list[str], now: float | None = None) -> list[Recovered]:
-    """Jobs whose worker stopped heartbeating (SIGKILL, OOM, lost host) run
-    again at once if attempts remain, else go dead with "worker lost".
-
-    Each started-registry entry (one per execution) is claimed with SET NX,
-    so two monitors, or a monitor and a worker, never recover it twice.
-    """
-    client = queueing.connection()
-    moment = time.time() if now is None else now
-    recovered: list[Recovered] = []
-    for lane_name in [lane for q in queues for lane in lanes(q)]:
-        queue = rq_queue(lane_name, client)
-        key = queue.started_job_registry.key
-        for raw in client.zrangebyscore(key, 0, moment):
-            entry = jobhash.text(raw)
-            if not client.set(f"console:recovering:{entry}", 1, nx=True, ex=300):
-                continue
-            try:
-                job = queueing.fetch(entry.split(":")[0], client)
-            except Exception:  # noqa: BLE001 - the job is gone: only the entry is left
-                client.zrem(key, entry)
-                continue
-            if job.refusal:  # unreadable now: fails alone, never run again
-                with client.pipeline() as pipe:
-                    pipe.zrem(key, entry)
-                    refusals.refuse(job, queue, worker="recovery", pipe=pipe)
-                    pipe.execute()
-                continue
-            if moved_on(client, job, key, entry, moment):
-                client.zrem(key, entry)  # only a stale entry: nothing to run
-                continue
-            recovered.append(_recover(queue, job, key, entry))
-    return recovered
-
-
-#: A job in one of these went on without the execution that left the entry.
-MOVED_ON = (
-    JobStatus.FINISHED,
-    JobStatus.FAILED,
-    JobStatus.STOPPED,
-    JobStatus.CANCELED,
-    JobStatus.SCHEDULED,
-    JobStatus.DEFERRED,
-)
-
-
-def moved_on(client: Any, job: Job, key: str, entry: str, now: float) -> bool:
-    """Has the job gone on without the execution of this lapsed entry?
-
-    After a failover the promoted replica may hold the entry of a worker
-    that took the job as the primary died and never ran it: the stranded
-    sweep puts such a job back and it runs elsewhere, while the entry lapses
-    only later. Recovering it then would run a job a second time that
-    finished, waits in its queue, or runs under another execution."""
-    status = job.get_status(refresh=False)
-    if status in MOVED_ON:
-        return True
-    if status == JobStatus.QUEUED:
-        return client.lpos(rq_queue(job.origin, client).key, job.id) is not None
-    # Started: another execution of it heartbeats (its entry has not lapsed).
-    others = client.zrangebyscore(key, now, "+inf")
-    return any(jobhash.text(other).startswith(f"{job.id}:") for other in others)
-
-
-def abandoned_by_rq(job_ids: list[str]) -> list[str]:
-    """The jobs among these that RQ's own clean-up failed as abandoned."""
-    client = queueing.connection()
-    return [job_id for job_id in job_ids if _rq_abandoned(client, job_id)]
-
-
-def adopt_abandoned(job_ids: list[str]) -> list[Recovered]:
-    """Recover jobs RQ's clean-up failed as abandoned, as if we had found them
-    first. Claimed per RQ failure record; a job that already waits in its
-    queue or runs (we recovered it too, racing RQ) is left alone."""
-    client = queueing.connection()
-    recovered: list[Recovered] = []
-    for job_id in job_ids:
-        found = _rq_abandoned(client, job_id)
-        if found is None:
-            continue
-        job, failure_id = found
-        queue = rq_queue(job.origin, client)
-        busy = client.lpos(queue.key, job.id) is not None or any(
-            jobhash.text(entry).startswith(f"{job.id}:")
-            for entry in client.zrange(queue.started_job_registry.key, 0, -1)
-        )
-        claim = f"console:recovering:{job.id}:{failure_id}"
-        if busy or not client.set(claim, 1, nx=True, ex=300):
-            continue
-        key = queue.failed_job_registry.key
-        recovered.append(_recover(queue, job, key, job.id))
-    return recovered
-
-
-def _rq_abandoned(client: Any, job_id: str) -> tuple[Job, str] | None:
-    """The job and RQ's failure record, if RQ failed this job as abandoned."""
-    try:
-        job = ConsoleJob.fetch(job_id, connection=client)
-    except Exception:  # noqa: BLE001 - gone from Redis: nothing to adopt
-        return None
-    if job.get_status(refresh=False) != JobStatus.FAILED:
-        return None
-    latest = job.latest_result()
-    if latest is None or RQ_ABANDONED not in (latest.exc_string or ""):
-        return None
-    return job, str(latest.id)
-
-
-def _recover(queue: Queue, job: Job, registry_key: str, entry: str) -> Recovered:
-    client: Any = queue.connection
-    attempt = int(job.meta.get("attempt", 1) or 1)
-    this_round = attempt - int(job.meta.get("attempt_offset", 0) or 0)
-    policy = RetryPolicy.from_dict(job.meta.get("policy") or {})
-    lost_worker = job.worker_name or "unknown"
-    message = f"worker lost: {lost_worker} stopped heartbeating"
-    # Canceled by an operator while it ran: never run again.
-    canceled_by = queueing.cancel_requested(job.id, client)
-    requeue = canceled_by is None and policy.allows_retry(this_round, [])
-    kind, exc_type = events.Kind.LOST, "WorkerLost"
-    if canceled_by is not None:
-        kind, exc_type = events.Kind.FAILED, CANCELED_TYPE
-        message = f"stopped: canceled by {canceled_by}; {message}"
-    now = time.time()
-    with client.pipeline() as pipe:
-        pipe.zrem(registry_key, entry)
-        # The lost execution is no longer "executing" (queueing.executing).
-        pipe.zrem(f"rq:executions:{job.id}", entry.partition(":")[2])
-        if requeue:
-            job.retries_left = 1
-            job.retry_intervals = [0]
-            job.retry(queue, pipe)
-            # RQ's clean-up may have failed it too, racing us: not dead after all.
-            pipe.zrem(queue.failed_job_registry.key, job.id)
-        else:
-            job.set_status(JobStatus.FAILED, pipeline=pipe)
-            job._handle_failure(message, pipe, worker_name=lost_worker)
-        pipe.xadd(
-            events.STREAM,
-            events.fields(
-                kind,
-                job.id,
-                at=now,
-                attempt=attempt,
-                worker=lost_worker,
-                exc_type=exc_type,
-                message=message,
-                traceback="",
-                retry_at=now if requeue else None,
-                delay=0.0 if requeue else None,
-            ),
-        )
-        stats.count_outcome(
-            pipe,
-            queue=logical_queue(job.origin),
-            task=str(job.meta.get("task", "")),
-            outcome="failed" if requeue else "dead",
-            duration=None,
-            at=now,
-        )
-        # The dead worker's entry goes too, rather than lingering until its TTL.
-        pipe.delete(f"rq:worker:{lost_worker}")
-        pipe.srem("rq:workers", f"rq:worker:{lost_worker}")
-        pipe.execute()
-    if not requeue:
-        queue.enqueue_dependents(job)
-    log.warning(
-        "recovered a job from a lost worker",
-        extra={"job_id": job.id, "worker": lost_worker, "requeued": requeue},
-    )
-    return Recovered(job.id, lost_worker, requeue)

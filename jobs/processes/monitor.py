@@ -20,7 +20,7 @@ from django.db import DatabaseError, close_old_connections, connection
 from jobs import stats
 from jobs.backend import live, queueing
 from jobs.backend.errors import BackendError
-from jobs.backend.workers import recover_abandoned
+from jobs.backend.recovery import recover_abandoned
 from jobs.processes import alerts, schedules
 from jobs.processes.recorder import Recorder
 from jobs.services import outbox_relay, queue_sync_paused
