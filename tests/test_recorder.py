@@ -6,7 +6,7 @@ import pytest
 from django.db import DatabaseError
 
 from jobs import events, services
-from jobs.backend import queueing
+from jobs.backend import connect
 from jobs.models import Attempt, JobEvent, JobRecord
 from jobs.processes import recorder
 from tests.conftest import work
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _stream_entries() -> list[events.Event]:
-    rows = queueing.connection().xrange(events.STREAM)
+    rows = connect.connection().xrange(events.STREAM)
     return [events.parse(sid, data) for sid, data in rows]
 
 

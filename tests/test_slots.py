@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from jobs import services
-from jobs.backend import queueing
+from jobs.backend import connect, queueing
 from jobs.models import Attempt, JobRecord
 from jobs.services.reconcile import find_differences
 from tests.conftest import spawned_log_says, wait_for, worker_pid
@@ -67,7 +67,7 @@ def test_a_thread_worker_runs_two_dozen_sleeping_jobs_at_once(spawn, monitor):
 
 def test_the_worker_hash_shows_slots_in_use_of_its_concurrency(spawn, monitor):
     proc = slot_worker(spawn, 3, "thread")
-    client = queueing.connection()
+    client = connect.connection()
     # Idle once started, as RQ's own worker says (readiness probes read it).
     wait_for(lambda: _field(client, proc.pid, b"state") == b"idle")
     jobs = sleepers(2, 3)
@@ -216,7 +216,7 @@ def test_workers_screen_shows_slots_in_use_of_n(operator_client):
     from jobs.backend.workers import ConsoleWorker
     from jobs.selectors import workers as worker_selectors
 
-    client = queueing.connection()
+    client = connect.connection()
     slotted = SlotWorker(["default"], connection=client, concurrency=8)
     plain = ConsoleWorker(["default"], connection=client)
     odd = ConsoleWorker(["default"], connection=client)
@@ -350,7 +350,7 @@ def test_rq_code_the_slot_worker_mirrors_is_unchanged():
 def test_a_slot_worker_has_the_attributes_it_sets(redis_server):
     from jobs.backend.slots import SlotWorker
 
-    worker = SlotWorker(["default"], connection=queueing.connection())
+    worker = SlotWorker(["default"], connection=connect.connection())
     for name in ("execution", "_stop_requested", "_shutdown_requested_date"):
         assert hasattr(worker, name), name
     assert worker.is_horse is False
@@ -474,7 +474,7 @@ def test_rqs_stop_job_command_stops_only_that_job(spawn, monitor, model):
     jobs = sleepers(3, 6)
     wait_for(lambda: set(statuses(jobs)) == {Status.STARTED}, timeout=60)
     target, *others = jobs
-    send_stop_job_command(queueing.connection(), str(target.pk))
+    send_stop_job_command(connect.connection(), str(target.pk))
     wait_for(lambda: statuses([target]) == [Status.DEAD], timeout=60)
     wait_for(lambda: set(statuses(others)) == {Status.SUCCEEDED}, timeout=60)
     (stopped,) = Attempt.objects.filter(job=target)  # stopped: never retried
@@ -509,7 +509,7 @@ def test_a_failed_job_in_a_slot_is_retried_with_backoff(spawn, monitor, model):
 def test_rq_suspend_starts_no_new_job_and_lets_running_ones_finish(spawn, monitor):
     from rq.suspension import resume, suspend
 
-    client = queueing.connection()
+    client = connect.connection()
     proc = slot_worker(spawn, 3, "thread")
     running = sleepers(2, 4)
     wait_for(lambda: set(statuses(running)) == {Status.STARTED}, timeout=60)

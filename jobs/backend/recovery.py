@@ -20,14 +20,10 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 
 from jobs import events, stats
-from jobs.backend import jobhash, queueing, refusals
+from jobs.backend import cancels, connect, jobhash, queueing, refusals
 from jobs.backend.outcomes import CANCELED_TYPE
-from jobs.backend.queueing import (
-    ConsoleJob,
-    lanes,
-    logical_queue,
-    rq_queue,
-)
+from jobs.backend.queueing import ConsoleJob, rq_queue
+from jobs.backend.queues import lanes, logical_queue
 from jobs.registry import RetryPolicy
 
 #: How RQ's clean-up words the failure it records for an abandoned job.
@@ -48,7 +44,7 @@ def recover_abandoned(queues: list[str], now: float | None = None) -> list[Recov
     Each started-registry entry (one per execution) is claimed with SET NX,
     so two monitors, or a monitor and a worker, never recover it twice.
     """
-    client = queueing.connection()
+    client = connect.connection()
     moment = time.time() if now is None else now
     recovered: list[Recovered] = []
     for lane_name in [lane for q in queues for lane in lanes(q)]:
@@ -109,7 +105,7 @@ def moved_on(client: Any, job: Job, key: str, entry: str, now: float) -> bool:
 
 def abandoned_by_rq(job_ids: list[str]) -> list[str]:
     """The jobs among these that RQ's own clean-up failed as abandoned."""
-    client = queueing.connection()
+    client = connect.connection()
     return [job_id for job_id in job_ids if _rq_abandoned(client, job_id)]
 
 
@@ -117,7 +113,7 @@ def adopt_abandoned(job_ids: list[str]) -> list[Recovered]:
     """Recover jobs RQ's clean-up failed as abandoned, as if we had found them
     first. Claimed per RQ failure record; a job that already waits in its
     queue or runs (we recovered it too, racing RQ) is left alone."""
-    client = queueing.connection()
+    client = connect.connection()
     recovered: list[Recovered] = []
     for job_id in job_ids:
         found = _rq_abandoned(client, job_id)
@@ -159,7 +155,7 @@ def _recover(queue: Queue, job: Job, registry_key: str, entry: str) -> Recovered
     lost_worker = job.worker_name or "unknown"
     message = f"worker lost: {lost_worker} stopped heartbeating"
     # Canceled by an operator while it ran: never run again.
-    canceled_by = queueing.cancel_requested(job.id, client)
+    canceled_by = cancels.cancel_requested(job.id, client)
     requeue = canceled_by is None and policy.allows_retry(this_round, [])
     kind, exc_type = events.Kind.LOST, "WorkerLost"
     if canceled_by is not None:

@@ -28,7 +28,7 @@ from rq.utils import now as rq_now
 from rq.worker import SimpleWorker, Worker, WorkerStatus
 
 from jobs import events, stats
-from jobs.backend import queueing, refusals
+from jobs.backend import cancels, connect, refusals
 from jobs.backend.forking import (
     RSS_EVERY,
     die_with_parent,
@@ -49,14 +49,8 @@ from jobs.backend.outcomes import (
     exception_names,
     summarise,
 )
-from jobs.backend.queueing import (
-    ConsoleJob,
-    lanes,
-    logical_queue,
-    paused_queues,
-    rq_queue,
-    whole_second_after,
-)
+from jobs.backend.queueing import ConsoleJob, rq_queue, whole_second_after
+from jobs.backend.queues import lanes, logical_queue, paused_queues
 from jobs.backend.recovery import recover_abandoned
 from jobs.registry import RetryPolicy
 
@@ -110,7 +104,7 @@ class RecordingMixin(_WorkerBase):
 
     def __init__(self, queues: Any, *args: Any, **kwargs: Any) -> None:
         given = queues if isinstance(queues, list | tuple) else [queues]
-        client = queueing.worker_connection(
+        client = connect.worker_connection(
             kwargs.get("connection") or getattr(given[0], "connection", None)
         )
         kwargs["connection"] = client
@@ -123,7 +117,7 @@ class RecordingMixin(_WorkerBase):
             )
         # A dead idle worker's entry expires quickly; django-rq passes 420.
         kwargs["worker_ttl"] = WORKER_TTL
-        queueing.wait_for_redis(client)
+        connect.wait_for_redis(client)
         lane_queues = [rq_queue(name, client) for name in expand_lanes(list(given))]
         super().__init__(lane_queues, *args, **kwargs)
         self._failures: dict[str, Failure] = {}
@@ -455,7 +449,7 @@ class RecordingMixin(_WorkerBase):
         stopped = self._stopped_job_id == job.id
         # An operator canceled it while it ran (the stop may have lost the race
         # with the job's own failure): never retried, recorded as canceled.
-        canceled_by = queueing.cancel_requested(job.id, self.connection)
+        canceled_by = cancels.cancel_requested(job.id, self.connection)
         if canceled_by is not None:
             stopped = True
             failure = self._failures[job.id] = canceled_failure(canceled_by, exc_string)
@@ -651,7 +645,7 @@ class ConsoleWorker(RecordingMixin, Worker):
     def main_work_horse(self, job: Job, queue: Queue) -> None:
         die_with_parent()
         forget_inherited_db_connections()
-        queueing.mark_job_process()
+        connect.mark_job_process()
         super().main_work_horse(job, queue)
 
 

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
 from jobs import stats
-from jobs.backend import live, queueing
+from jobs.backend import connect, live
 from jobs.backend.errors import BackendError
 from jobs.backend.recovery import recover_abandoned
 from jobs.processes import alerts, schedules
@@ -50,7 +50,7 @@ MAX_BACKOFF = 5.0
 def sample_live_state() -> None:
     """Oldest-wait per queue into this minute's stats bucket (for charts over
     time), and the workers seen alive (so dead ones can be shown as such)."""
-    client = queueing.connection()
+    client = connect.connection()
     depths = live.queue_depths(settings.JOB_QUEUES)
     with client.pipeline(transaction=False) as pipe:
         stats.record_oldest_wait(
@@ -135,7 +135,7 @@ class Monitor:
         """Notice a new Redis primary (a Sentinel failover): record it, put
         back pauses and rq-scheduler's entries from the database, and sweep
         for jobs the new primary lacks now rather than in 30 s."""
-        address = queueing.primary_address()
+        address = connect.primary_address()
         if address is None:
             return
         previous, self._primary = self._primary, address
