@@ -192,18 +192,18 @@ def test_django_rq_scheduler_is_rq_schedulers():
 #: A changed fingerprint means RQ changed code we copied or mirror: re-read
 #: it, port the change to our copy, then record the new fingerprint here.
 COPIED = {
-    # jobs/backend/workers.py RecordingMixin.dequeue_job_and_maintain_ttl
+    # jobs/backend/recording.py RecordingMixin.dequeue_job_and_maintain_ttl
     "BaseWorker.dequeue_job_and_maintain_ttl": (
         BaseWorker.dequeue_job_and_maintain_ttl,
         "6b24b229a6d4",
     ),
-    # jobs/backend/workers.py RecordingMixin.clean_registries
+    # jobs/backend/recording.py RecordingMixin.clean_registries
     "BaseWorker.clean_registries": (BaseWorker.clean_registries, "d2a7b5c91dbb"),
     "rq.registry.clean_registries": (rq.registry.clean_registries, "cbc68ec540fd"),
-    # jobs/backend/workers.py RecordingMixin.subscribe
+    # jobs/backend/recording.py RecordingMixin.subscribe
     "BaseWorker.subscribe": (BaseWorker.subscribe, "9cad6605f41e"),
     "BaseWorker.unsubscribe": (BaseWorker.unsubscribe, "691bf30fbd75"),
-    # jobs/backend/workers.py RecordingMixin._start_careful_scheduler
+    # jobs/backend/recording.py RecordingMixin._start_careful_scheduler
     "BaseWorker._start_scheduler": (BaseWorker._start_scheduler, "e01916fa0353"),
     # jobs/backend/refusals.py CarefulScheduler.enqueue_scheduled_jobs
     "RQScheduler.enqueue_scheduled_jobs": (

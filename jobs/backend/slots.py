@@ -49,15 +49,12 @@ from jobs import eventloop, registry
 from jobs.backend import slotprocs
 from jobs.backend.lease import HEARTBEAT_GRACE
 from jobs.backend.queueing import ConsoleJob
+from jobs.backend.recording import DEQUEUE_BLOCK, PAUSE_REFRESH
 from jobs.backend.slotends import (
     Slot,
     SlotEndings,
 )
-from jobs.backend.workers import (
-    DEQUEUE_BLOCK,
-    PAUSE_REFRESH,
-    ConsoleWorker,
-)
+from jobs.backend.workers import ConsoleWorker
 
 #: How often the main thread looks at its slots while jobs run (reaping forked
 #: job processes, finished threads, deadlines).
