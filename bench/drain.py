@@ -24,7 +24,7 @@ from bench import celery_app, plain, procs
 from bench.context import Context
 from bench.reset import reset
 from bench.stats import rate
-from jobs.backend import queueing
+from jobs.backend import connect, queueing
 from jobs.models import JobRecord
 from jobs.processes.recorder import Recorder
 from jobs.services import SubmitRequest, job_submit_many
@@ -200,7 +200,7 @@ SIDES: dict[str, Side] = {
 def _registered(queue: Queue) -> int:
     """Jobs in the finished and failed registries."""
     keys = [queue.finished_job_registry.key, queue.failed_job_registry.key]
-    with queueing.connection().pipeline(transaction=False) as pipe:
+    with connect.connection().pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.zcard(key)
         return sum(pipe.execute())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import connection, transaction
 
-from jobs.backend import queueing
+from jobs.backend import connect
 from jobs.models import Attempt, JobDependency, JobEvent, JobRecord, Schedule
 
 #: Children before parents. Schedules and jobs point at each other (a firing's
@@ -14,7 +14,7 @@ TABLES = (JobEvent, Attempt, JobDependency, Schedule, JobRecord)
 
 
 def reset() -> None:
-    queueing.connection().flushall()
+    connect.connection().flushall()
     with transaction.atomic(), connection.cursor() as cursor:
         for model in TABLES:
             cursor.execute(f"DELETE FROM {model._meta.db_table}")

@@ -18,7 +18,7 @@ from bench.reset import reset
 from bench.results import progress
 from bench.stats import percentile
 from bench.table import Row
-from jobs.backend import queueing
+from jobs.backend import connect
 from jobs.models import Attempt, Schedule
 from jobs.processes.schedules import HEARTBEAT_KEY
 from jobs.services.schedules import schedule_create
@@ -52,7 +52,7 @@ def _delays(schedule: Schedule) -> list[float]:
 
 def _wait_scheduler(fleet: procs.Fleet, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
-    while not queueing.connection().exists(HEARTBEAT_KEY):
+    while not connect.connection().exists(HEARTBEAT_KEY):
         fleet.check_alive()
         if time.monotonic() > deadline:
             raise TimeoutError("the scheduler never ran its loop")

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from jobs.backend import connect
+
 #: (name, path, text every answer must contain); the search terms match a
 #: few hundred jobs in a million (bench.generate's payloads and errors).
 SCREENS = (
@@ -112,7 +114,7 @@ def _fill_failed_registry(jobs: list[tuple[str, str]]) -> None:
 
     from jobs.backend import queueing
 
-    client = queueing.connection()
+    client = connect.connection()
     for start in range(0, len(jobs), 1000):
         with client.pipeline() as pipe:
             for job_id, queue in jobs[start : start + 1000]:

@@ -16,7 +16,7 @@ from bench.context import Context
 from bench.reset import reset
 from bench.results import progress
 from bench.table import Row
-from jobs.backend import queueing
+from jobs.backend import connect
 from jobs.backend.workers import ConsoleWorker
 from jobs.models import JobRecord
 from jobs.processes.recorder import Recorder
@@ -61,7 +61,7 @@ def _fill(kind: str, count: int) -> None:
 def drain(kind: str, count: int) -> worker_pairs.Drained:
     reset()
     _fill(kind, count)
-    worker: Any = ConsoleWorker(["default"], connection=queueing.connection())
+    worker: Any = ConsoleWorker(["default"], connection=connect.connection())
     seconds = worker_pairs._burst(worker)
     Recorder(consumer="bench").drain_all()
     done = JobRecord.objects.filter(status=JobRecord.Status.SUCCEEDED).count()

@@ -19,7 +19,7 @@ from rq.worker import BaseWorker, SimpleWorker, Worker
 from bench import plain
 from bench.reset import reset
 from bench.stats import rate, timed
-from jobs.backend import queueing
+from jobs.backend import connect
 from jobs.backend.workers import ConsoleSimpleWorker, ConsoleWorker
 from jobs.models import JobRecord
 from jobs.processes.recorder import Recorder
@@ -99,7 +99,7 @@ def ours(worker_class: type[BaseWorker], count: int) -> Drained:
     """Timed: the burst only. Then the history is recorded and checked."""
     reset()
     _submit(count)
-    worker: Any = worker_class(["default"], connection=queueing.connection())
+    worker: Any = worker_class(["default"], connection=connect.connection())
     seconds = _burst(worker)
     Recorder(consumer="bench").drain_all()
     return Drained(count, seconds, _succeeded())
@@ -124,7 +124,7 @@ def recorder(count: int, jobs_per_batch: int = 0) -> Recorded:
     Wall and CPU time."""
     reset()
     _submit(count)
-    _burst(ConsoleSimpleWorker(["default"], connection=queueing.connection()))
+    _burst(ConsoleSimpleWorker(["default"], connection=connect.connection()))
     rec = Recorder(consumer="bench")
     rec.backlog()  # the group exists before the clock starts
 

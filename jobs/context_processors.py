@@ -6,7 +6,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from jobs.backend import queueing
+from jobs.backend import connect
 from jobs.models import Alert
 
 
@@ -16,4 +16,4 @@ def console(request: HttpRequest) -> dict[str, Any]:
     open_alerts = list(
         Alert.objects.filter(resolved_at__isnull=True).select_related("rule")[:5]
     )
-    return {"redis_ok": queueing.ping(), "open_alerts": open_alerts}
+    return {"redis_ok": connect.ping(), "open_alerts": open_alerts}

@@ -10,7 +10,7 @@ from typing import Any
 from django.db import close_old_connections, connections
 
 from jobs import eventloop, progress, registry
-from jobs.backend import queueing
+from jobs.backend import connect, progressstore
 
 
 def limit_memory(megabytes: int) -> None:
@@ -28,14 +28,14 @@ def run(task: str, payload: dict[str, Any]) -> Any:
     # Validated again here: the payload may have been written to Redis by an
     # older release or by hand, and the task must never see bad input.
     model = definition.validate(payload)
-    job_id, attempt = queueing.current_job_identity()
+    job_id, attempt = progressstore.current_job_identity()
     context = progress.JobContext(
         job_id=job_id,
         task=task,
         attempt=attempt,
-        reporter=lambda pct, msg: queueing.store_progress(job_id, pct, msg),
+        reporter=lambda pct, msg: progressstore.store_progress(job_id, pct, msg),
     )
-    if definition.memory_limit_mb and queueing.in_job_process():
+    if definition.memory_limit_mb and connect.in_job_process():
         limit_memory(definition.memory_limit_mb)
     close_old_connections()
     try:

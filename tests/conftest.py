@@ -19,7 +19,7 @@ from django.test import Client
 
 from console.localredis import LocalRedis, free_port
 from jobs import conf
-from jobs.backend import queueing
+from jobs.backend import connect
 from jobs.backend.workers import ConsoleWorker
 from jobs.models import JobRecord
 from jobs.processes.recorder import Recorder
@@ -33,7 +33,7 @@ def _point_settings_at(url: str) -> None:
     for config in conf.get("RQ_QUEUES").values():
         config["URL"] = url
     os.environ["REDIS_URL"] = url
-    queueing._connections.clear()
+    connect._connections.clear()
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +51,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedi
 def clean_redis(redis_server: LocalRedis) -> Iterator[None]:
     if redis_server.process is None or redis_server.process.poll() is not None:
         redis_server.start()  # a test stopped it and failed before restarting
-    queueing.connection().flushall()
+    connect.connection().flushall()
     yield
 
 
@@ -83,7 +83,7 @@ def recorder() -> Recorder:
 
 def work(queues: tuple[str, ...] = ("default",), *, scheduler: bool = True) -> None:
     """One burst of a real forking worker in this process."""
-    worker = ConsoleWorker(list(queues), connection=queueing.connection())
+    worker = ConsoleWorker(list(queues), connection=connect.connection())
     worker.work(burst=True, with_scheduler=scheduler, logging_level="WARNING")
 
 

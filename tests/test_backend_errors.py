@@ -12,7 +12,7 @@ import redis
 from django.test import override_settings
 
 from console.localredis import LocalRedis, free_port
-from jobs.backend import queueing
+from jobs.backend import connect
 from jobs.backend.client import Client
 from jobs.backend.errors import BackendError, BackendUnavailable, project_class
 from jobs.backend.workers import ConsoleWorker
@@ -31,8 +31,8 @@ def own_server(tmp_path: Path) -> Iterator[LocalRedis]:
 def test_a_closed_port_is_backend_unavailable_and_still_a_redis_connection_error():
     with override_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"):
         with pytest.raises(BackendUnavailable) as caught:
-            queueing.connection().ping()
-        assert queueing.ping() is False
+            connect.connection().ping()
+        assert connect.ping() is False
     assert isinstance(caught.value, redis.ConnectionError)
     assert "Connection refused" in str(caught.value)
 
@@ -52,7 +52,7 @@ def test_a_stopped_server_is_backend_unavailable_for_commands_and_pipelines(
 
 
 def test_an_error_the_server_answers_is_a_backend_error_not_unavailable():
-    client = queueing.connection()
+    client = connect.connection()
     client.set("text", "not a number")
     with pytest.raises(BackendError) as caught:
         client.incr("text")
@@ -67,7 +67,7 @@ def test_an_error_the_server_answers_is_a_backend_error_not_unavailable():
 
 def test_redis_own_handlers_still_catch_what_the_client_raises():
     """RQ and redis-py catch WatchError to retry a transaction."""
-    client = queueing.connection()
+    client = connect.connection()
     client.set("watched", 1)
     with client.pipeline() as pipe:
         pipe.watch("watched")
@@ -85,9 +85,9 @@ def test_a_malformed_redis_url_is_a_backend_error():
         override_settings(REDIS_URL="nonsense://somewhere"),
         pytest.raises(BackendError, match="redis://"),
     ):
-        queueing.new_client()
+        connect.new_client()
     with override_settings(REDIS_URL="nonsense://somewhere"):
-        assert queueing.ping() is False
+        assert connect.ping() is False
 
 
 def test_each_redis_class_has_one_project_class_that_pickles():
@@ -113,4 +113,4 @@ def test_django_rq_connections_become_the_apps_client(redis_server: LocalRedis):
 
 def test_through_sentinel_the_client_is_the_apps_too():
     with override_settings(**SENTINEL_SETTINGS):
-        assert isinstance(queueing.new_client(), Client)
+        assert isinstance(connect.new_client(), Client)

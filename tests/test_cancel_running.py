@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from jobs import services
-from jobs.backend import queueing
-from jobs.backend.workers import CANCELED_TYPE, recover_abandoned
+from jobs.backend import cancels, connect, queueing
+from jobs.backend.outcomes import CANCELED_TYPE
+from jobs.backend.recovery import recover_abandoned
 from jobs.models import Attempt, JobEvent, JobRecord
 from jobs.services import transitions
 from jobs.services.control import CANCEL_WAITING
@@ -123,7 +124,7 @@ def test_a_job_whose_worker_is_gone_is_canceled_and_never_run_again(
     assert status_of(job) == Status.CANCELED
 
     # Its heartbeats run out: the lost-worker recovery finds it.
-    client = queueing.connection()
+    client = connect.connection()
     key = queueing.rq_queue("default").started_job_registry.key
     for entry in client.zrange(key, 0, -1):
         client.zadd(key, {entry: 1})
@@ -148,7 +149,7 @@ def test_emptying_a_queue_leaves_running_jobs_alone(spawn, monitor, operator_use
     )
     assert (result.done, dict(result.skipped)) == (0, {"already running": 1})
     assert status_of(running) == Status.STARTED
-    assert queueing.cancel_requested(running.pk) is None
+    assert cancels.cancel_requested(running.pk) is None
 
 
 def test_only_the_operators_stop_moves_a_started_job_to_canceled(operator_user):

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from jobs.backend import queueing
+from jobs.backend import connect, queues
 from jobs.models import JobRecord, OperatorAction, QueueState
 from tests.conftest import final
 
@@ -168,10 +168,10 @@ def test_pause_and_resume_are_recorded():
     assert jobs("pause", "mail", "--reason", "maintenance") == "Paused queue mail."
     state = QueueState.objects.get(name="mail")
     assert state.paused and state.reason == "maintenance"
-    assert queueing.paused_queues() == {"mail"}
+    assert queues.paused_queues() == {"mail"}
     jobs("resume", "mail")
     assert not QueueState.objects.get(name="mail").paused
-    assert queueing.paused_queues() == set()
+    assert queues.paused_queues() == set()
     assert list(
         OperatorAction.objects.order_by("at").values_list("action", flat=True)
     ) == ["pause", "resume"]
@@ -185,7 +185,7 @@ def test_reconcile_finds_and_repairs_a_lost_job(run_until):
     waiting = jobs(
         "submit", "demo.echo", "--payload", '{"text": "y"}', "--delay", "600"
     )
-    queueing.connection().delete(f"rq:job:{waiting}")  # Redis lost it
+    connect.connection().delete(f"rq:job:{waiting}")  # Redis lost it
     report = json.loads(jobs("reconcile", "--dry-run", "--json"))
     assert [(d["job_id"], d["repair"]) for d in report] == [(waiting, "re-enqueue")]
     jobs("reconcile")
@@ -275,7 +275,7 @@ def test_reconcile_requeues_a_job_a_dying_worker_popped(run_until):
     """A multi-lane worker that dies between BLPOP and registering the job
     leaves it "queued" in no queue: reconcile puts it back."""
     job_id = jobs("submit", "demo.echo", "--payload", '{"text": "stranded"}')
-    client = queueing.connection()
+    client = connect.connection()
     assert client.lpop("rq:queue:default") == job_id.encode()  # the dying pop
     report = json.loads(jobs("reconcile", "--dry-run", "--json"))
     assert [(d["job_id"], d["redis"], d["repair"]) for d in report] == [
@@ -291,7 +291,7 @@ def test_monitor_requeues_a_stranded_job_on_its_second_sweep():
     from jobs.processes.monitor import Monitor
 
     job_id = jobs("submit", "demo.echo", "--payload", '{"text": "stranded"}')
-    client = queueing.connection()
+    client = connect.connection()
     client.lpop("rq:queue:default")
     monitor = Monitor()
     monitor.requeue_stranded()

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from jobs import services
-from jobs.backend import queueing
+from jobs.backend import connect
 from jobs.models import JobRecord
 from tests import standard_tasks
 from tests.standard_api import (
@@ -220,7 +220,7 @@ def test_enqueue_while_redis_is_down_waits_in_the_outbox(redis_server, run_until
 def test_result_is_read_from_history_after_redis_forgot_the_job(run_until):
     result = standard_tasks.add.enqueue(20, 22)
     run_until(finished(result))
-    queueing.connection().flushall()
+    connect.connection().flushall()
     found = default_task_backend.get_result(result.id)
     assert found.status == TaskResultStatus.SUCCESSFUL
     assert found.return_value == 42

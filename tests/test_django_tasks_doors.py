@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs import services
-from jobs.backend import queueing
+from jobs.backend import connect, queueing
 from jobs.backend.workers import ConsoleSimpleWorker
 from jobs.models import JobRecord
 from tests import standard_api, standard_docs, standard_tasks
@@ -53,7 +53,7 @@ def signals_seen() -> Iterator[list[dict[str, Any]]]:
                 "status": str(task_result.status),
                 "attempts": task_result.attempts,
             }
-            queueing.connection().rpush(SIGNALS_KEY, json.dumps(entry))
+            connect.connection().rpush(SIGNALS_KEY, json.dumps(entry))
 
         return receiver
 
@@ -75,7 +75,7 @@ def signals_seen() -> Iterator[list[dict[str, Any]]]:
 
 
 def read_signals() -> list[dict[str, Any]]:
-    return [json.loads(e) for e in queueing.connection().lrange(SIGNALS_KEY, 0, -1)]
+    return [json.loads(e) for e in connect.connection().lrange(SIGNALS_KEY, 0, -1)]
 
 
 def test_signals_fire_as_django_documents(signals_seen, run_until):
@@ -182,7 +182,7 @@ def test_async_enqueue_and_get_result(run_until):
 def work_in_this_process() -> None:
     """A burst of the non-forking worker: the task's e-mail lands in this
     process's locmem outbox."""
-    worker = ConsoleSimpleWorker(["default"], connection=queueing.connection())
+    worker = ConsoleSimpleWorker(["default"], connection=connect.connection())
     worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
 
 

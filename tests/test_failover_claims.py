@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from jobs import services
-from jobs.backend import queueing
-from jobs.backend.workers import recover_abandoned
+from jobs.backend import connect, queueing
+from jobs.backend.recovery import recover_abandoned
 from jobs.models import Attempt, JobRecord
 from jobs.services.reconcile import stranded_sweep
 from tests.conftest import spawned_log_says, wait_for
@@ -31,7 +31,7 @@ def test_recovery_leaves_alone_a_job_that_finished_since_its_entry_lapsed(
     workers(1)
     job = services.job_submit(task="demo.echo", payload={"text": "once"})
     wait_for(lambda: queueing.statuses([job.pk])[job.pk] == "finished")
-    client = queueing.connection()
+    client = connect.connection()
     # As the first worker's registration, replicated before the kill, lapses.
     client.zadd("rq:wip:default", {f"{job.pk}:lost-execution": 1})
 
@@ -52,7 +52,7 @@ def test_recovery_takes_back_a_job_whose_only_execution_lapsed(
     """The rule above leaves the ordinary case as it was: a job a dead worker
     took ("queued", in no queue, its execution lapsed) runs again."""
     job = services.job_submit(task="demo.echo", payload={"text": "lost"})
-    client = queueing.connection()
+    client = connect.connection()
     client.lrem("rq:queue:default", 1, job.pk)  # popped by a worker that died
     client.zadd("rq:wip:default", {f"{job.pk}:dead-worker": 1})
 
@@ -71,7 +71,7 @@ def test_sweep_never_requeues_a_job_a_worker_is_running(
     workers(1)
     job = services.job_submit(task="demo.sleep", payload={"seconds": 8})
     wait_for(lambda: queueing.executing([job.pk]))
-    client = queueing.connection()
+    client = connect.connection()
     client.hset(f"rq:job:{job.pk}", "status", "queued")
     recorder.drain_all()
 

@@ -14,7 +14,7 @@ from django.utils.timezone import now
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobs import services
-from jobs.backend import queueing
+from jobs.backend import connect
 from jobs.models import JobRecord
 from jobs.selectors.figures import DEFINITIONS, JSON_KEYS
 from jobs.tokens import token_create
@@ -224,7 +224,7 @@ def test_a_queues_scheduled_and_workers_counts_lead_to_exactly_their_lists(
         queues=("mail",),
     )
     for queues in (["mail"], ["default"]):
-        ConsoleWorker(queues, connection=queueing.connection()).register_birth()
+        ConsoleWorker(queues, connection=connect.connection()).register_birth()
     client = Client()
     client.force_login(user_in("Viewers"))
     for page_url in ("/", "/queues/mail/"):

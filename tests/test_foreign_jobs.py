@@ -20,7 +20,7 @@ from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
 from jobs import services, stats
-from jobs.backend import queueing
+from jobs.backend import connect, queueing
 from jobs.models import Attempt, JobRecord, Origin
 from jobs.selectors.failures import failure_board
 from jobs.selectors.overview import dead_counts
@@ -34,11 +34,11 @@ Status = JobRecord.Status
 
 def plain_rq(serializer: Any = None) -> Queue:
     """The producer of a team that still enqueues with RQ itself."""
-    return Queue("default", connection=queueing.connection(), serializer=serializer)
+    return Queue("default", connection=connect.connection(), serializer=serializer)
 
 
 def dead_totals() -> dict[str, int]:
-    totals = stats.totals(queueing.connection())
+    totals = stats.totals(connect.connection())
     return {f"{task}|{name}": n for (_q, task, name), n in totals.items()}
 
 
@@ -68,7 +68,7 @@ def test_a_plain_rq_producers_job_is_refused_once_and_recorded_as_foreign(
         assert record.payload == {"args": [1], "kwargs": {"x": 2}}
     else:
         assert record.payload == {}
-    client = queueing.connection()
+    client = connect.connection()
     assert client.hget(f"rq:job:{foreign.id}", "status") == b"failed"
     assert client.zscore("rq:failed:default", foreign.id) is not None
     assert client.zcard("rq:scheduled:default") == 0
@@ -95,9 +95,7 @@ def test_a_pickled_job_is_never_unpickled_by_the_worker(recorder, tmp_path):
     assert (tmp_path / "armed").exists()  # the trap works
     trap = tmp_path / "unpickled"
     foreign = plain_rq().enqueue("some.module.func", Booby(trap))
-    queueing.connection().hset(
-        f"rq:job:{foreign.id}", "meta", pickle.dumps(Booby(trap))
-    )
+    connect.connection().hset(f"rq:job:{foreign.id}", "meta", pickle.dumps(Booby(trap)))
     work()
     recorder.drain_all()
     reconcile(repair=True)
@@ -144,7 +142,7 @@ def test_a_real_worker_refuses_foreign_jobs_and_carries_on(recorder, workers):
     as_json = plain_rq(JSONSerializer).enqueue("other.module.func", 2)
     good = services.job_submit(task="demo.echo", payload={"text": "after"})
     (worker,) = workers(1)
-    client = queueing.connection()
+    client = connect.connection()
     wait_for(lambda: client.hget(f"rq:job:{good.pk}", "status") == b"finished")
     recorder.drain_all()
     assert worker.poll() is None  # the worker is still running
@@ -162,10 +160,10 @@ def test_a_real_worker_refuses_foreign_jobs_and_carries_on(recorder, workers):
 
 def test_reconcile_reports_and_records_foreign_jobs_no_worker_met(recorder):
     failed_there = plain_rq().enqueue("some.module.func", 1)
-    ran = Queue("other", connection=queueing.connection()).enqueue(len, "abc")
+    ran = Queue("other", connection=connect.connection()).enqueue(len, "abc")
     # Another team's own RQ worker ran one of theirs on a lane of ours.
     done = plain_rq().enqueue("builtins.len", "abcd")
-    SimpleWorker([plain_rq()], connection=queueing.connection()).work(burst=True)
+    SimpleWorker([plain_rq()], connection=connect.connection()).work(burst=True)
     assert failed_there.get_status() == "failed"  # their worker could not import it
     found = {d.job_id: d for d in reconcile(repair=False)}
     assert set(found) == {failed_there.id, done.id}  # "other" is none of our queues
@@ -204,24 +202,24 @@ def test_reconcile_records_a_waiting_foreign_job_that_a_worker_then_refuses(
 
 def _pickled_meta(key: str) -> None:
     # What rq-dashboard's Requeue leaves: RQ's default serializer on `meta`.
-    queueing.connection().hset(key, "meta", pickle.dumps({"attempt": 1}))
+    connect.connection().hset(key, "meta", pickle.dumps({"attempt": 1}))
 
 
 def _pickled_data(key: str) -> None:
     data = pickle.dumps(("jobs.runner.run", None, (), {"task": "demo.echo"}))
-    queueing.connection().hset(key, "data", data)
+    connect.connection().hset(key, "data", data)
 
 
 def _bad_utf8(key: str) -> None:
-    queueing.connection().hset(key, "description", b"\xff\xfe broken")
+    connect.connection().hset(key, "description", b"\xff\xfe broken")
 
 
 def _no_data(key: str) -> None:
-    queueing.connection().hdel(key, "data")
+    connect.connection().hdel(key, "data")
 
 
 def _garbage_status(key: str) -> None:
-    queueing.connection().hset(key, "status", b"\x00nonsense")
+    connect.connection().hset(key, "status", b"\x00nonsense")
 
 
 CORRUPTIONS = {
@@ -248,7 +246,7 @@ def test_an_undecodable_job_fails_alone_and_the_worker_carries_on(recorder, how)
     assert says in record.last_error
     assert record.error_type == "UndecodableJob"
     assert record.origin != Origin.FOREIGN
-    client = queueing.connection()
+    client = connect.connection()
     assert client.zscore("rq:failed:default", bad.pk) is not None
     assert client.hget(f"rq:job:{bad.pk}", "status") == b"failed"
     assert find_differences() == []  # nothing to repair, nothing wrong proposed
@@ -279,7 +277,7 @@ def test_rqs_scheduler_refuses_an_undecodable_due_job_and_moves_the_rest(recorde
     good = services.job_submit(task="demo.echo", payload={"text": "g"}, delay=0.5)
     recorder.drain_all()
     corrupt(f"rq:job:{bad.pk}")
-    client = queueing.connection()
+    client = connect.connection()
     wait_for(
         lambda: len(client.zrangebyscore("rq:scheduled:default", 0, time.time())) == 2
     )
@@ -305,7 +303,7 @@ def test_reconcile_proposes_refusing_an_unreadable_job_before_a_worker_meets_it(
     recorder.drain_all()
     record = JobRecord.objects.get(pk=bad.pk)
     assert record.status == Status.DEAD and "not an RQ status" in record.last_error
-    assert queueing.connection().llen("rq:queue:default") == 0
+    assert connect.connection().llen("rq:queue:default") == 0
     assert reconcile(repair=False) == []
 
 
@@ -318,7 +316,7 @@ def test_a_real_worker_refuses_a_job_rq_dashboard_requeued_and_carries_on(
     recorder.drain_all()
     _pickled_meta(f"rq:job:{bad.pk}")
     (worker,) = workers(1)
-    client = queueing.connection()
+    client = connect.connection()
     wait_for(lambda: client.hget(f"rq:job:{good.pk}", "status") == b"finished")
     recorder.drain_all()
     assert worker.poll() is None
@@ -336,7 +334,7 @@ def test_a_real_worker_survives_a_pickled_meta_written_while_a_job_ran(
     a meta that rq-dashboard had pickled meanwhile."""
     slow = services.job_submit(task="demo.sleep", payload={"seconds": 3})
     (worker,) = workers(1)
-    client = queueing.connection()
+    client = connect.connection()
     wait_for(lambda: client.hget(f"rq:job:{slow.pk}", "status") == b"started")
     wait_for(lambda: recorder.drain_all() >= 0 and _horse_pid(slow.pk))
     _pickled_meta(f"rq:job:{slow.pk}")
@@ -354,7 +352,7 @@ def _horse_pid(job_id: str) -> int | None:
 
 
 def test_the_recorder_skips_an_entry_it_cannot_read(recorder):
-    client = queueing.connection()
+    client = connect.connection()
     recorder.drain_all()  # creates the group
     job = services.job_submit(task="demo.echo", payload={"text": "x"})
     client.xadd("console:events", {"kind": "started", "job": job.pk, "at": b"\xff"})
@@ -371,7 +369,7 @@ def test_the_recorder_skips_an_entry_it_cannot_read(recorder):
 def test_the_monitors_sample_forgets_a_seen_worker_entry_it_cannot_read():
     from jobs.processes.monitor import WORKERS_SEEN, sample_live_state
 
-    client = queueing.connection()
+    client = connect.connection()
     client.hset(WORKERS_SEEN, mapping={"junk": b"\x80\x04", "list": "[1]"})
     sample_live_state()
     assert client.hlen(WORKERS_SEEN) == 0
@@ -380,11 +378,11 @@ def test_the_monitors_sample_forgets_a_seen_worker_entry_it_cannot_read():
 def test_recovery_refuses_an_unreadable_job_of_a_dead_worker(recorder):
     """A job whose worker died, rewritten meanwhile by another client: the
     recovery sweep fails it alone and goes on with the others."""
-    from jobs.backend.workers import recover_abandoned
+    from jobs.backend.recovery import recover_abandoned
 
     bad = services.job_submit(task="demo.echo", payload={"text": "bad"})
     other = services.job_submit(task="demo.echo", payload={"text": "other"})
-    client = queueing.connection()
+    client = connect.connection()
     client.delete("rq:queue:default")
     for job in (bad, other):  # as a worker that died mid-job leaves them
         client.zadd("rq:wip:default", {f"{job.pk}:exec": 1})
@@ -402,7 +400,7 @@ def test_recovery_refuses_an_unreadable_job_of_a_dead_worker(recorder):
 def test_live_reads_survive_what_other_clients_write():
     from jobs.backend import live
 
-    client = queueing.connection()
+    client = connect.connection()
     client.sadd("rq:workers", "rq:worker:other")
     client.hset("rq:worker:other", mapping={"pid": "x", "birth": b"\xff"})
     client.rpush("rq:queue:default", b"\xff\xfe")

@@ -19,7 +19,7 @@ from django.core.management import get_commands
 from django.test import Client
 
 from console.localredis import LocalRedis, free_port
-from jobs.backend import queueing
+from jobs.backend import connect, queues
 from tests.conftest import BASE_DIR, wait_for
 
 MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
@@ -126,11 +126,11 @@ def test_health_probes_need_no_login_and_show_no_secret(redis_server):
 @pytest.mark.django_db
 def test_readyz_says_which_dependency_failed(settings):
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
-    queueing._connections.clear()
+    connect._connections.clear()
     try:
         ready = Client().get("/readyz")
     finally:
-        queueing._connections.clear()
+        connect._connections.clear()
     assert ready.status_code == 503
     assert ready.json()["redis"] == "unavailable"
     assert ready.json()["database"] == "ok"
@@ -291,5 +291,5 @@ def queueing_scheduled(url: str) -> list[str]:
 
 
 def test_queueing_names_lanes_by_priority():
-    assert queueing.lanes("mail") == ["mail:high", "mail", "mail:low"]
-    assert queueing.logical_queue("mail:low") == "mail"
+    assert queues.lanes("mail") == ["mail:high", "mail", "mail:low"]
+    assert queues.logical_queue("mail:low") == "mail"

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from jobs import services
-from jobs.backend import queueing
+from jobs.backend import progressstore, queueing
 from jobs.models import JobEvent, JobRecord, OperatorAction
 from jobs.selectors.job_page import job_page, relative
 from tests.conftest import final
@@ -146,7 +146,7 @@ def test_user_data_is_escaped_in_payload_result_and_traceback(viewer_client, run
 @pytest.mark.django_db(transaction=True)
 def test_redis_down_still_shows_the_page(viewer_client, redis_server):
     job = services.job_submit(task="demo.echo", payload={"text": "x"})
-    queueing.store_progress(job.pk, 10.0, "first")
+    progressstore.store_progress(job.pk, 10.0, "first")
     redis_server.stop()
     try:
         response = viewer_client.get(f"/jobs/{job.pk}/")
@@ -202,12 +202,12 @@ def test_live_partial_resends_slow_parts_only_when_they_changed(viewer_client):
 def test_live_partial_shows_progress_and_log_lines(viewer_client):
     job = services.job_submit(task="demo.progress", payload={"steps": 5})
     JobRecord.objects.filter(pk=job.pk).update(status=Status.STARTED)
-    queueing.store_progress(job.pk, 40.0, "step 2 of 5")
+    progressstore.store_progress(job.pk, 40.0, "step 2 of 5")
     live = body(viewer_client.get(f"/jobs/{job.pk}/live/", **HTMX))
     assert '<progress max="100" value="40.0"' in live
     assert '<span class="num pct">40%</span>' in live
     assert "step 2 of 5" in live
-    queueing.store_progress(job.pk, 60.0, f"step 3 {XSS}")
+    progressstore.store_progress(job.pk, 60.0, f"step 3 {XSS}")
     live = body(viewer_client.get(f"/jobs/{job.pk}/live/", **HTMX))
     assert "60%" in live and XSS not in live and "step 3 &lt;script&gt;" in live
 

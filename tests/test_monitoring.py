@@ -12,7 +12,7 @@ from django.test import Client
 
 from console.localredis import free_port
 from jobs import notify, services
-from jobs.backend import queueing
+from jobs.backend import connect
 from jobs.backend.workers import ConsoleWorker
 from jobs.defaults import ensure_default_alert_rules
 from jobs.models import Alert, AlertRule
@@ -113,7 +113,7 @@ def test_no_live_worker_alert_opens_notifies_once_and_resolves(webhook):
     viewer = Client()
     viewer.force_login(user_in("Viewers", "v"))
     assert b"no live worker" in viewer.get("/jobs/").content  # the banner
-    worker = ConsoleWorker(["default"], connection=queueing.connection())
+    worker = ConsoleWorker(["default"], connection=connect.connection())
     worker.register_birth()
     try:
         _, resolved = alerts.evaluate()

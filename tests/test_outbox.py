@@ -10,7 +10,7 @@ import pytest
 from django.db import transaction
 
 from jobs import services
-from jobs.backend import queueing
+from jobs.backend import connect, queueing
 from jobs.models import Attempt, JobRecord
 from jobs.services.reconcile import find_differences
 
@@ -57,7 +57,7 @@ def test_submissions_during_a_redis_outage_all_run_exactly_once(
 def test_relay_waits_for_the_grace_period():
     job = services.job_submit(task="demo.echo", payload={"text": "x"})
     JobRecord.objects.filter(pk=job.pk).update(status=Status.PENDING)
-    queueing.connection().flushall()
+    connect.connection().flushall()
     assert services.outbox_relay(grace_seconds=60) == 0
     assert services.outbox_relay(grace_seconds=0) == 1
 
@@ -73,7 +73,7 @@ def test_the_same_job_is_never_enqueued_twice_by_two_paths():
     )
     specs = [services.submit.spec_for(j, [], False) for j in jobs]
     queueing.enqueue(specs)  # the relay, racing the first enqueue
-    assert queueing.connection().llen("rq:queue:default") == 3
+    assert connect.connection().llen("rq:queue:default") == 3
 
 
 def test_relay_and_operator_retry_claim_the_same_round():
@@ -82,14 +82,14 @@ def test_relay_and_operator_retry_claim_the_same_round():
     numbering, and the retry's own enqueue must then find the round taken."""
     job = services.job_submit(task="demo.echo", payload={"text": "x"})
     JobRecord.objects.filter(pk=job.pk).update(status=Status.PENDING, attempts=3)
-    queueing.connection().flushall()  # the retry has dropped the old job
+    connect.connection().flushall()  # the retry has dropped the old job
     assert services.outbox_relay(grace_seconds=0) == 1
-    meta = json.loads(queueing.connection().hget(f"rq:job:{job.pk}", "meta"))
+    meta = json.loads(connect.connection().hget(f"rq:job:{job.pk}", "meta"))
     assert meta["attempt_offset"] == 3
     job.refresh_from_db()
     retry = services.submit.spec_for(job, [], False)
     queueing.enqueue([retry])  # the operator's retry, late
-    assert queueing.connection().llen("rq:queue:default") == 1
+    assert connect.connection().llen("rq:queue:default") == 1
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from console.localredis import free_port
 from jobs import charts, services, stats
-from jobs.backend import queueing
+from jobs.backend import connect, queues
 from jobs.backend.workers import ConsoleWorker
 from jobs.models import Attempt, JobRecord, OperatorAction
 from jobs.processes import monitor
@@ -34,7 +34,7 @@ def redis_down(settings: Any) -> Iterator[None]:
     """Point the console at a port where nothing listens."""
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
     yield
-    queueing._connections.clear()
+    connect._connections.clear()
 
 
 def dead_job(queue: str, job_id: str = "dead-1") -> JobRecord:
@@ -99,7 +99,7 @@ def test_overview_figures_and_workers_per_queue(operator_client):
     Attempt.objects.create(
         job=dead, number=1, outcome=Attempt.Outcome.FAILED, finished_at=now
     )
-    client = queueing.connection()
+    client = connect.connection()
     worker = ConsoleWorker(["mail"], connection=client)
     worker.register_birth()
     worker.heartbeat()
@@ -231,7 +231,7 @@ def test_operator_pauses_and_resumes_a_queue(operator_client):
     assert response.redirect_chain == [("/queues/mail/", 302)]
     assert "Paused mail" in page
     assert "operators" in page and "provider down" in page
-    assert "mail" in queueing.paused_queues()
+    assert "mail" in queues.paused_queues()
     action = OperatorAction.objects.get()
     assert (action.action, action.target, action.reason, action.origin) == (
         "pause",
@@ -250,7 +250,7 @@ def test_operator_pauses_and_resumes_a_queue(operator_client):
     assert fragment.lstrip().startswith('<div id="queue-panel">')
     assert "Resumed mail" in fragment and "Pause mail" in fragment
     assert "queues-changed" in response["HX-Trigger"]
-    assert "mail" not in queueing.paused_queues()
+    assert "mail" not in queues.paused_queues()
     assert list(OperatorAction.objects.values_list("action", flat=True)) == [
         "resume",
         "pause",
@@ -264,7 +264,7 @@ def test_pause_without_a_reason_does_nothing(operator_client):
     )
     assert "Nothing done: say why" in page
     assert OperatorAction.objects.count() == 0
-    assert queueing.paused_queues() == set()
+    assert queues.paused_queues() == set()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -358,7 +358,7 @@ def test_queue_live_refresh_returns_the_live_part(operator_client):
 
 @pytest.mark.django_db(transaction=True)
 def test_workers_lists_live_and_dead_workers(operator_client):
-    client = queueing.connection()
+    client = connect.connection()
     worker = ConsoleWorker(["default", "mail"], connection=client)
     worker.register_birth()
     worker.set_state("idle")
@@ -409,7 +409,7 @@ def test_workers_empty_state_says_how_to_start_one(viewer_client):
 
 @pytest.mark.django_db(transaction=True)
 def test_worker_rows_show_logical_queues_and_memory():
-    client = queueing.connection()
+    client = connect.connection()
     worker = ConsoleWorker(["reports"], connection=client)
     worker.register_birth()
     worker.heartbeat()
@@ -519,7 +519,7 @@ def test_duration_text():
 
 @pytest.mark.django_db(transaction=True)
 def test_chart_data_over_a_day_has_96_points_of_15_minutes():
-    client = queueing.connection()
+    client = connect.connection()
     with client.pipeline() as pipe:
         stats.record_oldest_wait(pipe, {"default": 42.0, "mail": 7.0})
         stats.count_outcome(

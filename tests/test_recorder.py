@@ -6,7 +6,7 @@ import pytest
 from django.db import DatabaseError
 
 from jobs import events, services
-from jobs.backend import queueing
+from jobs.backend import connect
 from jobs.models import Attempt, JobEvent, JobRecord
 from jobs.processes import recorder
 from tests.conftest import work
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _stream_entries() -> list[events.Event]:
-    rows = queueing.connection().xrange(events.STREAM)
+    rows = connect.connection().xrange(events.STREAM)
     return [events.parse(sid, data) for sid, data in rows]
 
 
@@ -85,7 +85,7 @@ def test_the_recorder_reads_the_stream_in_either_protocol(
 
 def _calls(command: str) -> int:
     """How often the server ran a command since it started."""
-    stats = queueing.connection().info("commandstats")
+    stats = connect.connection().info("commandstats")
     return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
 
 

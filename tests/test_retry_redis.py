@@ -7,7 +7,7 @@ import pytest
 from rq.registry import CanceledJobRegistry, FailedJobRegistry
 
 from jobs import services
-from jobs.backend import queueing
+from jobs.backend import connect, queueing
 from jobs.models import JobRecord
 from tests.conftest import final
 
@@ -25,7 +25,7 @@ def test_retried_dead_job_leaves_the_failed_registry_and_releases_its_child(
         task="demo.echo", payload={"text": "after"}, depends_on=[parent.pk]
     )
     run_until(final(parent))
-    failed = FailedJobRegistry("default", connection=queueing.connection())
+    failed = FailedJobRegistry("default", connection=connect.connection())
     assert parent.pk in failed.get_job_ids()
 
     services.job_retry(record=JobRecord.objects.get(pk=parent.pk), actor=None)
@@ -43,7 +43,7 @@ def test_retried_canceled_jobs_leave_the_canceled_registry():
         for n in range(3)
     ]
     services.jobs_cancel(ids=[j.pk for j in jobs], actor=None)
-    client = queueing.connection()
+    client = connect.connection()
     canceled = CanceledJobRegistry("default", connection=client)
     assert set(canceled.get_job_ids()) == {j.pk for j in jobs}
     # Retried within seconds of their enqueue, on the same attempt count (0):
@@ -60,7 +60,7 @@ def test_retried_canceled_jobs_leave_the_canceled_registry():
 
 def test_retry_of_a_job_redis_no_longer_knows():
     record = services.job_submit(task="demo.echo", payload={"text": "gone"})
-    queueing.connection().flushall()
+    connect.connection().flushall()
     JobRecord.objects.filter(pk=record.pk).update(status=Status.DEAD)
 
     services.job_retry(record=JobRecord.objects.get(pk=record.pk), actor=None)

@@ -35,9 +35,11 @@ from rq.worker import BaseWorker, SimpleWorker, Worker, WorkerStatus
 from rq_scheduler import Scheduler
 
 from jobs.backend import (
+    connect,
     jobhash,
     live,
     queueing,
+    recovery,
     refusals,
     rqwrites,
     scheduler,
@@ -190,18 +192,18 @@ def test_django_rq_scheduler_is_rq_schedulers():
 #: A changed fingerprint means RQ changed code we copied or mirror: re-read
 #: it, port the change to our copy, then record the new fingerprint here.
 COPIED = {
-    # jobs/backend/workers.py RecordingMixin.dequeue_job_and_maintain_ttl
+    # jobs/backend/recording.py RecordingMixin.dequeue_job_and_maintain_ttl
     "BaseWorker.dequeue_job_and_maintain_ttl": (
         BaseWorker.dequeue_job_and_maintain_ttl,
         "6b24b229a6d4",
     ),
-    # jobs/backend/workers.py RecordingMixin.clean_registries
+    # jobs/backend/recording.py RecordingMixin.clean_registries
     "BaseWorker.clean_registries": (BaseWorker.clean_registries, "d2a7b5c91dbb"),
     "rq.registry.clean_registries": (rq.registry.clean_registries, "cbc68ec540fd"),
-    # jobs/backend/workers.py RecordingMixin.subscribe
+    # jobs/backend/recording.py RecordingMixin.subscribe
     "BaseWorker.subscribe": (BaseWorker.subscribe, "9cad6605f41e"),
     "BaseWorker.unsubscribe": (BaseWorker.unsubscribe, "691bf30fbd75"),
-    # jobs/backend/workers.py RecordingMixin._start_careful_scheduler
+    # jobs/backend/recording.py RecordingMixin._start_careful_scheduler
     "BaseWorker._start_scheduler": (BaseWorker._start_scheduler, "e01916fa0353"),
     # jobs/backend/refusals.py CarefulScheduler.enqueue_scheduled_jobs
     "RQScheduler.enqueue_scheduled_jobs": (
@@ -210,7 +212,7 @@ COPIED = {
     ),
     # jobs/backend/queueing.py ConsoleJob._restore_refused sets what restore sets
     "Job.restore": (Job.restore, "d593835faafc"),
-    # jobs/backend/workers.py recover_abandoned/_recover mirror the abandoned branch
+    # jobs/backend/recovery.py recover_abandoned/_recover mirror the abandoned branch
     "StartedJobRegistry.cleanup": (
         rq.registry.StartedJobRegistry.cleanup,
         "7464387cedcf",
@@ -232,7 +234,7 @@ def test_copied_rq_code_is_unchanged(name):
 
 @pytest.fixture
 def rq_worker(redis_server) -> Worker:
-    return Worker(["contract"], connection=queueing.connection())
+    return Worker(["contract"], connection=connect.connection())
 
 
 @pytest.mark.parametrize(
@@ -272,7 +274,7 @@ def test_a_performed_job_keeps_its_return_value_in_result(redis_server):
     job = Job.create(
         "builtins.len",
         args=(["a", "b"],),
-        connection=queueing.connection(),
+        connection=connect.connection(),
         serializer=JSONSerializer,
     )
     job.perform()
@@ -343,7 +345,7 @@ def test_called_rq_internal_keeps_its_signature(cls, name, expected):
 def test_a_job_carries_its_retry_state(redis_server):
     """handle_job_failure sets retries_left and retry_intervals so that RQ's
     own failure handling schedules our backoff."""
-    job = Job.create("builtins.len", args=([],), connection=queueing.connection())
+    job = Job.create("builtins.len", args=([],), connection=connect.connection())
     assert job.retries_left is None and job.retry_intervals is None
     job.retries_left, job.retry_intervals = 1, [3]
     assert job.get_retry_interval() == 3
@@ -356,19 +358,21 @@ def test_a_restored_job_has_the_attribute(redis_server, attribute):
     """ConsoleJob._restore_refused sets these in place of RQ's restore, for a
     job whose hash another client wrote."""
     job = queueing.rq_queue("contract").enqueue(queueing.RUNNER, kwargs={})
-    fetched = Job.fetch(job.id, connection=queueing.connection())
+    fetched = Job.fetch(job.id, connection=connect.connection())
     assert attribute in vars(fetched), f"Job.{attribute} is gone"
 
 
 def test_rq_scheduler_has_what_careful_scheduler_uses(redis_server):
-    """refusals.CarefulScheduler and RecordingMixin._start_careful_scheduler."""
+    """refusals.CarefulScheduler, RecordingMixin._start_careful_scheduler and
+    _keep_scheduler_alive (`_process`, the scheduler's process once started)."""
     scheduler = RQScheduler(
         [queueing.rq_queue("contract")],
-        connection=queueing.connection(),
+        connection=connect.connection(),
         logging_level="WARNING",
         serializer=JSONSerializer,
     )
-    for attribute in ("_status", "_scheduled_job_registries", "_acquired_locks"):
+    attributes = ("_status", "_scheduled_job_registries", "_acquired_locks", "_process")
+    for attribute in attributes:
         assert hasattr(scheduler, attribute), attribute
     assert {"WORKING", "STARTED"} <= set(RQScheduler.Status.__members__)
     assert scheduler.acquire_locks() == {"contract"}
@@ -376,7 +380,7 @@ def test_rq_scheduler_has_what_careful_scheduler_uses(redis_server):
     scheduler.register_birth()
     scheduler.release_locks()
     scheduler.register_death()
-    worker = Worker(["contract"], connection=queueing.connection())
+    worker = Worker(["contract"], connection=connect.connection())
     assert hasattr(worker, "scheduler")
     assert queueing.rq_queue("contract").intermediate_queue_key == (
         "rq:queue:contract:intermediate"
@@ -390,7 +394,7 @@ def snapshot() -> dict[str, Any]:
     """Run as a job: what RQ has written while the job runs."""
     job = get_current_job()
     assert job is not None
-    client = queueing.connection()
+    client = connect.connection()
     worker_key = f"rq:worker:{job.worker_name}"
     return {
         "workers": sorted(k.decode() for k in client.smembers("rq:workers")),
@@ -416,7 +420,7 @@ class Unsubscribed(SimpleWorker):
 
 @pytest.fixture
 def ran_a_job(redis_server) -> tuple[SimpleWorker, Job, dict[str, Any]]:
-    client = queueing.connection()
+    client = connect.connection()
     queue = Queue("contract", connection=client, serializer=JSONSerializer)
     job = queue.enqueue("tests.test_rq_contract.snapshot", meta={"task": "x"})
     worker = Unsubscribed([queue], connection=client, serializer=JSONSerializer)
@@ -429,7 +433,7 @@ def ran_a_job(redis_server) -> tuple[SimpleWorker, Job, dict[str, Any]]:
 
 
 def test_worker_keys_and_fields(ran_a_job):
-    """live.live_workers reads these; workers._recover deletes a lost worker's."""
+    """live.live_workers reads these; recovery._recover deletes a lost worker's."""
     worker, job, seen = ran_a_job
     assert worker.key == f"rq:worker:{worker.name}"
     assert Worker.redis_workers_keys == "rq:workers"
@@ -444,11 +448,11 @@ def test_worker_keys_and_fields(ran_a_job):
         "last_heartbeat",
         "current_job",
     } <= set(seen["worker_fields"])
-    after = queueing.connection().hgetall(worker.key)
+    after = connect.connection().hgetall(worker.key)
     assert after[b"queues"] == b"contract"
     assert int(after[b"successful_job_count"]) == 1
     worker.increment_failed_job_count()
-    assert b"failed_job_count" in queueing.connection().hgetall(worker.key)
+    assert b"failed_job_count" in connect.connection().hgetall(worker.key)
 
 
 def test_started_registry_entry_is_job_id_colon_execution(ran_a_job):
@@ -470,7 +474,7 @@ def test_job_hash_fields(ran_a_job):
 
 def test_queue_and_registry_keys(redis_server):
     """live.py builds these names by hand (one pipeline, no Queue objects)."""
-    client = queueing.connection()
+    client = connect.connection()
     queue = Queue("contract:high", connection=client, serializer=JSONSerializer)
     assert queue.key == "rq:queue:contract:high"
     assert queue.redis_queues_keys == "rq:queues"
@@ -515,7 +519,7 @@ def test_job_statuses_are_the_strings_we_compare(redis_server):
 
 def test_rq_scheduler_keys(redis_server):
     """scheduling.put writes what Scheduler.enqueue_at writes, by hand."""
-    client = queueing.connection()
+    client = connect.connection()
     assert (
         Scheduler.scheduled_jobs_key == scheduling.KEY == "rq:scheduler:scheduled_jobs"
     )
@@ -529,8 +533,8 @@ def test_rq_scheduler_keys(redis_server):
 
 
 def test_rq_fails_an_abandoned_job_with_the_text_we_look_for(rq_worker):
-    """workers.abandoned_by_rq recognises RQ's clean-up by this text."""
-    client = queueing.connection()
+    """recovery.abandoned_by_rq recognises RQ's clean-up by this text."""
+    client = connect.connection()
     queue = rq_worker.queues[0]
     job = queue.enqueue("builtins.len", [])
     rq_worker.register_birth()
@@ -540,14 +544,14 @@ def test_rq_fails_an_abandoned_job_with_the_text_we_look_for(rq_worker):
         client.zadd(registry.key, {entry: datetime.now(UTC).timestamp() - LONG_AGO})
     registry.cleanup()
     latest = job.latest_result()
-    assert latest is not None and workers.RQ_ABANDONED in latest.exc_string
+    assert latest is not None and recovery.RQ_ABANDONED in latest.exc_string
     assert job.get_status() == JobStatus.FAILED
     # live.examine_jobs reads it raw: stream rq:results:<id>, base64 of zlib.
     ((_id, fields),) = client.xrevrange(f"rq:results:{job.id}", count=1)
     text = zlib.decompress(base64.b64decode(fields[b"exc_string"])).decode()
-    assert workers.RQ_ABANDONED in text
+    assert recovery.RQ_ABANDONED in text
     raw = client.hgetall(job.key)
-    assert workers.RQ_ABANDONED in live._failure_text(raw, [(_id, fields)])
+    assert recovery.RQ_ABANDONED in live._failure_text(raw, [(_id, fields)])
 
 
 # -- 6. RQ's data encoding, rebuilt in rqwrites -----------------------------
@@ -558,7 +562,7 @@ def test_rqwrites_encodes_data_as_rq_does(redis_server):
     queue = queueing.rq_queue("contract")
     job = queue.create_job(queueing.RUNNER, kwargs=kwargs)
     job.save()
-    stored = queueing.connection().hget(job.key, "data")
+    stored = connect.connection().hget(job.key, "data")
     assert stored == rqwrites.job_data(queueing.RUNNER, kwargs)
     assert zlib.decompress(stored) == job.data
 
@@ -566,10 +570,10 @@ def test_rqwrites_encodes_data_as_rq_does(redis_server):
 def test_rq_pickles_and_compresses_a_plain_producers_data(redis_server):
     """jobhash tells a plain RQ producer's job by these bytes, never
     unpickling it: zlib's first byte, then a pickle's protocol opcode."""
-    job = Queue("contract", connection=queueing.connection()).enqueue(len, [])
-    data = queueing.connection().hget(job.key, "data")
+    job = Queue("contract", connection=connect.connection()).enqueue(len, [])
+    data = connect.connection().hget(job.key, "data")
     assert data.startswith(b"x") and jobhash.decompressed(data).startswith(b"\x80")
-    assert jobhash.examine(queueing.connection().hgetall(job.key)).function == (
+    assert jobhash.examine(connect.connection().hgetall(job.key)).function == (
         "builtins.len"
     )
 
@@ -591,7 +595,7 @@ def test_hash_fields_refusals_writes_by_hand(redis_server):
 
 def test_a_pipeline_keeps_its_commands_in_command_stack(redis_server):
     """rqwrites.learn reads what RQ put in a pipeline that is never sent."""
-    pipe = queueing.connection().pipeline(transaction=False)
+    pipe = connect.connection().pipeline(transaction=False)
     pipe.hset("k", "f", "v")
     ((args, options),) = pipe.command_stack
     assert args == ("HSET", "k", "f", "v") and isinstance(options, dict)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rq.job import Job
 
-from jobs.backend import queueing, rqwrites
+from jobs.backend import connect, queueing, queues, rqwrites
 from jobs.backend.queueing import EnqueueSpec, rq_queue
 from jobs.services.validation import new_job_id
 
@@ -32,7 +32,7 @@ def _spec(job_id: str, run_at: datetime | None = None) -> EnqueueSpec:
 
 
 def _written_by_rq(spec: EnqueueSpec) -> None:
-    queue = rq_queue(queueing.lane(spec.queue, spec.priority))
+    queue = rq_queue(queues.lane(spec.queue, spec.priority))
     job = queueing._job(spec, queue)
     if spec.run_at is None:
         queue.enqueue_job(job)
@@ -41,7 +41,7 @@ def _written_by_rq(spec: EnqueueSpec) -> None:
 
 
 def _hash(job_id: str) -> dict[bytes, bytes]:
-    return queueing.connection().hgetall(Job.key_for(job_id))
+    return connect.connection().hgetall(Job.key_for(job_id))
 
 
 @pytest.mark.parametrize("scheduled", [False, True])
@@ -61,7 +61,7 @@ def test_fast_writes_equal_rq_writes(redis_server, scheduled):
     assert json.loads(zlib.decompress(mine[b"data"]))[3]["payload"] == {
         "text": 'ünïcode <b> & "quotes"'
     }
-    client = queueing.connection()
+    client = connect.connection()
     if scheduled:
         registry = rq_queue("default:high").scheduled_job_registry.key
         assert client.zscore(registry, ours) == client.zscore(registry, theirs)
@@ -77,14 +77,14 @@ def test_a_job_is_written_once_however_many_times_it_is_enqueued(redis_server):
     spec = _spec(new_job_id())
     queueing.enqueue([spec, spec])
     queueing.enqueue([spec])
-    assert queueing.connection().llen("rq:queue:default:high") == 1
+    assert connect.connection().llen("rq:queue:default:high") == 1
 
 
 def test_a_server_that_lost_its_scripts_gets_them_again(redis_server):
     queueing.enqueue([_spec(new_job_id())])
-    queueing.connection().script_flush()
+    connect.connection().script_flush()
     queueing.enqueue([_spec(new_job_id())])
-    assert queueing.connection().llen("rq:queue:default:high") == 2
+    assert connect.connection().llen("rq:queue:default:high") == 2
 
 
 def test_only_the_template_id_may_be_learnt(redis_server):
@@ -113,7 +113,7 @@ def test_the_delay_is_kept_to_the_second(redis_server):
     spec = _spec(new_job_id(), run_at)
     queueing.enqueue([spec])
     registry = rq_queue("default:high").scheduled_job_registry.key
-    score = queueing.connection().zscore(registry, spec.id)
+    score = connect.connection().zscore(registry, spec.id)
     assert score == int(queueing.whole_second_after(run_at.timestamp()))
 
 

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from jobs import services
-from jobs.backend import queueing, scheduling
+from jobs.backend import connect, scheduling
 from jobs.models import JobRecord, Origin, Schedule
 from jobs.processes.schedules import HEARTBEAT_KEY, fire_due, reconcile
 from jobs.services import schedules as schedule_services
@@ -147,7 +147,7 @@ def scheduler_cycles_after(moment: float, cycles: int) -> None:
     seen: set[bytes] = set()
 
     def enough() -> bool:
-        beat = queueing.connection().get(HEARTBEAT_KEY)
+        beat = connect.connection().get(HEARTBEAT_KEY)
         if beat is not None and float(beat) >= moment:
             seen.add(beat)
         return len(seen) > cycles

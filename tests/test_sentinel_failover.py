@@ -15,7 +15,7 @@ from django.urls import reverse
 from bench.chaos.sentinel_failover import pointed_at
 from console.localsentinel import SentinelGroup
 from jobs import services
-from jobs.backend import queueing, scheduling
+from jobs.backend import connect, queueing, queues, scheduling
 from jobs.models import JobRecord, OperatorAction, Schedule
 from jobs.processes.monitor import Monitor
 from jobs.services.schedules import schedule_create
@@ -98,7 +98,7 @@ def test_a_process_and_a_worker_follow_a_promoted_replica(
     before = echo("before")
     wait_for(lambda: status(before) == Status.SUCCEEDED, timeout=60)
     old = group.primary().port
-    assert queueing.primary_address() == f"127.0.0.1:{old}"
+    assert connect.primary_address() == f"127.0.0.1:{old}"
 
     # The switch, made to last: the primary is dead, no replica is promoted.
     hold_failover(group, 600_000)
@@ -111,7 +111,7 @@ def test_a_process_and_a_worker_follow_a_promoted_replica(
     wait_for(lambda: status(during) == Status.SUCCEEDED, timeout=60)
     after = echo("after")
     wait_for(lambda: status(after) == Status.SUCCEEDED, timeout=60)
-    assert queueing.primary_address() == f"127.0.0.1:{new}"
+    assert connect.primary_address() == f"127.0.0.1:{new}"
     assert worker.poll() is None  # the same worker process, never restarted
     assert group.server_on(new).client().exists(f"rq:job:{after.pk}")
 
@@ -187,7 +187,7 @@ def test_jobs_a_failover_lost_are_enqueued_again_exactly_once(
     assert sorted(d.job_id for d in found) == sorted(r.pk for r in lost)
     assert services.outbox_relay(grace_seconds=0) == len(lost)
 
-    waiting = queueing.connection().lrange("rq:queue:mail", 0, -1)
+    waiting = connect.connection().lrange("rq:queue:mail", 0, -1)
     assert sorted(waiting) == sorted(r.pk.encode() for r in [*kept, *lost])
     assert reconcile(repair=False) == []  # nothing twice, the running job left be
 
@@ -195,7 +195,7 @@ def test_jobs_a_failover_lost_are_enqueued_again_exactly_once(
     monitor = Monitor()
     monitor._primary = f"127.0.0.1:{old}"  # as seen before the kill
     monitor.watch_primary()
-    assert queueing.paused_queues() == {"mail", "reports"}
+    assert queues.paused_queues() == {"mail", "reports"}
     assert list(scheduling.entries()) == list(
         Schedule.objects.values_list("pk", flat=True)
     )

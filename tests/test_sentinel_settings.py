@@ -11,7 +11,7 @@ from django_rq.connection_utils import get_redis_connection
 from redis.sentinel import SentinelConnectionPool
 
 from jobs import conf
-from jobs.backend import errors, queueing
+from jobs.backend import connect, errors
 from tests.test_foundation import manage, one_clear_line
 
 SENTINEL_SETTINGS = {
@@ -103,7 +103,7 @@ def test_sentinel_host_settings_derive_django_rq_settings_that_pass_checks() -> 
         lanes = conf.get("RQ_QUEUES")
         assert [e.id for e in run_checks() if (e.id or "").startswith("jobs.")] == []
         django_rq_client = get_redis_connection(lanes["mail:high"])
-        ours = queueing.new_client()
+        ours = connect.new_client()
     config = lanes["default"]
     assert config["SENTINELS"] == [["sentinel-1", 26379], ["sentinel-2", 26380]]
     assert config["SENTINEL_KWARGS"]["password"] == "sentinel-secret"

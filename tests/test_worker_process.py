@@ -13,7 +13,7 @@ import redis
 from django.db import connection
 
 from jobs import services
-from jobs.backend import queueing, workers
+from jobs.backend import connect, forking, recording, workers
 from jobs.models import JobRecord
 from jobs.processes.monitor import checkpoint_sqlite
 from tests.conftest import BASE_DIR, final, subprocess_env
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_worker_keeps_the_server_and_credentials_of_the_given_client(redis_server):
     given = redis.Redis.from_url(redis_server.url.rsplit("/", 1)[0] + "/3")
-    client = queueing.worker_connection(given)
+    client = connect.worker_connection(given)
     options = client.connection_pool.connection_kwargs
     assert options["port"] == given.connection_pool.connection_kwargs["port"]
     assert options["password"] == given.connection_pool.connection_kwargs["password"]
@@ -36,7 +36,7 @@ def test_worker_keeps_the_server_and_credentials_of_the_given_client(redis_serve
 def test_connections_do_not_announce_the_client_library(redis_server):
     """CLIENT SETINFO costs two round trips and a metadata read per new
     connection; a job process opens one per job."""
-    client = queueing.worker_connection(queueing.connection())
+    client = connect.worker_connection(connect.connection())
     client.ping()
     mine = [c for c in client.client_list() if c.get("lib-name")]
     assert mine == []
@@ -44,22 +44,21 @@ def test_connections_do_not_announce_the_client_library(redis_server):
 
 def test_a_worker_imports_the_runner_before_it_forks(redis_server, monkeypatch):
     monkeypatch.delitem(sys.modules, "jobs.runner", raising=False)
-    # As in a worker's own process: no ancestor prepared it (an earlier test
-    # in this process may have, and then only a freeze is left to do).
-    monkeypatch.setattr(workers, "_prepared_in", None)
+    # An in-process worker of an earlier test may have prepared this process.
+    monkeypatch.setattr(forking, "_prepared_in", None)
     gc.unfreeze()
-    workers.prepare_to_fork()
+    forking.prepare_to_fork()
     assert "jobs.runner" in sys.modules
     assert gc.get_freeze_count() > 0
     gc.unfreeze()
 
 
 def test_resident_size_is_read_at_most_once_a_second(monkeypatch):
-    workers._rss[:] = [0.0, 0.0]
-    first = workers.resident_kb()
+    forking._rss[:] = [0.0, 0.0]
+    first = forking.resident_kb()
     assert first > 0
     monkeypatch.setattr(workers, "open", lambda *a, **k: 1 / 0, raising=False)
-    assert workers.resident_kb() == first  # served from the last reading
+    assert forking.resident_kb() == first  # served from the last reading
 
 
 def test_monitor_checkpoints_the_sqlite_log(run_until):
@@ -78,7 +77,7 @@ def test_monitor_checkpoints_the_sqlite_log(run_until):
 def test_a_worker_survives_redis_going_away_as_its_scheduler_starts(redis_server):
     """RQ takes the scheduler's locks outside its work loop's error handling:
     a Redis restart at that moment ended the worker (seen in CI)."""
-    worker = workers.ConsoleWorker(["default"], connection=queueing.connection())
+    worker = workers.ConsoleWorker(["default"], connection=connect.connection())
     redis_server.stop()
     try:
         worker._start_scheduler()  # raised ConnectionError: the worker quit
@@ -92,7 +91,7 @@ def test_a_worker_survives_redis_going_away_as_its_scheduler_starts(redis_server
 
 
 def test_a_worker_starting_while_redis_restarts_waits_for_it(redis_server):
-    worker = workers.ConsoleWorker(["default"], connection=queueing.connection())
+    worker = workers.ConsoleWorker(["default"], connection=connect.connection())
     redis_server.stop()
     back = threading.Timer(1.0, redis_server.start)
     back.start()
@@ -164,7 +163,7 @@ def test_a_worker_leaves_its_command_channel_at_once(redis_server):
     """redis-py 8's pubsub thread stop() waits for the thread, which RQ lets
     sleep 60 s: every worker's exit, and every burst, would wait that long.
     (A generous deadline for a hang, not a measurement.)"""
-    worker = workers.ConsoleWorker(["default"], connection=queueing.connection())
+    worker = workers.ConsoleWorker(["default"], connection=connect.connection())
     worker.subscribe()
     leaving = threading.Thread(target=worker.unsubscribe, daemon=True)
     leaving.start()
@@ -174,7 +173,7 @@ def test_a_worker_leaves_its_command_channel_at_once(redis_server):
 
 
 def _calls(command: str) -> int:
-    stats = queueing.connection().info("commandstats")
+    stats = connect.connection().info("commandstats")
     return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
 
 
@@ -182,13 +181,13 @@ def test_a_heartbeat_right_after_another_is_not_sent(monkeypatch):
     """Between two jobs RQ heartbeats three times in a row, a round trip
     each; one of the usual length will do. One with its own timeout (a long
     job's) always goes out."""
-    monkeypatch.setattr(workers, "HEARTBEAT_FRESH", 60.0)  # a slow machine
-    worker = workers.ConsoleWorker(["default"], connection=queueing.connection())
+    monkeypatch.setattr(recording, "HEARTBEAT_FRESH", 60.0)  # a slow machine
+    worker = workers.ConsoleWorker(["default"], connection=connect.connection())
     before = _calls("expire")
     worker.heartbeat()
     worker.heartbeat()
     assert _calls("expire") - before == 1
     worker.heartbeat(timeout=90)
     assert _calls("expire") - before == 2
-    ttl = queueing.connection().ttl(worker.key)
+    ttl = connect.connection().ttl(worker.key)
     assert 80 < ttl <= 90

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from jobs import services
-from jobs.backend import queueing
+from jobs.backend import connect, queueing, queues
 from jobs.models import Attempt, JobRecord
 from jobs.services.reconcile import ABANDONED, find_differences, stranded_sweep
 from tests.conftest import spawned_log_says, wait_for, worker_pid
@@ -180,7 +180,7 @@ def test_memory_limit_kills_only_that_job(workers, monitor):
 
 def test_worker_reports_its_health(workers):
     (proc,) = workers(1)
-    client = queueing.connection()
+    client = connect.connection()
 
     def registered() -> dict[bytes, bytes] | None:
         for key in client.smembers("rq:workers"):
@@ -242,8 +242,8 @@ def test_second_sigterm_stops_at_once_and_the_job_is_recovered(workers, monitor)
 
 def test_pause_survives_redis_losing_its_data(workers, monitor):
     services.queue_pause(name="default", actor=None, reason="maintenance")
-    queueing.connection().flushall()  # as if Redis came back empty
-    wait_for(lambda: queueing.paused_queues() == {"default"}, timeout=10)
+    connect.connection().flushall()  # as if Redis came back empty
+    wait_for(lambda: queues.paused_queues() == {"default"}, timeout=10)
     procs = workers(1, queues=("default", OTHER))
     job = services.job_submit(task="demo.echo", payload={"text": "held"})
     probe_every_worker(procs)
@@ -255,7 +255,7 @@ def test_pause_survives_redis_losing_its_data(workers, monitor):
 
 def heartbeats_run_out() -> None:
     """As if the dead worker's job heartbeats had expired (15 s later)."""
-    client = queueing.connection()
+    client = connect.connection()
     key = queueing.rq_queue("default").started_job_registry.key
     for entry in client.zrange(key, 0, -1):
         client.zadd(key, {entry: time.time() - 1})
@@ -331,3 +331,27 @@ def test_worker_survives_redis_dying_as_its_job_ends(spawn, monitor, redis_serve
     wait_for(lambda: status_of(job) == Status.SUCCEEDED, timeout=60)
     assert succeeded_attempts(job) == 1
     assert find_differences() == []
+
+
+def scheduler_pid(queue: str = "default") -> int | None:
+    """The pid of the scheduler process holding the queue's lock (from its
+    own registration), once it has registered."""
+    client = connect.connection()
+    owner = client.get(f"rq:scheduler-lock:{queue}")
+    if not owner:
+        return None
+    pid = client.hget(f"rq:scheduler:{owner.decode()}", "pid")
+    return int(pid) if pid and int(pid) else None
+
+
+def test_a_killed_scheduler_process_is_started_again_at_once(workers, monitor):
+    """RQ restarts a dead scheduler only with its maintenance, every 10
+    minutes; retries and delayed jobs would wait that long."""
+    (worker,) = workers(1)
+    first = wait_for(scheduler_pid, timeout=60)
+    os.kill(first, signal.SIGKILL)
+    second = wait_for(lambda: (scheduler_pid() or first) != first and scheduler_pid())
+    assert worker.poll() is None
+    job = services.job_submit(task="demo.echo", payload={"text": "later"}, delay=1)
+    wait_for(lambda: status_of(job) == Status.SUCCEEDED, timeout=60)
+    assert second != first

@@ -19,6 +19,7 @@ from bench.chaos.outcome import Outcome, report
 from bench.chaos.postgres import PrivatePostgres
 from bench.chaos.sizes import Sizes
 from console.localredis import LocalRedis
+from jobs.backend import connect
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 NAMES = (
@@ -83,7 +84,6 @@ def run_one(name: str, scenario: Callable[[], Outcome]) -> Outcome:
 
 def intro(seed: int, postgres: PrivatePostgres) -> list[str]:
     from bench.machine import cpu_model, server_version
-    from jobs.backend import queueing
 
     return [
         "Every run starts from nothing in a new temporary directory: its own"
@@ -93,7 +93,7 @@ def intro(seed: int, postgres: PrivatePostgres) -> list[str]:
         " `make chaos` (full sizes) or `make chaos-quick` (CI sizes).",
         "",
         f"- machine: {cpu_model()}, shared with other work (times are noisy)",
-        f"- servers: {server_version(queueing.connection())}, PostgreSQL"
+        f"- servers: {server_version(connect.connection())}, PostgreSQL"
         f" {postgres.version()}",
         f"- random seed: {seed} (`python -m bench.chaos --seed {seed}` replays it)",
     ]

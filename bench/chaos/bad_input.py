@@ -16,6 +16,7 @@ from bench.chaos.doors import Doors, Tried, cli_arguments, fits_a_process
 from bench.chaos.nasty import Nasty, example
 from bench.chaos.outcome import Outcome
 from bench.chaos.sizes import Sizes
+from jobs.backend import connect
 
 #: Server errors and corrupted records shown in the report, at most.
 SHOWN = 5
@@ -109,10 +110,9 @@ def bad_input(directory: Path, sizes: Sizes, rng: random.Random) -> Outcome:
 
 def _footprint() -> tuple[int, ...]:
     """What a submission writes: rows, stream entries, jobs in Redis."""
-    from jobs.backend import queueing
     from jobs.models import JobDependency, JobEvent, JobRecord
 
-    client = queueing.connection()
+    client = connect.connection()
     jobs_in_redis = sum(1 for _ in client.scan_iter(match="rq:job:*", count=1000))
     return (
         JobRecord.objects.count(),
@@ -146,7 +146,7 @@ def corruption(job_id: str) -> str | None:
     if not _sane_policy(record.retry_policy) or record.max_attempts < 1:
         return f"retry policy {record.retry_policy!r}"
     try:
-        job = queueing.ConsoleJob.fetch(job_id, connection=queueing.connection())
+        job = queueing.ConsoleJob.fetch(job_id, connection=connect.connection())
     except Exception:  # noqa: BLE001 - missing or unreadable
         return f"{record.status}, but not in Redis"
     if job.kwargs != {"task": record.task, "payload": record.payload}:

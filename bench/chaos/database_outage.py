@@ -21,6 +21,7 @@ from bench.chaos.outcome import (
 )
 from bench.chaos.postgres import PrivatePostgres
 from bench.chaos.sizes import Sizes
+from jobs.backend import connect, queues
 
 #: The events every job that ran once leaves in its history.
 TIMELINE = ("enqueued", "started", "succeeded")
@@ -85,11 +86,10 @@ def database_outage(
 
 def _finished_in_redis() -> int:
     """Jobs finished, read from RQ's registries (not the database)."""
-    from jobs.backend import queueing
 
-    client = queueing.connection()
+    client = connect.connection()
     return sum(
-        int(client.zcard(f"rq:finished:{lane}")) for lane in queueing.lanes("default")
+        int(client.zcard(f"rq:finished:{lane}")) for lane in queues.lanes("default")
     )
 
 

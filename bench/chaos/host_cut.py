@@ -23,6 +23,7 @@ from bench.chaos.outcome import (
 from bench.chaos.postgres import PrivatePostgres
 from bench.chaos.sizes import Sizes
 from console.localredis import LocalRedis
+from jobs.backend import connect
 
 #: The job the cut host runs when its link goes: longer than a worker's lease
 #: on its job (JOB_MONITORING_INTERVAL + HEARTBEAT_GRACE), so that it is still
@@ -65,9 +66,7 @@ def serving_the_subnet(server: LocalRedis, postgres: PrivatePostgres) -> Iterato
     bridge), then on loopback only again."""
     from django.db import connections
 
-    from jobs.backend import queueing
-
-    client = queueing.connection()
+    client = connect.connection()
     client.config_set("bind", f"127.0.0.1 {SERVER}")
     connections.close_all()
     postgres.stop()

@@ -16,6 +16,7 @@ from bench.chaos.outcome import (
 )
 from bench.chaos.sizes import Sizes
 from console.localredis import LocalRedis
+from jobs.backend import connect
 
 
 def redis_kill(directory: Path, server: LocalRedis, sizes: Sizes) -> Outcome:
@@ -108,6 +109,5 @@ def redis_outage(directory: Path, server: LocalRedis, sizes: Sizes) -> Outcome:
 
 
 def _appendfsync() -> str:
-    from jobs.backend import queueing
 
-    return str(queueing.connection().config_get("appendfsync")["appendfsync"])
+    return str(connect.connection().config_get("appendfsync")["appendfsync"])

@@ -23,6 +23,7 @@ from bench.chaos.outcome import (
 )
 from bench.chaos.sizes import Sizes
 from console.localsentinel import SentinelGroup
+from jobs.backend import connect
 
 #: Sentinel's silence before it calls the primary down, and the failover's
 #: own timeout: small, so that the scenario measures seconds.
@@ -43,7 +44,6 @@ def pointed_at(group: SentinelGroup) -> Iterator[None]:
     from django.conf import settings
 
     from jobs import conf
-    from jobs.backend import queueing
 
     names = [*group.settings(), "RQ_QUEUES"]
     saved = {name: getattr(settings, name) for name in names}
@@ -54,7 +54,7 @@ def pointed_at(group: SentinelGroup) -> Iterator[None]:
         conf.redis_target(), settings.JOB_QUEUES, conf.get("REDIS_SOCKET_TIMEOUT")
     )
     os.environ.update(group.env())
-    queueing._connections.clear()
+    connect._connections.clear()
     try:
         yield
     finally:
@@ -65,7 +65,7 @@ def pointed_at(group: SentinelGroup) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = env_value
-        queueing._connections.clear()
+        connect._connections.clear()
 
 
 def first_start_after(group: SentinelGroup, port: int, moment: float) -> float | None:

@@ -15,17 +15,16 @@ from typing import Any
 from rq.job import Job, JobStatus
 
 from jobs import events
+from jobs.backend.connect import connection
 from jobs.backend.jobhash import STATUSES, Verdict, decompressed, examine, moment, text
 from jobs.backend.queueing import (
     PIPELINE_CHUNK,
     UNREADABLE,
     ConsoleJob,
-    connection,
     executing,
-    lanes,
-    logical_queue,
     rq_queue,
 )
+from jobs.backend.queues import lanes, logical_queue
 
 #: Scores past this (the year 5138) are no moment: another client wrote them.
 MAX_EPOCH = 1e11

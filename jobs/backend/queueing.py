@@ -21,209 +21,27 @@ from itertools import chain
 from typing import Any
 
 import redis
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from redis.sentinel import Sentinel, SentinelConnectionPool
-from rq import get_current_job
-from rq.command import send_command, send_stop_job_command
 from rq.exceptions import DeserializationError
 from rq.executions import ExecutionRegistry
 from rq.job import Dependency, Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
-from jobs import conf, events
+from jobs import events
 from jobs.backend import jobhash, rqwrites
-from jobs.backend.client import Client
-from jobs.backend.errors import BackendError, explain, refused
+from jobs.backend.connect import connection as connection
 from jobs.backend.jobhash import RUNNER
+from jobs.backend.progressstore import _progress_key
+from jobs.backend.queues import lane, logical_queue
 
-PRIORITY_SUFFIX = {"high": ":high", "normal": "", "low": ":low"}
-PROGRESS_TTL = 7 * 24 * 3600
-PROGRESS_LOG_LINES = 200
 RESULT_TTL = 3600
 FAILURE_TTL = 30 * 24 * 3600
 #: A pipeline flushes after this many jobs: bounds client memory and the
 #: time Redis spends on one request.
 PIPELINE_CHUNK = 1000
 
-_connections: dict[tuple[Any, ...], Any] = {}
-#: True in a forked job process (set by the worker right after the fork).
-_in_job_process = False
 
-
-def mark_job_process() -> None:
-    global _in_job_process
-    _in_job_process = True
-
-
-def in_job_process() -> bool:
-    return _in_job_process
-
-
-#: No CLIENT SETINFO on connect: redis-py would read its own package metadata
-#: for it (about 2 ms of CPU) and then spend two round trips, on every new
-#: connection, and a job process opens a new connection for every job.
-NO_CLIENT_INFO: dict[str, Any] = {"driver_info": None}
-
-
-def new_client(timeout: float | None = None, health_check: int = 10) -> Any:
-    """A new Redis client for the app's server: the ONE place that reads
-    where Redis is (REDIS_URL, or REDIS_SENTINELS and its companions).
-
-    Through Sentinel the client asks the sentinels for the primary's address
-    whenever it opens a connection, and drops its connections when a replica
-    was promoted (or the old primary answers READONLY): a process follows a
-    failover by itself, without restarting.
-
-    A setting that names no usable server raises BackendError, as the
-    client's own errors are (see jobs.backend.errors).
-    """
-    try:
-        return _new_client(timeout, health_check)
-    except ValueError as exc:  # a malformed REDIS_URL or REDIS_SENTINELS
-        raise BackendError(str(exc)) from None
-
-
-def _new_client(timeout: float | None, health_check: int) -> Any:
-    target = conf.redis_target()
-    seconds = conf.get("REDIS_SOCKET_TIMEOUT") if timeout is None else timeout
-    options: dict[str, Any] = {
-        "socket_timeout": seconds,
-        "socket_connect_timeout": seconds,
-        "health_check_interval": health_check,
-        **NO_CLIENT_INFO,
-    }
-    if not target.sentinels:
-        return Client.from_url(target.url, **options)
-    sentinel = Sentinel(
-        list(target.sentinels),
-        sentinel_kwargs={**target.sentinel_kwargs(seconds), **NO_CLIENT_INFO},
-        password=target.password or None,
-        db=target.db,
-        **options,
-    )
-    return sentinel.master_for(target.master, redis_class=Client)
-
-
-def connection() -> Any:
-    """A Redis client for this process (clients are not shared across fork).
-
-    Typed as Any: redis-py's sync and async return types share one union.
-    """
-    key = (os.getpid(), *_where())
-    client = _connections.get(key)
-    if client is None:
-        client = new_client()
-        _connections[key] = client
-    return client
-
-
-def _where() -> tuple[str, str]:
-    """The settings that say where Redis is, read cheaply (on every call of
-    connection(): building a RedisTarget each time doubled its cost)."""
-    sentinels = conf.get("REDIS_SENTINELS")
-    if not sentinels:
-        return getattr(settings, "REDIS_URL", ""), ""
-    return repr(sentinels), str(conf.get("REDIS_SENTINEL_MASTER"))
-
-
-def primary_address() -> str | None:
-    """host:port of the server this process writes to now (through Sentinel:
-    the primary the sentinels name), None if nobody can say."""
-    pool = connection().connection_pool
-    try:
-        if isinstance(pool, SentinelConnectionPool):
-            host, port = pool.get_master_address()
-            return f"{host}:{port}"
-    except redis.exceptions.RedisError:
-        return None
-    kwargs = pool.connection_kwargs
-    if "path" in kwargs:
-        return str(kwargs["path"])
-    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-
-
-def primary_label() -> str:
-    """Which server is primary, for the console: `host:port`, and through
-    Sentinel the primary's name too ("unknown" while no sentinel can say)."""
-    target = conf.redis_target()
-    address = primary_address() or "unknown"
-    if target.sentinels:
-        return f"{address} (Sentinel master {target.master!r})"
-    return address
-
-
-def worker_connection(client: Any) -> Any:
-    """The server and credentials of `client` (django-rq builds it from the
-    URL alone), with the timeouts and options of connection()."""
-    pool = client.connection_pool
-    if isinstance(pool, SentinelConnectionPool):
-        return new_client()  # django-rq's sentinel settings are the app's own
-    options = {
-        **pool.connection_kwargs,
-        "socket_timeout": conf.get("REDIS_SOCKET_TIMEOUT"),
-        "socket_connect_timeout": conf.get("REDIS_SOCKET_TIMEOUT"),
-        "health_check_interval": 10,
-        **NO_CLIENT_INFO,
-    }
-    return Client(
-        connection_pool=type(pool)(connection_class=pool.connection_class, **options)
-    )
-
-
-#: Seconds between a starting process's attempts to reach Redis.
-STARTUP_RETRY = 0.5
 log = logging.getLogger("jobs.queueing")
-
-
-def wait_for_redis(client: Any, wait: float | None = None) -> None:
-    """Make sure Redis answers before a worker or the scheduler starts.
-
-    While it cannot be reached (a restart, a server still loading its data or
-    starting beside the process), wait up to `wait` seconds (by default
-    REDIS_STARTUP_WAIT) and say so once; wrong credentials end the wait at
-    once. Giving up raises ImproperlyConfigured: one line naming REDIS_URL
-    (or REDIS_SENTINELS).
-    """
-    wait = conf.get("REDIS_STARTUP_WAIT") if wait is None else wait
-    deadline = time.monotonic() + wait
-    said = False
-    while True:
-        try:
-            client.ping()
-            return
-        except BackendError as exc:
-            if not _unreachable(exc) or time.monotonic() >= deadline:
-                raise ImproperlyConfigured(explain(exc)) from None
-            if not said:
-                log.warning(
-                    "waiting for redis",
-                    extra={"error": explain(exc), "wait": wait},
-                )
-                said = True
-            time.sleep(STARTUP_RETRY)
-
-
-def _unreachable(exc: BackendError) -> bool:
-    """Could waiting help? Not with wrong credentials nor with an error the
-    server answered."""
-    transient = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-    return isinstance(exc, transient) and not refused(exc)
-
-
-def ping() -> bool:
-    """Is Redis answering? A dedicated client with a short timeout, so a page's
-    status badge or /readyz never hangs on an unreachable server."""
-    key = (os.getpid(), "ping", *_where())
-    try:
-        client = _connections.get(key)
-        if client is None:
-            client = new_client(timeout=0.5, health_check=0)
-            _connections[key] = client
-        return bool(client.ping())
-    except BackendError:  # also a malformed REDIS_URL: nothing answers
-        return False
 
 
 class ConsoleJob(Job):
@@ -362,30 +180,6 @@ def fetch(job_id: str, client: Any = None) -> ConsoleJob:
     job = ConsoleJob.fetch(job_id, connection=client or connection())
     assert isinstance(job, ConsoleJob)
     return job
-
-
-def lane(queue: str, priority: str) -> str:
-    return f"{queue}{PRIORITY_SUFFIX[priority]}"
-
-
-def lanes(queue: str) -> list[str]:
-    return [lane(queue, p) for p in ("high", "normal", "low")]
-
-
-def logical_queue(lane_name: str) -> str:
-    for suffix in (":high", ":low"):
-        if lane_name.endswith(suffix):
-            return lane_name[: -len(suffix)]
-    return lane_name
-
-
-def rq_queue(name: str, client: Any = None) -> Queue:
-    return Queue(
-        name,
-        connection=client or connection(),
-        job_class=ConsoleJob,
-        serializer=JSONSerializer,
-    )
 
 
 @dataclass
@@ -628,84 +422,6 @@ def executing(job_ids: Iterable[str], now: float | None = None) -> set[str]:
     return {job_id for job_id, count in zip(ids, counts, strict=True) if count}
 
 
-def cancel(job_ids: Iterable[str]) -> set[str]:
-    """Cancel jobs that are waiting in Redis; returns the ids it canceled."""
-    done: set[str] = set()
-    for job_id in job_ids:
-        try:
-            job = ConsoleJob.fetch(job_id, connection=connection())
-        except Exception:  # noqa: BLE001 - gone from Redis: nothing to stop
-            done.add(job_id)
-            continue
-        if job.get_status() in (JobStatus.STARTED, JobStatus.FINISHED):
-            continue
-        if job.get_status() != JobStatus.CANCELED:
-            job.cancel()
-        done.add(job_id)
-    return done
-
-
-#: Claims a running job for an operator's cancel, atomically against its own
-#: end: only a job whose hash still says "started" is claimed. Returns
-#: [its status or false, its worker's name or false].
-CLAIM_RUNNING = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'started' then
-  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
-end
-return {status, redis.call('HGET', KEYS[1], 'worker_name')}
-"""
-#: How long a cancel's claim outlives the request (the job's end, or its lost
-#: worker's recovery, reads it well before).
-CANCEL_CLAIM_TTL = 7 * 24 * 3600
-
-
-def _cancel_key(job_id: str) -> str:
-    return f"console:cancel:{job_id}"
-
-
-@dataclass(frozen=True)
-class Stop:
-    """What stop_running found: "stopping" (claimed, the stop sent), "gone"
-    (no job in Redis: nothing runs it), or the job's RQ status ("finished",
-    "failed"...: it ended first, or never started)."""
-
-    job_id: str
-    outcome: str
-
-
-def stop_running(job_id: str, *, by: str = "") -> Stop:
-    """Cancel a running job: claim it (so its end, or its lost worker's
-    recovery, records it as canceled and never runs it again) and send RQ's
-    stop-job command to its worker, which kills just that job."""
-    client = connection()
-    status, worker = client.eval(
-        CLAIM_RUNNING,
-        2,
-        Job.key_for(job_id),
-        _cancel_key(job_id),
-        (by or "an operator")[:150],
-        CANCEL_CLAIM_TTL,
-    )
-    if status is None:
-        return Stop(job_id, "gone")
-    status = jobhash.text(status)
-    if status != JobStatus.STARTED:
-        return Stop(job_id, status)
-    try:
-        send_stop_job_command(client, job_id, serializer=JSONSerializer)
-    except Exception:  # noqa: BLE001 - unreadable (another client's) or no worker name
-        if worker:  # the name Redis holds is enough to address the command
-            send_command(client, jobhash.text(worker), "stop-job", job_id=job_id)
-    return Stop(job_id, "stopping")
-
-
-def cancel_requested(job_id: str, client: Any = None) -> str | None:
-    """Who canceled this running job (stop_running's claim), if anyone."""
-    raw = (client or connection()).get(_cancel_key(job_id))
-    return jobhash.text(raw)[:150] if raw is not None else None
-
-
 def existing(job_ids: Iterable[str]) -> set[str]:
     """The ids among `job_ids` that have a job hash in Redis."""
     ids = list(job_ids)
@@ -718,78 +434,10 @@ def existing(job_ids: Iterable[str]) -> set[str]:
     return {job_id for job_id, flag in zip(ids, flags, strict=True) if flag}
 
 
-def current_job_identity() -> tuple[str, int]:
-    job = get_current_job()
-    if job is None:
-        return "", 1
-    return job.id, int(job.meta.get("attempt", 1) or 1)
-
-
-def _progress_key(job_id: str) -> str:
-    return f"console:progress:{job_id}"
-
-
-def store_progress(job_id: str, percent: float | None, message: str | None) -> None:
-    key = _progress_key(job_id)
-    now = time.time()
-    with connection().pipeline(transaction=False) as pipe:
-        if percent is not None:
-            pipe.hset(key, mapping={"percent": f"{percent:.2f}", "at": repr(now)})
-        if message is not None:
-            pipe.rpush(f"{key}:log", json.dumps({"at": now, "msg": message[:2000]}))
-            pipe.ltrim(f"{key}:log", -PROGRESS_LOG_LINES, -1)
-            pipe.expire(f"{key}:log", PROGRESS_TTL)
-        pipe.expire(key, PROGRESS_TTL)
-        pipe.execute()
-
-
-def read_progress(job_id: str) -> tuple[float | None, list[dict[str, Any]]]:
-    key = _progress_key(job_id)
-    with connection().pipeline(transaction=False) as pipe:
-        pipe.hget(key, "percent")
-        pipe.lrange(f"{key}:log", 0, -1)
-        percent, lines = pipe.execute()
-    return _percent(percent), [line for line in map(_log_line, lines) if line]
-
-
-def _percent(raw: bytes | None) -> float | None:
-    try:
-        return float(raw) if raw else None
-    except ValueError:
-        return None
-
-
-def _log_line(raw: bytes) -> dict[str, Any] | None:
-    """A progress line as {"at": epoch, "msg": text}; None if it is not one."""
-    try:
-        line = json.loads(raw)
-        at = float(line["at"])
-    except (ValueError, TypeError, KeyError):
-        return None
-    return {"at": at, "msg": str(line["msg"])} if 0 <= at < 1e11 else None
-
-
-PAUSED_KEY = "console:paused"
-
-
-def set_paused(queue: str, paused: bool) -> None:
-    client = connection()
-    if paused:
-        client.sadd(PAUSED_KEY, queue)
-    else:
-        client.srem(PAUSED_KEY, queue)
-
-
-def sync_paused(paused: set[str]) -> None:
-    client = connection()
-    stale = paused_queues() - paused
-    with client.pipeline() as pipe:
-        if paused:
-            pipe.sadd(PAUSED_KEY, *paused)
-        if stale:
-            pipe.srem(PAUSED_KEY, *stale)
-        pipe.execute()
-
-
-def paused_queues() -> set[str]:
-    return {q.decode() for q in connection().smembers(PAUSED_KEY)}
+def rq_queue(name: str, client: Any = None) -> Queue:
+    return Queue(
+        name,
+        connection=client or connection(),
+        job_class=ConsoleJob,
+        serializer=JSONSerializer,
+    )

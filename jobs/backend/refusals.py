@@ -26,14 +26,8 @@ from rq.utils import current_timestamp
 
 from jobs import events, stats
 from jobs.backend import jobhash
-from jobs.backend.queueing import (
-    FAILURE_TTL,
-    ConsoleJob,
-    fetch,
-    lanes,
-    logical_queue,
-    rq_queue,
-)
+from jobs.backend.queueing import FAILURE_TTL, ConsoleJob, fetch, rq_queue
+from jobs.backend.queues import lanes, logical_queue
 
 log = logging.getLogger("jobs.worker")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from rq import get_current_job
 
-from jobs.backend.queueing import logical_queue
+from jobs.backend.queues import logical_queue
 
 #: Failures a job keeps in its meta, and how much of each traceback.
 NOTES_KEPT = 10

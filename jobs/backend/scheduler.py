@@ -9,7 +9,7 @@ from typing import Any
 
 from django_rq.queues import DjangoScheduler
 
-from jobs.backend.queueing import wait_for_redis, worker_connection
+from jobs.backend.connect import wait_for_redis, worker_connection
 
 #: When the scheduler process last said it was alive (read by the alerts).
 HEARTBEAT_KEY = "console:scheduler:seen"

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 
 from rq_scheduler import Scheduler
 
-from jobs.backend.queueing import RUNNER, ConsoleJob, connection
+from jobs.backend.connect import connection
+from jobs.backend.queueing import RUNNER, ConsoleJob
 
 KEY = Scheduler.scheduled_jobs_key
 PREFIX = "schedule-"

@@ -30,12 +30,12 @@ from rq.exceptions import NoSuchJobError
 from rq.executions import Execution
 
 from jobs import conf
-from jobs.backend.queueing import rq_queue
-from jobs.backend.workers import (
+from jobs.backend.forking import (
     die_with_parent,
     forget_inherited_db_connections,
     resident_kb,
 )
+from jobs.backend.queueing import rq_queue
 
 if TYPE_CHECKING:
     from jobs.backend.slots import SlotWorker

@@ -29,77 +29,38 @@ command line, exec'd) rather than run on beside it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import signal
 import sys
 import threading
 import time
-import traceback
-from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_for_any
-from types import FrameType
 from typing import Any
 
 import redis
-from rq.command import parse_payload
-from rq.exceptions import DequeueTimeout, InvalidJobOperation
+from rq.exceptions import DequeueTimeout
 from rq.executions import Execution
-from rq.job import Job, JobStatus
+from rq.job import Job
 from rq.queue import Queue
 from rq.suspension import is_suspended
-from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker import WorkerStatus
 
 from jobs import eventloop, registry
 from jobs.backend import slotprocs
+from jobs.backend.lease import HEARTBEAT_GRACE
 from jobs.backend.queueing import ConsoleJob
-from jobs.backend.workers import (
-    DEQUEUE_BLOCK,
-    HEARTBEAT_GRACE,
-    PAUSE_REFRESH,
-    ConsoleWorker,
+from jobs.backend.recording import DEQUEUE_BLOCK, PAUSE_REFRESH
+from jobs.backend.slotends import (
+    Slot,
+    SlotEndings,
 )
+from jobs.backend.workers import ConsoleWorker
 
 #: How often the main thread looks at its slots while jobs run (reaping forked
 #: job processes, finished threads, deadlines).
 SLOT_POLL = 0.05
 #: With jobs running and the queues empty, they are looked at this often.
 EMPTY_POLL = 0.2
-#: RQ kills a forked job this long after its timeout if its own alarm failed.
-HARD_KILL_AFTER = 60
-#: A timed-out job thread gets this long to stop (an async task's thread
-#: stops within eventloop.WAIT_SLICE) before it counts as abandoned.
-STOP_GRACE = 2.0
-
-
-@dataclass(eq=False)
-class Slot:
-    job: Job
-    queue: Queue
-    execution: Execution
-    model: str
-    started: float = field(default_factory=time.monotonic)
-    pid: int = 0
-    thread: threading.Thread | None = None
-    #: The long-lived job process running it (process model).
-    child: slotprocs.Child | None = None
-    #: Readable once its forked job process has exited (fork model).
-    pidfd: int | None = None
-    #: RQ's stop-job command named it.
-    stopped: bool = False
-    #: Set by the job thread: ("ok", value) or ("error", exc_info).
-    outcome: tuple[str, Any] | None = None
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    @property
-    def timeout(self) -> int | None:
-        seconds = self.job.timeout or Queue.DEFAULT_TIMEOUT
-        return None if seconds == -1 else int(seconds)
 
 
 def model_for(job: Job, override: str | None) -> str:
@@ -112,21 +73,7 @@ def model_for(job: Job, override: str | None) -> str:
         return "fork"  # fails in its own process, as on a one-job worker
 
 
-class JobStopped(Exception):
-    """Raised in a thread-model job stopped by RQ's stop-job command."""
-
-
-def raise_in_thread(thread: threading.Thread, exc_type: type[BaseException]) -> None:
-    """Ask Python to raise `exc_type` in `thread` at its next bytecode (a
-    thread blocked in C, such as time.sleep, only sees it when that returns)."""
-    if thread.ident is None or not thread.is_alive():
-        return
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type)
-    )
-
-
-class SlotWorker(ConsoleWorker):
+class SlotWorker(SlotEndings, ConsoleWorker):
     """RQ worker with N slots; see the module's docstring."""
 
     concurrency = 1
@@ -462,258 +409,6 @@ class SlotWorker(ConsoleWorker):
         if job.timeout and job.timeout > 0:
             return int(min(job.timeout - elapsed, interval)) + HEARTBEAT_GRACE
         return interval + HEARTBEAT_GRACE
-
-    def _finish_thread(self, slot: Slot) -> None:
-        assert slot.outcome is not None
-        kind, value = slot.outcome
-        if kind == "ok":
-            self._settle(slot, lambda job, queue: self._succeed(job, queue, value))
-        else:
-            self._settle(slot, lambda job, queue: self._fail(job, queue, value))
-
-    def _succeed(self, job: Job, queue: Queue, value: Any) -> None:
-        job.ended_at = now()
-        job._result = value
-        job._status = JobStatus.FINISHED
-        self.handle_job_success(
-            job=job, queue=queue, started_job_registry=queue.started_job_registry
-        )
-
-    def _fail(self, job: Job, queue: Queue, exc_info: Any) -> None:
-        job.ended_at = now()
-        job._status = JobStatus.FAILED
-        exc_string = "".join(traceback.format_exception(*exc_info))
-        self.handle_exception(job, *exc_info)
-        self.handle_job_failure(
-            job=job,
-            queue=queue,
-            started_job_registry=queue.started_job_registry,
-            exc_string=exc_string,
-        )
-
-    def _time_out_thread(self, slot: Slot) -> None:
-        """Recorded as timed out now; the thread is told to stop and, if it
-        does not, abandoned (the process starts afresh once it is alone)."""
-        assert slot.thread is not None
-        raise_in_thread(slot.thread, JobTimeoutException)
-        self._abandoned.append((slot.thread, time.monotonic()))
-        try:
-            raise JobTimeoutException(
-                f"Task exceeded maximum timeout value ({slot.timeout} seconds)"
-            )
-        except JobTimeoutException:
-            exc_info = sys.exc_info()
-        self._settle(slot, lambda job, queue: self._fail(job, queue, exc_info))
-
-    def _stop_thread(self, slot: Slot) -> None:
-        """Stopped by RQ's command: recorded now, the thread told to stop
-        (and abandoned if it will not), as at a timeout."""
-        assert slot.thread is not None
-        raise_in_thread(slot.thread, JobStopped)
-        self._abandoned.append((slot.thread, time.monotonic()))
-        self._settle(slot, lambda job, queue: self._lost(job, queue, 0, 0, True))
-
-    def _reap_fork(self, slot: Slot) -> None:
-        try:
-            pid, status = os.waitpid(slot.pid, os.WNOHANG)
-        except ChildProcessError:
-            pid, status = slot.pid, 0
-        if pid == 0:
-            limit = slot.timeout
-            if limit is not None and slot.elapsed > limit + HARD_KILL_AFTER:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(slot.pid, signal.SIGKILL)
-            return
-        if slot.pidfd is not None:
-            os.close(slot.pidfd)
-            slot.pidfd = None
-        if status == 0:  # the job process recorded its outcome itself
-            self._slots.pop(slot.job.id, None)
-            pipe = self.connection.pipeline()
-            with self._tolerating_redis_loss("slots"), pipe:
-                self._slot_fields(pipe)
-                pipe.execute()
-            return
-        stopped = slot.stopped
-        self._settle(slot, lambda j, q: self._lost(j, q, pid, status, stopped))
-
-    def _reap_process(self, slot: Slot) -> None:
-        child = slot.child
-        assert child is not None
-        if child.conn.poll():
-            try:
-                replace = bool(child.conn.recv())
-            except (EOFError, OSError):  # it died: its wait status says how
-                status, stopped = self._drop_child(child), slot.stopped
-                self._settle(
-                    slot, lambda j, q: self._lost(j, q, child.pid, status, stopped)
-                )
-                return
-            child.busy = False
-            if replace:  # it exits at once: reaped here
-                self._drop_child(child)
-            self._slots.pop(slot.job.id, None)
-            pipe = self.connection.pipeline()
-            with self._tolerating_redis_loss("slots"), pipe:
-                self._slot_fields(pipe)
-                pipe.execute()
-            return
-        limit = slot.timeout
-        if limit is not None and slot.elapsed > limit + HARD_KILL_AFTER:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)
-
-    def _reap_idle_children(self) -> None:
-        for child in [c for c in self._children if not c.busy]:
-            with contextlib.suppress(ChildProcessError):
-                if os.waitpid(child.pid, os.WNOHANG)[0]:
-                    self._drop_child(child, wait=False)
-
-    def _lost(
-        self, job: Job, queue: Queue, pid: int, status: int, stopped: bool = False
-    ) -> None:
-        """The job's process died without recording an outcome, or the job
-        was stopped (RQ's monitor_work_horse, for one slot)."""
-        if stopped:  # RQ's failure handler then neither retries nor fails it
-            job.ended_at = now()
-            self._stopped_job_id = job.id
-            self.handle_job_failure(
-                job,
-                queue=queue,
-                exc_string="Job stopped by user, work-horse terminated.",
-            )
-            return
-        try:
-            job_status = job.get_status()
-        except InvalidJobOperation:
-            return  # finished, and its hash already expired
-        if job_status in (JobStatus.FINISHED, JobStatus.FAILED):
-            return
-        job.ended_at = now()
-        killed = os.WIFSIGNALED(status)
-        signal_msg = f" (signal {os.WTERMSIG(status)})" if killed else ""
-        exc_string = (
-            f"Work-horse terminated unexpectedly; waitpid returned {status}"
-            f"{signal_msg}; "
-        )
-        self.handle_work_horse_killed(job, pid, status, None)
-        self.handle_job_failure(job, queue=queue, exc_string=exc_string)
-
-    def _settle(self, slot: Slot, record: Any) -> None:
-        """Record a slot's outcome with RQ's handlers, which read the
-        worker's one `execution`: it is the slot's for the while."""
-        self._slots.pop(slot.job.id, None)
-        self.execution = slot.execution
-        try:
-            record(slot.job, slot.queue)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            # Left in the started registry: recovered as a lost worker's job.
-            self.log.warning(
-                "redis unavailable as a job ended; waiting for it",
-                extra={"worker": self.name, "job_id": slot.job.id, "error": str(exc)},
-            )
-            self._wait_for_redis()
-        finally:
-            self.execution = None
-
-    # -- RQ's commands ------------------------------------------------------
-
-    def handle_payload(self, message: Any) -> None:
-        """RQ's commands (from `rq`, rq-dashboard...), for N jobs: `stop-job`
-        stops the job it names, and only it. RQ's own would kill "the horse",
-        which here is pid 0: the worker's own process group. Runs in the
-        command channel's thread: it only flags and signals."""
-        try:
-            payload = parse_payload(message)
-            command = payload.get("command")
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeError):
-            return  # not a command: anyone may publish on the channel
-        if command == "stop-job":
-            self._stop_job(str(payload.get("job_id") or ""))
-        elif command == "kill-horse":
-            self.log.info("kill-horse ignored: stop jobs by id (stop-job)")
-        else:
-            super().handle_payload(message)
-
-    def _stop_job(self, job_id: str) -> None:
-        slot = self._slots.get(job_id)
-        if slot is None:
-            self.log.info("stop-job: not running here", extra={"job_id": job_id})
-            return
-        slot.stopped = True
-        pid = slot.child.pid if slot.child is not None else slot.pid
-        if pid:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-        self._wake_up()
-
-    def kill_horse(self, sig: Any = None) -> None:
-        """There is no one horse: jobs are stopped by id (stop-job)."""
-
-    # -- stopping -----------------------------------------------------------
-
-    def _abandoned_alive(self) -> bool:
-        """Timed-out threads still running: no new job starts meanwhile."""
-        self._abandoned = [(t, at) for t, at in self._abandoned if t.is_alive()]
-        return bool(self._abandoned)
-
-    def _abandoned_for_good(self) -> bool:
-        moment = time.monotonic()
-        return all(moment - at > STOP_GRACE for _, at in self._abandoned)
-
-    def _start_afresh(self) -> None:
-        """Only abandoned threads are left: leave the registry and exec the
-        same command again (a new process image, same pid), or stop."""
-        self.log.warning(
-            "a timed-out job thread would not stop; starting afresh",
-            extra={"worker": self.name, "threads": len(self._abandoned)},
-        )
-        self._stop_requested = True
-        if self.restart_argv is None:
-            return
-        self.teardown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execv(self.restart_argv[0], self.restart_argv)
-
-    def _shutdown(self) -> None:
-        """Warm shutdown: no new job; the running ones finish (teardown waits
-        for them). Never raises from the signal handler: the loop, which looks
-        at _stop_requested every few tens of ms, ends itself."""
-        self._stop_requested = True
-        with contextlib.suppress(redis.exceptions.RedisError):
-            self.set_shutdown_requested_date()
-        if self.scheduler:
-            self.stop_scheduler()
-        self._wake_up()
-
-    def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
-        """Cold shutdown: every job process goes down with the worker; thread
-        jobs end with the process. Their executions stay in the started
-        registry and are recovered as a lost worker's jobs."""
-        moment = now()
-        requested = self._shutdown_requested_date
-        if requested is not None and (moment - requested).total_seconds() < 1:
-            return  # RQ: the pool and the terminal both signal once
-        self.log.warning("cold shut down", extra={"worker": self.name})
-        self._cold = True
-        pids = {slot.pid for slot in self._slots.values() if slot.pid}
-        for pid in pids | {child.pid for child in self._children}:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-        raise SystemExit()
-
-    def teardown(self) -> None:
-        """Warm shutdown finishes every running job first."""
-        if not self.is_horse and not self._cold:
-            while self._slots:
-                with self._tolerating_redis_loss("shutdown"):
-                    self._tend()
-                if self._slots:
-                    self._nap()
-            for child in list(self._children):  # idle now: EOF ends each
-                self._drop_child(child)
-        super().teardown()
 
 
 def worker_class(concurrency: int, execution: str | None) -> type[SlotWorker]:

@@ -19,7 +19,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from jobs import notify
-from jobs.backend import live, queueing
+from jobs.backend import connect, live, queues
 from jobs.models import Alert, AlertRule, JobRecord, QueueState, Schedule
 from jobs.selectors.figures import Figures, Window, jobs_query, window_figures
 
@@ -44,7 +44,7 @@ class Snapshot:
 
     def served(self, queue: str) -> bool:
         return any(
-            queue == queueing.logical_queue(lane)
+            queue == queues.logical_queue(lane)
             for w in self.workers
             for lane in w.queues
         )
@@ -202,7 +202,7 @@ def dead_growth(rule: AlertRule, snap: Snapshot) -> list[Finding]:
 def scheduler_down(rule: AlertRule, snap: Snapshot) -> list[Finding]:
     if not Schedule.objects.filter(enabled=True).exists():
         return []
-    raw = queueing.connection().get(SCHEDULER_SEEN)
+    raw = connect.connection().get(SCHEDULER_SEEN)
     age = time.time() - float(raw) if raw else None
     if age is not None and age <= rule.threshold:
         return []

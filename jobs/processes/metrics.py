@@ -25,7 +25,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from jobs import events, stats
-from jobs.backend import live, prometheus, queueing
+from jobs.backend import connect, live, prometheus
 from jobs.models import JobRecord
 from jobs.selectors.figures import COUNTERS, DEFINITIONS
 from jobs.selectors.overview import dead_counts
@@ -141,7 +141,7 @@ def _backlog_metrics(client: Any) -> Iterator[Metric]:
 
 class JobsCollector:
     def collect(self) -> Iterator[Metric]:
-        client = queueing.connection()
+        client = connect.connection()
         yield from _depth_metrics()
         yield from _counter_metrics(client)
         yield from _worker_metrics(client)

@@ -18,9 +18,9 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
 from jobs import stats
-from jobs.backend import live, queueing
+from jobs.backend import connect, live
 from jobs.backend.errors import BackendError
-from jobs.backend.workers import recover_abandoned
+from jobs.backend.recovery import recover_abandoned
 from jobs.processes import alerts, schedules
 from jobs.processes.recorder import BATCH, Recorder
 from jobs.services import outbox_relay, queue_sync_paused
@@ -55,7 +55,7 @@ LINGER = 0.05
 def sample_live_state() -> None:
     """Oldest-wait per queue into this minute's stats bucket (for charts over
     time), and the workers seen alive (so dead ones can be shown as such)."""
-    client = queueing.connection()
+    client = connect.connection()
     depths = live.queue_depths(settings.JOB_QUEUES)
     with client.pipeline(transaction=False) as pipe:
         stats.record_oldest_wait(
@@ -140,7 +140,7 @@ class Monitor:
         """Notice a new Redis primary (a Sentinel failover): record it, put
         back pauses and rq-scheduler's entries from the database, and sweep
         for jobs the new primary lacks now rather than in 30 s."""
-        address = queueing.primary_address()
+        address = connect.primary_address()
         if address is None:
             return
         previous, self._primary = self._primary, address

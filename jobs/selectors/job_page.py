@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
-from jobs.backend import queueing
+from jobs.backend import progressstore
 from jobs.backend.errors import BackendError
 from jobs.models import Attempt, JobDependency, JobRecord
 from jobs.selectors.history import TimelineEntry, attempts, timeline, with_rounds
@@ -117,7 +117,7 @@ class JobPage:
 
 def read_progress(job_id: str) -> Progress:
     try:
-        percent, lines = queueing.read_progress(job_id)
+        percent, lines = progressstore.read_progress(job_id)
     except BackendError:
         return Progress(None, [], available=False)
     return Progress(

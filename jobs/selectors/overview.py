@@ -15,7 +15,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from jobs import stats
-from jobs.backend import live, queueing
+from jobs.backend import connect, live, queues
 from jobs.backend.errors import BackendError
 from jobs.backend.live import Depth
 from jobs.charts import downsample, duration_text
@@ -118,7 +118,7 @@ def workers_per_queue(workers: list[live.WorkerInfo]) -> dict[str, int]:
     """Live workers serving each logical queue (workers list lanes)."""
     found: dict[str, int] = {}
     for worker in workers:
-        for queue in {queueing.logical_queue(lane) for lane in worker.queues}:
+        for queue in {queues.logical_queue(lane) for lane in worker.queues}:
             found[queue] = found.get(queue, 0) + 1
     return found
 
@@ -171,7 +171,7 @@ def chart_data(window: str) -> ChartData:
     minutes = WINDOWS.get(window, HOUR)
     window = "day" if minutes == DAY else "hour"
     try:
-        points = stats.series(queueing.connection(), minutes=minutes)
+        points = stats.series(connect.connection(), minutes=minutes)
     except BackendError:
         return ChartData(window, 1, [], [], {}, redis_ok=False)
     size = DAY_POINTS if minutes == DAY else minutes

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
-from jobs.backend import live, queueing
+from jobs.backend import connect, live, queues
 from jobs.backend.errors import BackendError
 from jobs.charts import duration_text
 from jobs.models import OperatorAction
@@ -32,7 +32,7 @@ STATE_CLASSES = {
 
 def logical_queues(lane_names: list[str]) -> list[str]:
     """ "default:high", "default", "default:low" -> "default" (order kept)."""
-    return list(dict.fromkeys(queueing.logical_queue(n) for n in lane_names))
+    return list(dict.fromkeys(queues.logical_queue(n) for n in lane_names))
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def worker_board(queue: str = "") -> WorkerBoard:
     workers serving it: the list behind a queue's "workers" count."""
     try:
         alive = [_row(w) for w in live.live_workers()]
-        seen = queueing.connection().hgetall(WORKERS_SEEN)
+        seen = connect.connection().hgetall(WORKERS_SEEN)
     except BackendError:
         return WorkerBoard(False, [], [])
     names = {w.name for w in alive}
@@ -148,6 +148,6 @@ def worker_board(queue: str = "") -> WorkerBoard:
         True,
         sorted(alive, key=lambda w: w.name),
         dead,
-        redis_primary=queueing.primary_label(),
+        redis_primary=connect.primary_label(),
         last_failover=OperatorAction.objects.filter(action=FAILOVER_ACTION).first(),
     )

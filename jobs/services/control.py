@@ -17,7 +17,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.backend import live, queueing
+from jobs.backend import cancels, live
 from jobs.models import (
     JobDependency,
     JobEvent,
@@ -188,12 +188,12 @@ def _cancel(step: Step, *, stop: bool = True) -> None:
     backend, whose claim decides against the job's own end: a job that ended
     first is skipped ("already finished") and keeps its outcome."""
     waiting = [r for r in step.records if r.status in transitions.WAITING]
-    taken = queueing.cancel(r.pk for r in waiting)
+    taken = cancels.cancel(r.pk for r in waiting)
     running = [r for r in step.records if r.pk not in taken] if stop else []
     who = _actor_name(step.actor)
-    stops = {r.pk: queueing.stop_running(r.pk, by=who).outcome for r in running}
+    stops = {r.pk: cancels.stop_running(r.pk, by=who).outcome for r in running}
     # Back in its queue meanwhile (a retry the history has not seen yet).
-    taken |= queueing.cancel(
+    taken |= cancels.cancel(
         pk for pk, outcome in stops.items() if outcome in REDIS_WAITING
     )
     moved = transitions.move(

@@ -1,6 +1,6 @@
 """What follows a change of Redis primary (a Sentinel failover, issue 20).
 
-Every process follows the new primary by itself (see queueing.new_client);
+Every process follows the new primary by itself (see connect.new_client);
 this records the change where operators look, and puts back at once what the
 database knows and the new primary may lack: the pause set. Jobs it lacks are
 found by the monitor's sweep (services.reconcile), which the monitor runs

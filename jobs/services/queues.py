@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.backend import live, queueing
+from jobs.backend import live, queues
 from jobs.models import Origin, QueueState
 from jobs.services.control import (
     BULK_CAP,
@@ -46,7 +46,7 @@ def queue_sync_paused() -> None:
     """The database is the source of truth for pauses; Redis (which workers
     read) is brought back in line, e.g. after it restarted without its data."""
     paused = set(QueueState.objects.filter(paused=True).values_list("name", flat=True))
-    queueing.sync_paused(paused)
+    queues.sync_paused(paused)
 
 
 def _known_queue(name: str) -> None:
@@ -74,7 +74,7 @@ def queue_set_paused(
     state.paused_at = timezone.now() if paused else None
     state.reason = reason[:500] if paused else ""
     state.save()
-    transaction.on_commit(lambda: queueing.set_paused(name, paused))
+    transaction.on_commit(lambda: queues.set_paused(name, paused))
     audit(
         actor=actor,
         action="pause" if paused else "resume",

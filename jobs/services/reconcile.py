@@ -12,12 +12,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.backend import live, queueing
+from jobs.backend.lease import JOB_MONITORING_INTERVAL
+from jobs.backend.recovery import abandoned_by_rq, adopt_abandoned
 from jobs.backend.refusals import refuse_now
-from jobs.backend.workers import (
-    JOB_MONITORING_INTERVAL,
-    abandoned_by_rq,
-    adopt_abandoned,
-)
 from jobs.models import JobEvent, JobRecord
 from jobs.processes.recorder import JOB_ID_LENGTH, Recorder, fingerprint, foreign_record
 from jobs.services import transitions
@@ -298,7 +295,7 @@ def stranded_sweep(suspects: set[str]) -> tuple[list[Difference], set[str]]:
 # execution back to the new primary within JOB_MONITORING_INTERVAL.
 
 #: Seconds between the two looks at a job Redis lacks: longer than a running
-#: job's heartbeat interval (see jobs/backend/workers.py).
+#: job's heartbeat interval (see jobs/backend/lease.py).
 LOST_SETTLE = JOB_MONITORING_INTERVAL + 1.0
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from django.utils import timezone
 
 from jobs.backend import running
-from jobs.backend.workers import exception_names
+from jobs.backend.outcomes import exception_names
 from jobs.models import Attempt, JobRecord
 from jobs.registry import RetryPolicy
 from jobs.tasks_backend import compat, results

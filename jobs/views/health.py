@@ -6,7 +6,7 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
-from jobs.backend import queueing
+from jobs.backend import connect
 
 
 @never_cache
@@ -22,7 +22,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
             cursor.execute("SELECT 1")
     except DatabaseError:
         checks["database"] = "unavailable"
-    if not queueing.ping():
+    if not connect.ping():
         checks["redis"] = "unavailable"
     ready = all(v == "ok" for v in checks.values())
     return JsonResponse(

@@ -13,7 +13,7 @@ from pytest_django.live_server_helper import LiveServer
 from rq.timeouts import TimerDeathPenalty
 
 from jobs import services
-from jobs.backend import queueing
+from jobs.backend import connect
 from jobs.backend.workers import ConsoleWorker
 from jobs.models import JobRecord
 from jobs.processes.recorder import Recorder
@@ -52,7 +52,7 @@ def background() -> Iterator[Callable[[], None]]:
 
     def work() -> None:
         try:
-            ThreadedWorker(["default"], connection=queueing.connection()).work(
+            ThreadedWorker(["default"], connection=connect.connection()).work(
                 burst=True, logging_level="WARNING"
             )
         finally:

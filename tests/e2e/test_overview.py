@@ -15,7 +15,8 @@ from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 
 from jobs import services, stats
-from jobs.backend import queueing
+from jobs.backend import connect
+from jobs.backend.queues import paused_queues
 from jobs.backend.workers import ConsoleWorker
 from jobs.models import Attempt, JobRecord, OperatorAction
 from jobs.processes import monitor
@@ -30,7 +31,7 @@ def history() -> None:
     """An hour of counters (as workers and the monitor write them), so the
     charts have something to draw."""
     now = time.time()
-    with queueing.connection().pipeline() as pipe:
+    with connect.connection().pipeline() as pipe:
         for minutes_ago in range(60):
             at = now - 60 * minutes_ago
             busy = int(6 + 5 * math.sin(minutes_ago / 6))
@@ -94,7 +95,7 @@ def _finished_work() -> None:
 def worker() -> Iterator[ConsoleWorker]:
     """A registered worker (not working: the browser test only looks at it),
     and one that died a few minutes ago, as the monitor remembers it."""
-    client = queueing.connection()
+    client = connect.connection()
     alive = ConsoleWorker(["default", "mail"], connection=client)
     alive.register_birth()
     alive.set_state("idle")
@@ -168,7 +169,7 @@ def test_operator_pauses_a_queue_sees_a_job_wait_then_resumes(
     page.get_by_role("button", name="Resume mail").click()
     expect(page.locator(".queue-status .state")).to_have_text("active")
     expect(page.locator("#queue-panel ul.messages")).to_contain_text("Resumed mail")
-    assert "mail" not in queueing.paused_queues()
+    assert "mail" not in paused_queues()
     # No worker ran in this test: the job still waits, now in an active queue.
     assert JobRecord.objects.get(pk=job.pk).status == JobRecord.Status.QUEUED
     assert list(OperatorAction.objects.values_list("action", flat=True)) == [

@@ -15,7 +15,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs import selectors, services
-from jobs.backend import queueing
+from jobs.backend import connect
 from jobs.backend.errors import BackendUnavailable, explain
 from jobs.models import JobRecord, Origin, Schedule
 from jobs.selectors import history
@@ -401,7 +401,7 @@ class Command(BaseCommand):
 
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        queueing.connection().ping()
+        connect.connection().ping()
         self.stdout.write("ok")
 
     def do_monitor(self, options: dict[str, Any]) -> None:

@@ -1,0 +1,560 @@
+"""RecordingMixin: what every worker class of ours adds to RQ's: a pause-aware
+dequeue, riding out a lost Redis, a scheduler kept alive, attempt recording and
+backoff retries. Recording rides on pipelines RQ already sends: the "started"
+event goes out with the job's preparation (see ConsoleJob.prepare_for_execution)
+and the outcome with the execution clean-up, so a job costs no extra round trip."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import redis
+from rq import worker_registration
+from rq.exceptions import DequeueTimeout, NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.queue import Queue
+from rq.serializers import JSONSerializer
+from rq.utils import now as rq_now
+from rq.worker import WorkerStatus
+
+from jobs import events, stats
+from jobs.backend import cancels, connect, refusals
+from jobs.backend.forking import (
+    RSS_EVERY,
+    resident_kb,
+)
+from jobs.backend.lease import (
+    LeaseLost,
+)
+from jobs.backend.outcomes import (
+    Failure,
+    canceled_failure,
+    exception_names,
+    summarise,
+)
+from jobs.backend.queueing import ConsoleJob, rq_queue, whole_second_after
+from jobs.backend.queues import lanes, logical_queue, paused_queues
+from jobs.backend.recovery import recover_abandoned
+from jobs.registry import RetryPolicy
+
+log = logging.getLogger("jobs.worker")
+
+#: Longest a worker blocks on Redis before re-reading which queues are paused.
+DEQUEUE_BLOCK = 0.5
+
+
+PAUSE_REFRESH = 0.25
+
+
+#: Pops the first job of the first non-empty list among KEYS, in order.
+POP_FIRST = """
+for _, key in ipairs(KEYS) do
+  local job_id = redis.call('LPOP', key)
+  if job_id then return {key, job_id} end
+end
+return false
+"""
+
+
+#: Longest the command channel's thread sleeps (bounds a worker's exit).
+PUBSUB_WAKE = 1.0
+
+
+#: A heartbeat of the usual length is skipped when one went out this
+#: recently (seconds): between two jobs RQ sends three in a row, a round trip
+#: each; the worker's entry lives WORKER_TTL + 60 s, a job's 15 s or more.
+HEARTBEAT_FRESH = 0.25
+
+
+#: How often a worker looks whether its scheduler process died (a local
+#: check), and how often one whose scheduler never started (another worker
+#: holds the lock, RQ's holds it for 60 s past its end) asks Redis for it.
+SCHEDULER_CHECK = 1.0
+
+
+SCHEDULER_RETRY = 15.0
+
+
+#: Seconds an idle worker's entry outlives its last heartbeat.
+WORKER_TTL = 20
+
+
+def expand_lanes(queues: list[Queue | str]) -> list[str]:
+    """Logical queue names to lane names: every high lane first, then normal,
+    then low. A name that already is a lane is kept as it is."""
+    names = [q.name if isinstance(q, Queue) else q for q in queues]
+    tiers: list[list[str]] = [[], [], []]
+    for name in names:
+        if name.endswith((":high", ":low")):
+            tiers[0 if name.endswith(":high") else 2].append(name)
+            continue
+        for tier, lane_name in zip(tiers, lanes(name), strict=True):
+            tier.append(lane_name)
+    ordered = [name for tier in tiers for name in tier]
+    return list(dict.fromkeys(ordered))
+
+
+if TYPE_CHECKING:
+    from rq.worker import BaseWorker as _WorkerBase
+else:
+    _WorkerBase = object
+
+
+class RecordingMixin(_WorkerBase):
+    """Pause-aware dequeue, attempt recording and backoff retries, for any RQ
+    worker class."""
+
+    def __init__(self, queues: Any, *args: Any, **kwargs: Any) -> None:
+        given = queues if isinstance(queues, list | tuple) else [queues]
+        client = connect.worker_connection(
+            kwargs.get("connection") or getattr(given[0], "connection", None)
+        )
+        kwargs["connection"] = client
+        kwargs["serializer"] = JSONSerializer  # never pickle, whatever the CLI says
+        kwargs["job_class"] = ConsoleJob
+        kwargs.pop("queue_class", None)
+        if not kwargs.get("name"):
+            kwargs["name"] = (
+                f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(2)}"
+            )
+        # A dead idle worker's entry expires quickly; django-rq passes 420.
+        kwargs["worker_ttl"] = WORKER_TTL
+        connect.wait_for_redis(client)
+        lane_queues = [rq_queue(name, client) for name in expand_lanes(list(given))]
+        super().__init__(lane_queues, *args, **kwargs)
+        self._failures: dict[str, Failure] = {}
+        self._all_lanes: list[Queue] = list(self._ordered_queues)
+        self._paused: set[str] = set()
+        self._paused_read_at = 0.0
+        self._pop_first = self.connection.register_script(POP_FIRST)
+        self._rss_sent_at = -RSS_EVERY
+        self._beat_at = -HEARTBEAT_FRESH
+
+    # -- pause-aware dequeue --------------------------------------------------
+
+    def active_lanes(self) -> list[Queue]:
+        """The lanes of queues that are not paused (re-read at most every
+        PAUSE_REFRESH seconds, so a pause takes effect within a second)."""
+        moment = time.monotonic()
+        if moment - self._paused_read_at >= PAUSE_REFRESH:
+            self._paused = paused_queues()
+            self._paused_read_at = moment
+        return [q for q in self._all_lanes if logical_queue(q.name) not in self._paused]
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        """RQ's dequeue, but blocking at most DEQUEUE_BLOCK seconds at a time
+        and only on unpaused lanes, and riding out a lost Redis connection."""
+        if self.get_state() != WorkerStatus.IDLE:  # RQ wrote it after the job
+            self.set_state(WorkerStatus.IDLE)
+        idle_since = time.monotonic()
+        backoff = 0.1
+        while True:
+            try:
+                self.heartbeat()
+                if self.should_run_maintenance_tasks:
+                    self.run_maintenance_tasks()
+                else:
+                    self._keep_scheduler_alive()
+                lanes_now = self.active_lanes()
+                if timeout is None:  # burst: take what is there, or stop
+                    return self._dequeue_now(lanes_now) if lanes_now else None
+                if lanes_now:
+                    result = self.queue_class.dequeue_any(
+                        lanes_now,
+                        DEQUEUE_BLOCK,  # type: ignore[arg-type]
+                        connection=self.connection,
+                        job_class=self.job_class,
+                        serializer=self.serializer,
+                        death_penalty_class=self.death_penalty_class,
+                    )
+                    if result is not None:
+                        return result
+                if not lanes_now:
+                    time.sleep(DEQUEUE_BLOCK)
+            except DequeueTimeout:
+                pass
+            except redis.exceptions.ConnectionError as exc:
+                self.log.warning(
+                    "redis unavailable, retrying",
+                    extra={"worker": self.name, "error": str(exc), "retry_in": backoff},
+                )
+                time.sleep(backoff)
+                backoff = min(1.0, backoff * 2)
+                continue
+            backoff = 0.1
+            if max_idle_time and time.monotonic() - idle_since > max_idle_time:
+                return None
+
+    def _dequeue_now(self, lanes_now: list[Queue]) -> tuple[Job, Queue] | None:
+        """The first job of the first lane that has one, without blocking, in
+        one round trip (RQ pops the lanes one by one: a round trip per empty
+        lane in front, for every job)."""
+        by_key = {lane.key: lane for lane in lanes_now}
+        while True:
+            found = self._pop_first(keys=list(by_key))
+            if found is None:
+                return None
+            key, job_id = (part.decode() for part in found)
+            try:
+                job = self.job_class.fetch(
+                    job_id, connection=self.connection, serializer=self.serializer
+                )
+            except NoSuchJobError:
+                continue  # gone meanwhile (deleted): RQ skips it too
+            return job, by_key[key]
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """RQ's heartbeat plus, once a second, this process's resident memory,
+        in one round trip (RQ beats several times a job). A lost connection is
+        survived: the next heartbeat catches up."""
+        own = pipeline is None
+        moment = time.monotonic()
+        if own and timeout is None and moment - self._beat_at < HEARTBEAT_FRESH:
+            return  # RQ beats again and again between two jobs: one will do
+        pipe = self.connection.pipeline() if own else pipeline
+        super().heartbeat(timeout, pipeline=pipe)
+        self._beat_at = moment
+        if moment - self._rss_sent_at >= RSS_EVERY:
+            pipe.hset(self.key, "rss_kb", str(resident_kb()))
+            self._rss_sent_at = moment
+        if own:
+            with self._tolerating_redis_loss("heartbeat"):
+                pipe.execute()
+
+    def subscribe(self) -> None:
+        """RQ's subscription to its command channel, but with a thread that
+        wakes every PUBSUB_WAKE seconds rather than RQ's 60: redis-py 8's
+        PubSubWorkerThread.stop() waits for the thread, which would hold every
+        worker's exit (and every burst) for up to a minute."""
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
+            sleep_time=PUBSUB_WAKE,
+            daemon=True,
+            exception_handler=self._pubsub_exception_handler,
+        )
+
+    def unsubscribe(self) -> None:
+        """RQ's, except that the thread closes its connection itself as it
+        ends: RQ closes it too, which races the thread now that it wakes."""
+        if self.pubsub_thread:
+            self.pubsub.unsubscribe()
+            self.pubsub_thread.stop()
+            self.pubsub_thread.join(timeout=PUBSUB_WAKE * 5)
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        """RQ's start-up (register the worker, subscribe to its commands)
+        outside the work loop's error handling: a Redis restart then waits
+        for Redis and starts over instead of ending the worker."""
+        while True:
+            try:
+                super().bootstrap(*args, **kwargs)
+                return
+            except redis.exceptions.ConnectionError as exc:
+                self.log.warning(
+                    "redis unavailable at start-up; waiting for it",
+                    extra={"worker": self.name, "error": str(exc)},
+                )
+                self._wait_for_redis()
+                # A birth registered before the loss would block the retry.
+                with self._tolerating_redis_loss("start-up"):
+                    self.connection.delete(self.key)
+
+    def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
+        """RQ's scheduler takes its locks right after start-up, outside the
+        work loop's error handling: a Redis restart at that moment would end
+        the worker. Survived instead; the maintenance tasks take the locks
+        again later (RQ retries while the scheduler is not running)."""
+        self._keeps_scheduler = not (args[0] if args else kwargs.get("burst"))
+        with self._tolerating_redis_loss("scheduler start"):
+            self._start_careful_scheduler(*args, **kwargs)
+
+    def _start_careful_scheduler(
+        self, burst: bool = False, logging_level: str | None = "INFO", *args: Any
+    ) -> None:
+        """RQ's _start_scheduler with the scheduler that refuses, instead of
+        dying on, a job it cannot read (see refusals.CarefulScheduler)."""
+        self.scheduler = refusals.CarefulScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level or self.log.level,
+            serializer=self.serializer,
+        )
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if not burst:
+            self.scheduler.start()
+            return
+        try:
+            self.scheduler.register_birth()
+            self.scheduler.enqueue_scheduled_jobs()
+        finally:
+            self.scheduler.release_locks()
+            self.scheduler.register_death()
+
+    def _keep_scheduler_alive(self) -> None:
+        """Start the scheduler process again soon after it died (a Redis error
+        ends it, as in a failover or a cut link): RQ only does so with its
+        maintenance, every 10 minutes, and retries and delayed jobs wait."""
+        scheduler = getattr(self, "scheduler", None)
+        if scheduler is None or not getattr(self, "_keeps_scheduler", False):
+            return
+        process = scheduler._process
+        if process is not None and process.is_alive():
+            return
+        moment = time.monotonic()
+        every = SCHEDULER_CHECK if process is not None else SCHEDULER_RETRY
+        if moment - getattr(self, "_scheduler_checked_at", 0.0) < every:
+            return
+        self._scheduler_checked_at = moment
+        if process is not None:
+            self.log.warning(
+                "scheduler process ended (exit code %s); starting it again",
+                process.exitcode,
+                extra={"worker": self.name},
+            )
+        with self._tolerating_redis_loss("scheduler restart"):
+            scheduler.acquire_locks(auto_start=True)
+
+    def run_maintenance_tasks(self) -> None:
+        with self._tolerating_redis_loss("maintenance"):
+            super().run_maintenance_tasks()
+
+    def clean_registries(self) -> None:
+        """RQ's registry maintenance, except for a dead worker's job: RQ would
+        fail it with no retry and no history; recover_abandoned reruns it."""
+        recover_abandoned(sorted({logical_queue(q.name) for q in self._all_lanes}))
+        for queue in self.queues:
+            if queue.acquire_maintenance_lock():
+                queue.finished_job_registry.cleanup()
+                queue.failed_job_registry.cleanup()
+                worker_registration.clean_worker_registry(queue)
+                queue.intermediate_queue.cleanup(self, queue)
+                queue.release_maintenance_lock()
+        self.last_cleaned_at = rq_now()  # type: ignore[assignment]  # RQ: None
+
+    def check_for_suspension(self, burst: bool) -> None:
+        with self._tolerating_redis_loss("suspension check"):
+            super().check_for_suspension(burst)
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        """The dequeue begins with this write: a lost Redis must not end the
+        worker there either (a pipeline's caller handles its own errors)."""
+        if pipeline is not None:
+            super().set_state(state, pipeline=pipeline)
+            return
+        with self._tolerating_redis_loss("state change"):
+            super().set_state(state)
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """RQ's bookkeeping around a job meeting a lost Redis would end the
+        worker. It waits for Redis instead; the job, still in the started
+        registry, is recovered like any job whose worker stopped heartbeating.
+
+        A job this worker cannot read or will not run (another client wrote
+        it) is refused here, before any fork: it fails alone, for good."""
+        if isinstance(job, ConsoleJob) and job.refusal:
+            self._refuse(job, queue)
+            return
+        try:
+            super().execute_job(job, queue)
+        except (
+            redis.exceptions.ConnectionError,
+            redis.exceptions.TimeoutError,
+            LeaseLost,
+        ) as exc:
+            self._horse_pid = 0  # the job process has ended (or never began)
+            self.log.warning(
+                "redis unavailable around a job; waiting for it",
+                extra={"worker": self.name, "job_id": job.id, "error": str(exc)},
+            )
+            self._wait_for_redis()
+            self._rejoin()
+
+    def _refuse(self, job: ConsoleJob, queue: Queue) -> None:
+        host = self.hostname or ""
+        with self._tolerating_redis_loss("refusal"), self.connection.pipeline() as pipe:
+            refusals.refuse(job, queue, worker=self.name, host=host, pipe=pipe)
+            self.increment_failed_job_count(pipeline=pipe)
+            pipe.execute()
+            refusals.release_dependents(job, queue)
+
+    def _rejoin(self) -> None:
+        """Register again if the monitor gave this worker up for lost (it
+        deletes a lost worker's entry), so that it is seen working again."""
+        with self._tolerating_redis_loss("registration"):
+            if not self.connection.sismember(self.redis_workers_keys, self.key):
+                self.connection.delete(self.key)
+                self.register_birth()
+
+    def _wait_for_redis(self) -> None:
+        backoff = 0.1
+        while not self._redis_answers():
+            time.sleep(backoff)
+            backoff = min(1.0, backoff * 2)
+
+    def _redis_answers(self) -> bool:
+        try:
+            return bool(self.connection.ping())
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            return False  # down, or still loading its data
+
+    @contextmanager
+    def _tolerating_redis_loss(self, what: str) -> Iterator[None]:
+        """RQ's work loop quits on any error outside the dequeue; a Redis
+        restart must not stop the worker, only delay what it was doing."""
+        try:
+            yield
+        except redis.exceptions.ConnectionError as exc:
+            self.log.warning(
+                "redis unavailable during %s; carrying on",
+                what,
+                extra={"worker": self.name, "error": str(exc)},
+            )
+            time.sleep(0.2)
+
+    # -- failures -----------------------------------------------------------
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        exc_type: type[BaseException] = exc_info[0]
+        exc_value: BaseException = exc_info[1]
+        tb: TracebackType | None = exc_info[2]
+        self._failures[job.id] = Failure(
+            outcome=events.Kind.FAILED,
+            exc_type=exc_type.__name__,
+            message=str(exc_value)[:4000],
+            traceback="".join(traceback.format_exception(exc_type, exc_value, tb)),
+            names=exception_names(exc_type),
+        )
+        super().handle_exception(job, *exc_info)
+
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: Any = None,
+        exc_string: str = "",
+    ) -> None:
+        failure = self._failures.get(job.id)
+        if failure is None:
+            # No exception reached us: the job's process died (killed, OOM,
+            # segfault). The horse updated the attempt count, so re-read it.
+            job.meta = job.get_meta(refresh=True)
+            failure = Failure(
+                outcome=events.Kind.LOST,
+                exc_type="WorkerLost",
+                message="worker lost: " + (exc_string.strip() or "died"),
+                traceback=exc_string,
+            )
+            self._failures[job.id] = failure
+        attempt = int(job.meta.get("attempt", 1) or 1)
+        this_round = attempt - int(job.meta.get("attempt_offset", 0) or 0)
+        policy = RetryPolicy.from_dict(job.meta.get("policy") or {})
+        stopped = self._stopped_job_id == job.id
+        # An operator canceled it while it ran (the stop may have lost the race
+        # with the job's own failure): never retried, recorded as canceled.
+        canceled_by = cancels.cancel_requested(job.id, self.connection)
+        if canceled_by is not None:
+            stopped = True
+            failure = self._failures[job.id] = canceled_failure(canceled_by, exc_string)
+        if not stopped and policy.allows_retry(this_round, failure.names):
+            now = time.time()
+            failure.delay = (
+                0.0 if failure.outcome == events.Kind.LOST else policy.delay(this_round)
+            )
+            due = whole_second_after(now + failure.delay) if failure.delay else now
+            job.retries_left = 1
+            job.retry_intervals = [due - now]  # type: ignore[list-item]
+            failure.retry_at = due
+        else:
+            job.retries_left = 0
+        try:
+            super().handle_job_failure(
+                job,
+                queue,
+                started_job_registry=started_job_registry,
+                exc_string=exc_string,
+            )
+        finally:
+            self._failures.pop(job.id, None)
+
+    # -- the outcome event --------------------------------------------------
+
+    def cleanup_execution(self, job: Job, pipeline: Any) -> None:
+        """The attempt's outcome event and counters ride on RQ's own clean-up
+        pipeline (success and failure both pass through here)."""
+        super().cleanup_execution(job, pipeline)
+        started = job.started_at.timestamp() if job.started_at else None
+        ended = job.ended_at.timestamp() if job.ended_at else time.time()
+        duration = (ended - started) if started else None
+        common: dict[str, Any] = {
+            "attempt": int(job.meta.get("attempt", 1) or 1),
+            "worker": self.name,
+            "host": self.hostname,
+            "started": started,
+            "duration": duration,
+        }
+        failure = self._failures.get(job.id)
+        if failure is None and job.get_status(refresh=False) == JobStatus.FINISHED:
+            outcome = "processed"
+            event = events.fields(
+                events.Kind.SUCCEEDED,
+                job.id,
+                at=ended,
+                **common,
+                result=summarise(job._result),
+            )
+        else:
+            failure = failure or Failure(
+                events.Kind.FAILED, "JobStopped", "stopped", ""
+            )
+            outcome = "failed" if failure.retry_at is not None else "dead"
+            event = events.fields(
+                failure.outcome,
+                job.id,
+                at=ended,
+                **common,
+                exc_type=failure.exc_type,
+                message=failure.message,
+                traceback=failure.traceback[-20000:],
+                retry_at=failure.retry_at,
+                delay=failure.delay,
+            )
+        pipeline.xadd(events.STREAM, event)
+        log.log(
+            logging.INFO if outcome == "processed" else logging.WARNING,
+            {
+                "processed": "job succeeded",
+                "failed": "job failed; retry scheduled",
+                "dead": "job dead-lettered",
+            }[outcome],
+            extra={
+                "job_id": job.id,
+                "task": job.meta.get("task"),
+                "queue": logical_queue(job.origin),
+                "attempt": common["attempt"],
+                "worker": self.name,
+                "duration": duration,
+                "error": failure.message if failure else None,
+            },
+        )
+        stats.count_outcome(
+            pipeline,
+            queue=logical_queue(job.origin),
+            task=str(job.meta.get("task", "")),
+            outcome=outcome,
+            duration=duration,
+            at=ended,
+        )
