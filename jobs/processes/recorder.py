@@ -368,6 +368,13 @@ def _db() -> BaseDatabaseWrapper:
 _STATEMENTS: dict[tuple[str, ...], str] = {}
 
 
+def column_of(field: Any) -> str:
+    """A concrete field's column (Django's stubs allow None: not for these)."""
+    column = field.column
+    assert column is not None, field
+    return str(column)
+
+
 def _statement(
     connection: BaseDatabaseWrapper,
     key: tuple[str, ...],
@@ -394,7 +401,7 @@ def load_records(
         connection,
         ("select",),
         lambda quote: (
-            f"SELECT {', '.join(quote(f.column) for f in LOADED)} "
+            f"SELECT {', '.join(quote(column_of(f)) for f in LOADED)} "
             f"FROM {quote(table)} WHERE {quote('id')} IN "
         ),
     )
@@ -439,7 +446,7 @@ def insert_many(
     fields = [f for f in meta.concrete_fields if not f.primary_key]
 
     def build(quote: Callable[[str], str]) -> str:
-        column = {f.name: quote(f.column) for f in fields}
+        column = {f.name: quote(column_of(f)) for f in fields}
         if unique and update:
             targets = ", ".join(column[name] for name in unique)
             sets = ", ".join(f"{column[n]} = EXCLUDED.{column[n]}" for n in update)
