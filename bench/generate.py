@@ -19,7 +19,7 @@ from django.utils import timezone
 from jobs import textindex
 from jobs.models import Attempt, JobRecord
 from jobs.processes.monitor import checkpoint_sqlite
-from jobs.processes.recorder import fingerprint
+from jobs.processes.recorder_handlers import fingerprint
 
 CHUNK = 50_000
 #: Submission times spread over the last 30 days.

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from jobs import services
 from jobs.models import Attempt, JobRecord, OperatorAction, Origin
-from jobs.processes.recorder import fingerprint
+from jobs.processes.recorder_handlers import fingerprint
 from jobs.selectors import failures, history
 from jobs.selectors.history import JobFilter
 from tests.conftest import final

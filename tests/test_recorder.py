@@ -8,7 +8,7 @@ from django.db import DatabaseError
 from jobs import events, services
 from jobs.backend import connect
 from jobs.models import Attempt, JobEvent, JobRecord
-from jobs.processes import recorder
+from jobs.processes import recorder, recorder_handlers, recorder_sql
 from tests.conftest import work
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -64,9 +64,9 @@ def test_events_for_unknown_jobs_are_skipped():
 
 
 def test_fingerprint_ignores_numbers_and_quoted_values():
-    a = recorder.fingerprint("t", "KeyError", "user 1234 not found in 'alpha'")
-    b = recorder.fingerprint("t", "KeyError", "user 98 not found in 'beta'")
-    c = recorder.fingerprint("t", "ValueError", "user 98 not found in 'beta'")
+    a = recorder_handlers.fingerprint("t", "KeyError", "user 1234 not found in 'alpha'")
+    b = recorder_handlers.fingerprint("t", "KeyError", "user 98 not found in 'beta'")
+    c = recorder_handlers.fingerprint("t", "ValueError", "user 98 not found in 'beta'")
     assert a == b != c
 
 
@@ -127,12 +127,12 @@ def test_a_batch_loads_records_as_the_orm_reads_them():
     job = services.job_submit(task="demo.fail", payload={"times": 1})
     work()
     recorder.Recorder(consumer="one").drain_all()
-    loaded = recorder.load_records(recorder._db(), {job.pk, "no-such-job"})
+    loaded = recorder_sql.load_records(recorder_sql._db(), {job.pk, "no-such-job"})
     full = JobRecord.objects.get(pk=job.pk)
     assert list(loaded) == [job.pk]
     assert full.enqueued_at is not None and full.next_attempt_at is not None
     assert full.last_error and full.error_fingerprint
-    for name in ["id", "task", *recorder.RECORD_FIELDS]:
+    for name in ["id", "task", *recorder_sql.RECORD_FIELDS]:
         assert getattr(loaded[job.pk], name) == getattr(full, name), name
 
 
@@ -140,7 +140,7 @@ def test_a_batch_loads_a_stored_result_as_the_orm_reads_it():
     job = services.job_submit(task="demo.echo", payload={"text": "kept"})
     work()
     recorder.Recorder(consumer="one").drain_all()
-    loaded = recorder.load_records(recorder._db(), {job.pk})[job.pk]
+    loaded = recorder_sql.load_records(recorder_sql._db(), {job.pk})[job.pk]
     full = JobRecord.objects.get(pk=job.pk)
     assert full.result is not None and full.finished_at is not None
     assert (loaded.result, loaded.finished_at) == (full.result, full.finished_at)

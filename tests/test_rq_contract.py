@@ -197,13 +197,13 @@ COPIED = {
         BaseWorker.dequeue_job_and_maintain_ttl,
         "6b24b229a6d4",
     ),
-    # jobs/backend/recording.py RecordingMixin.clean_registries
+    # jobs/backend/upkeep.py UpkeepMixin.clean_registries
     "BaseWorker.clean_registries": (BaseWorker.clean_registries, "d2a7b5c91dbb"),
     "rq.registry.clean_registries": (rq.registry.clean_registries, "cbc68ec540fd"),
     # jobs/backend/recording.py RecordingMixin.subscribe
     "BaseWorker.subscribe": (BaseWorker.subscribe, "9cad6605f41e"),
     "BaseWorker.unsubscribe": (BaseWorker.unsubscribe, "691bf30fbd75"),
-    # jobs/backend/recording.py RecordingMixin._start_careful_scheduler
+    # jobs/backend/upkeep.py UpkeepMixin._start_careful_scheduler
     "BaseWorker._start_scheduler": (BaseWorker._start_scheduler, "e01916fa0353"),
     # jobs/backend/refusals.py CarefulScheduler.enqueue_scheduled_jobs
     "RQScheduler.enqueue_scheduled_jobs": (
@@ -363,7 +363,7 @@ def test_a_restored_job_has_the_attribute(redis_server, attribute):
 
 
 def test_rq_scheduler_has_what_careful_scheduler_uses(redis_server):
-    """refusals.CarefulScheduler, RecordingMixin._start_careful_scheduler and
+    """refusals.CarefulScheduler, UpkeepMixin._start_careful_scheduler and
     _keep_scheduler_alive (`_process`, the scheduler's process once started)."""
     scheduler = RQScheduler(
         [queueing.rq_queue("contract")],

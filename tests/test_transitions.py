@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from jobs import events, services
 from jobs.models import JobRecord
-from jobs.processes import recorder
+from jobs.processes import recorder, recorder_handlers
 from jobs.selectors.job_page import job_page
 from jobs.services import transitions
 
@@ -159,8 +159,8 @@ def test_a_refused_step_leaves_the_record_in_memory_untouched():
 
 
 def test_the_recorder_handles_every_event_kind_and_no_other():
-    assert set(recorder.HANDLERS) == set(events.Kind)
-    assert all(isinstance(kind, events.Kind) for kind in recorder.HANDLERS)
+    assert set(recorder_handlers.HANDLERS) == set(events.Kind)
+    assert all(isinstance(kind, events.Kind) for kind in recorder_handlers.HANDLERS)
 
 
 def test_stream_entries_carry_the_kinds_value():

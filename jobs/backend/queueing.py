@@ -29,7 +29,7 @@ from rq.serializers import JSONSerializer
 
 from jobs import events
 from jobs.backend import jobhash, rqwrites
-from jobs.backend.connect import connection as connection
+from jobs.backend.connect import connection
 from jobs.backend.jobhash import RUNNER
 from jobs.backend.progressstore import _progress_key
 from jobs.backend.queues import lane, logical_queue

@@ -1,6 +1,6 @@
 """The worker classes: RQ workers that record every attempt and retry with backoff
-(RecordingMixin, jobs/backend/recording.py), and the forking worker's lease on its
-job (jobs/backend/lease.py)."""
+(RecordingMixin, jobs/backend/recording.py, on UpkeepMixin, jobs/backend/upkeep.py),
+and the forking worker's lease on its job (jobs/backend/lease.py)."""
 
 from __future__ import annotations
 

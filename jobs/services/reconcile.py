@@ -16,7 +16,8 @@ from jobs.backend.lease import JOB_MONITORING_INTERVAL
 from jobs.backend.recovery import abandoned_by_rq, adopt_abandoned
 from jobs.backend.refusals import refuse_now
 from jobs.models import JobEvent, JobRecord
-from jobs.processes.recorder import JOB_ID_LENGTH, Recorder, fingerprint, foreign_record
+from jobs.processes.recorder import JOB_ID_LENGTH, Recorder, foreign_record
+from jobs.processes.recorder_handlers import fingerprint
 from jobs.services import transitions
 
 Status = JobRecord.Status
