@@ -5,6 +5,7 @@ the dequeue."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +30,11 @@ SCHEDULER_CHECK = 1.0
 
 
 SCHEDULER_RETRY = 15.0
+
+#: Exit codes of a scheduler process stopped on purpose (its stop request
+#: ends its loop: 0; or SIGINT, SIGTERM before its handlers were in place):
+#: not started again. A crash (an exception: 1; SIGKILL) is.
+STOPPED_BY_SIGNAL = (0, -signal.SIGINT, -signal.SIGTERM)
 
 if TYPE_CHECKING:
     from rq.worker import BaseWorker as _WorkerBase
@@ -101,9 +107,13 @@ class UpkeepMixin(_WorkerBase):
         scheduler = getattr(self, "scheduler", None)
         if scheduler is None or not getattr(self, "_keeps_scheduler", False):
             return
+        if getattr(self, "_stop_requested", False):
+            return  # shutting down: the scheduler ended with the rest (Ctrl-C)
         process = scheduler._process
         if process is not None and process.is_alive():
             return
+        if process is not None and process.exitcode in STOPPED_BY_SIGNAL:
+            return  # stopped as the worker is (Ctrl-C reaches the whole group)
         moment = time.monotonic()
         every = SCHEDULER_CHECK if process is not None else SCHEDULER_RETRY
         if moment - getattr(self, "_scheduler_checked_at", 0.0) < every:
