@@ -45,14 +45,7 @@ def canceled_attempt(job: JobRecord) -> Attempt | None:
     "kind",
     [
         "classic",
-        pytest.param(
-            "thread",
-            marks=pytest.mark.xfail(
-                reason="issue 19, open: in full-suite runs a thread-slot worker's "
-                "main thread stalls while an abandoned job thread sleeps",
-                strict=False,
-            ),
-        ),
+        "thread",
         "process",
     ],
 )

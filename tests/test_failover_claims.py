@@ -70,7 +70,10 @@ def test_sweep_never_requeues_a_job_a_worker_is_running(
     heartbeat keeps its execution alive. Putting it back would run it twice."""
     workers(1)
     job = services.job_submit(task="demo.sleep", payload={"seconds": 8})
-    wait_for(lambda: queueing.executing([job.pk]))
+    # Its job process has written "started" (else that write, coming after
+    # the one below, would undo it).
+    wait_for(lambda: queueing.statuses([job.pk])[job.pk] == "started")
+    assert queueing.executing([job.pk])
     client = connect.connection()
     client.hset(f"rq:job:{job.pk}", "status", "queued")
     recorder.drain_all()
@@ -83,11 +86,6 @@ def test_sweep_never_requeues_a_job_a_worker_is_running(
     assert client.lrange("rq:queue:default", 0, -1) == []
 
 
-@pytest.mark.xfail(
-    reason="failed once in the final full run (deadline reached); passes alone: "
-    "under investigation (issue 20 follow-up)",
-    strict=False,
-)
 def test_a_job_that_ends_while_redis_is_away_writes_its_outcome_once_back(
     workers: Callable[..., Any],
     redis_server: Any,
@@ -98,8 +96,12 @@ def test_a_job_that_ends_while_redis_is_away_writes_its_outcome_once_back(
     for Redis to write the outcome, rather than leave the job "started" for
     the lost-worker recovery to run again."""
     workers(1)
-    job = services.job_submit(task="demo.sleep", payload={"seconds": 1})
-    wait_for(lambda: queueing.executing([job.pk]))
+    # Long enough that Redis is surely down before it ends, on a loaded
+    # machine too (a 1 s job could end before the test saw it run). Running:
+    # its job process has written "started" (Redis gone before that write is
+    # a job that never ran; the lease ends it and it runs again).
+    job = services.job_submit(task="demo.sleep", payload={"seconds": 4})
+    wait_for(lambda: queueing.statuses([job.pk])[job.pk] == "started")
     redis_server.stop()
     try:
         wait_for(

@@ -117,13 +117,6 @@ def _field(client: Any, pid: int, name: bytes) -> bytes | None:
     return None
 
 
-#: Known failure, tracked in issue 19 (see the closing note).
-THREAD_STALL_KNOWN = pytest.mark.xfail(
-    reason="issue 19, open: in full-suite runs a thread-slot worker's main thread "
-    "stalls while an abandoned job thread sleeps; cause not found yet",
-    strict=False,
-)
-
 BAD_JOBS = {
     "raises": ("demo.fail", {"times": -1}, None, "DemoFailure"),
     "hangs-past-timeout": ("demo.sleep", {"seconds": 60}, 1, "JobTimeoutException"),
@@ -135,7 +128,7 @@ BAD_JOBS = {
     ("model", "bad"),
     [
         ("thread", "raises"),
-        pytest.param("thread", "hangs-past-timeout", marks=THREAD_STALL_KNOWN),
+        ("thread", "hangs-past-timeout"),
         ("fork", "raises"),
         ("fork", "hangs-past-timeout"),
         ("fork", "segfaults"),

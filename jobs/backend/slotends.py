@@ -73,8 +73,17 @@ class JobStopped(Exception):
 
 def raise_in_thread(thread: threading.Thread, exc_type: type[BaseException]) -> None:
     """Ask Python to raise `exc_type` in `thread` at its next bytecode (a
-    thread blocked in C, such as time.sleep, only sees it when that returns)."""
+    thread blocked in C, such as time.sleep, only sees it when that returns).
+
+    Not on CPython 3.11 while a trace function is set (coverage, a debugger,
+    a tracing profiler): there a pending exception for a thread blocked in C
+    starves every other thread of the process until that thread runs again
+    (the worker's heartbeats stop; its other jobs would be recovered as lost
+    and run twice). The thread is then abandoned as one that will not stop.
+    """
     if thread.ident is None or not thread.is_alive():
+        return
+    if sys.version_info < (3, 12) and sys.gettrace() is not None:
         return
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type)
