@@ -25,6 +25,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 NAMES = (
     "kills",
     "kills-slots",
+    "kills-fork-slots",
     "redis-kill",
     "redis-outage",
     "sentinel-failover",
@@ -48,13 +49,16 @@ def scenarios(
     from bench.chaos.database_outage import database_outage
     from bench.chaos.flaky import random_failures
     from bench.chaos.host_cut import host_cut
-    from bench.chaos.kill_storm import SLOTS, kill_storm
+    from bench.chaos.kill_storm import FORK_SLOTS, SLOTS, kill_storm
     from bench.chaos.redis_faults import redis_kill, redis_outage
     from bench.chaos.sentinel_failover import CUT_BEFORE_KILL, sentinel_failover
 
     return {
         "kills": lambda: kill_storm(directory, sizes, random.Random(seed)),
         "kills-slots": lambda: kill_storm(directory, sizes, random.Random(seed), SLOTS),
+        "kills-fork-slots": lambda: kill_storm(
+            directory, sizes, random.Random(seed), FORK_SLOTS
+        ),
         "redis-kill": lambda: redis_kill(directory, redis, sizes),
         "redis-outage": lambda: redis_outage(directory, redis, sizes),
         "sentinel-failover": lambda: sentinel_failover(directory, sizes),

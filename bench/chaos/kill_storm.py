@@ -23,6 +23,9 @@ ROUND_WAIT = 10.0
 #: The slot variant: each worker runs 4 jobs at once in threads, so a kill
 #: loses 4 running jobs at a time, all to be recovered.
 SLOTS = ("--concurrency", "4", "--execution", "thread")
+#: The same with a forked job process per slot: a kill of the worker takes
+#: its 4 job processes with it (they die with their parent).
+FORK_SLOTS = ("--concurrency", "4", "--execution", "fork")
 
 
 def kill_storm(
