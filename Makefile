@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 PYTEST_FLAGS ?=
 
-.PHONY: install run test test-main test-py313 test-py313-suite test-pg test-redis8 lint chromium promtool postgres postgres-bin bench bench-quick chaos chaos-quick clean
+.PHONY: install run test test-main test-others test-py313 test-py313-suite test-pg test-redis8 lint chromium promtool postgres postgres-bin bench bench-quick chaos chaos-quick clean
 
 # A virtualenv with the project installed (editable) under the given constraints.
 # $(1): interpreter, $(2): virtualenv, $(3): constraints file.
@@ -62,11 +62,17 @@ lint: install
 	DEBUG=1 $(BIN)/mypy .
 
 ## Every check: ruff, mypy, pytest with coverage (fails under 85 %), on SQLite;
-## and, at the same time, the second leg (test-py313). The two legs share no
-## state (each its own Redis on a free port, its own test database, its own
-## temporary directories); each one's output is printed whole when it ends.
-test: install chromium promtool lint
-	@$(MAKE) --no-print-directory -j2 --output-sync=target test-main test-py313
+## and, at the same time, the second leg (test-py313) followed by the suite on
+## PostgreSQL (test-pg). The legs share no state (each its own Redis on a free
+## port, its own test database, its own temporary directories); each one's
+## output is printed whole when it ends.
+test: install chromium promtool lint postgres
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-main test-others
+
+## The second lane of `make test`: the Python 3.13 leg, then the PostgreSQL leg.
+test-others:
+	@$(MAKE) --no-print-directory test-py313
+	@$(MAKE) --no-print-directory test-pg
 
 ## The main leg alone: Python 3.11 + Django 5.2, browser tests included.
 test-main: install chromium promtool
