@@ -367,7 +367,8 @@ def test_the_recorder_skips_an_entry_it_cannot_read(recorder):
 
 
 def test_the_monitors_sample_forgets_a_seen_worker_entry_it_cannot_read():
-    from jobs.processes.monitor import WORKERS_SEEN, sample_live_state
+    from jobs.backend.live import WORKERS_SEEN
+    from jobs.processes.monitor import sample_live_state
 
     client = connect.connection()
     client.hset(WORKERS_SEEN, mapping={"junk": b"\x80\x04", "list": "[1]"})

@@ -17,10 +17,9 @@ from django.utils import timezone
 
 from console.localredis import free_port
 from jobs import charts, services, stats
-from jobs.backend import connect, queues
+from jobs.backend import connect, live, queues
 from jobs.backend.workers import ConsoleWorker
 from jobs.models import Attempt, JobRecord, OperatorAction
-from jobs.processes import monitor
 from jobs.selectors import overview as overview_selectors
 from jobs.selectors import workers as worker_selectors
 
@@ -364,7 +363,7 @@ def test_workers_lists_live_and_dead_workers(operator_client):
     worker.set_state("idle")
     worker.heartbeat()
     client.hset(
-        monitor.WORKERS_SEEN,
+        live.WORKERS_SEEN,
         "gone.42.abc",
         json.dumps(
             {
@@ -375,7 +374,7 @@ def test_workers_lists_live_and_dead_workers(operator_client):
             }
         ),
     )
-    client.hset(monitor.WORKERS_SEEN, "broken", "{not json")
+    client.hset(live.WORKERS_SEEN, "broken", "{not json")
     try:
         page = html(operator_client.get("/workers/"))
         fragment = html(
@@ -422,11 +421,6 @@ def test_worker_rows_show_logical_queues_and_memory():
     assert row.rss_kb > 0 and row.memory_mb == row.rss_kb / 1024
     assert row.heartbeat_age is not None and row.heartbeat_age < 60
     assert board.dead == []
-
-
-@pytest.mark.django_db(transaction=True)
-def test_seen_workers_key_matches_the_monitor():
-    assert worker_selectors.WORKERS_SEEN == monitor.WORKERS_SEEN
 
 
 # -- charts --------------------------------------------------------------------

@@ -175,6 +175,17 @@ def live_workers() -> list[WorkerInfo]:
     return found
 
 
+#: Written by the monitor: worker name -> JSON {hostname, pid, queues, seen},
+#: the workers seen alive in the last hour (the Workers screen shows the ones
+#: since gone as such).
+WORKERS_SEEN = "console:workers:seen"
+
+
+def workers_seen() -> dict[str, bytes]:
+    """The monitor's seen-workers hash: name -> its JSON, unread (untrusted)."""
+    return {text(k): v for k, v in connection().hgetall(WORKERS_SEEN).items()}
+
+
 #: More slots than this in a worker's hash is not believed (untrusted input).
 MAX_SLOTS = 100_000
 

@@ -148,32 +148,42 @@ class RecordingMixin(UpkeepMixin):
                 lanes_now = self.active_lanes()
                 if timeout is None:  # burst: take what is there, or stop
                     return self._dequeue_now(lanes_now) if lanes_now else None
-                if lanes_now:
-                    result = self.queue_class.dequeue_any(
-                        lanes_now,
-                        DEQUEUE_BLOCK,  # type: ignore[arg-type]
-                        connection=self.connection,
-                        job_class=self.job_class,
-                        serializer=self.serializer,
-                        death_penalty_class=self.death_penalty_class,
-                    )
-                    if result is not None:
-                        return result
-                if not lanes_now:
-                    time.sleep(DEQUEUE_BLOCK)
+                result = self._dequeue_blocking(lanes_now)
+                if result is not None:
+                    return result
             except DequeueTimeout:
                 pass
             except redis.exceptions.ConnectionError as exc:
-                self.log.warning(
-                    "redis unavailable, retrying",
-                    extra={"worker": self.name, "error": str(exc), "retry_in": backoff},
-                )
-                time.sleep(backoff)
-                backoff = min(1.0, backoff * 2)
+                backoff = self._wait_out_redis(exc, backoff)
                 continue
             backoff = 0.1
             if max_idle_time and time.monotonic() - idle_since > max_idle_time:
                 return None
+
+    def _dequeue_blocking(self, lanes_now: list[Queue]) -> tuple[Job, Queue] | None:
+        """A job from the first of these lanes to have one, waiting for it at
+        most DEQUEUE_BLOCK seconds (RQ's BLPOP); none to wait on: a nap."""
+        if not lanes_now:
+            time.sleep(DEQUEUE_BLOCK)
+            return None
+        return self.queue_class.dequeue_any(
+            lanes_now,
+            DEQUEUE_BLOCK,  # type: ignore[arg-type]
+            connection=self.connection,
+            job_class=self.job_class,
+            serializer=self.serializer,
+            death_penalty_class=self.death_penalty_class,
+        )
+
+    def _wait_out_redis(self, exc: Exception, backoff: float) -> float:
+        """Redis went away in the dequeue loop: say so, wait `backoff`
+        seconds; the next wait (doubled, at most 1 s)."""
+        self.log.warning(
+            "redis unavailable, retrying",
+            extra={"worker": self.name, "error": str(exc), "retry_in": backoff},
+        )
+        time.sleep(backoff)
+        return min(1.0, backoff * 2)
 
     def _dequeue_now(self, lanes_now: list[Queue]) -> tuple[Job, Queue] | None:
         """The first job of the first lane that has one, without blocking, in

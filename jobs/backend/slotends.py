@@ -179,11 +179,7 @@ class SlotEndings(_WorkerBase):
             os.close(slot.pidfd)
             slot.pidfd = None
         if status == 0:  # the job process recorded its outcome itself
-            self._slots.pop(slot.job.id, None)
-            pipe = self.connection.pipeline()
-            with self._tolerating_redis_loss("slots"), pipe:
-                self._slot_fields(pipe)
-                pipe.execute()
+            self._free(slot)
             return
         stopped = slot.stopped
         self._settle(slot, lambda j, q: self._lost(j, q, pid, status, stopped))
@@ -203,16 +199,21 @@ class SlotEndings(_WorkerBase):
             child.busy = False
             if replace:  # it exits at once: reaped here
                 self._drop_child(child)
-            self._slots.pop(slot.job.id, None)
-            pipe = self.connection.pipeline()
-            with self._tolerating_redis_loss("slots"), pipe:
-                self._slot_fields(pipe)
-                pipe.execute()
+            self._free(slot)
             return
         limit = slot.timeout
         if limit is not None and slot.elapsed > limit + HARD_KILL_AFTER:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGKILL)
+
+    def _free(self, slot: Slot) -> None:
+        """The slot's job process recorded the job's outcome itself: the slot
+        is free, and the worker's hash says so."""
+        self._slots.pop(slot.job.id, None)
+        pipe = self.connection.pipeline()
+        with self._tolerating_redis_loss("slots"), pipe:
+            self._slot_fields(pipe)
+            pipe.execute()
 
     def _reap_idle_children(self) -> None:
         for child in [c for c in self._children if not c.busy]:

@@ -49,7 +49,7 @@ from jobs import eventloop, registry
 from jobs.backend import slotprocs
 from jobs.backend.lease import HEARTBEAT_GRACE
 from jobs.backend.queueing import ConsoleJob
-from jobs.backend.recording import DEQUEUE_BLOCK, PAUSE_REFRESH
+from jobs.backend.recording import PAUSE_REFRESH
 from jobs.backend.slotends import (
     Slot,
     SlotEndings,
@@ -184,12 +184,7 @@ class SlotWorker(SlotEndings, ConsoleWorker):
             except DequeueTimeout:
                 pass
             except redis.exceptions.ConnectionError as exc:
-                self.log.warning(
-                    "redis unavailable, retrying",
-                    extra={"worker": self.name, "error": str(exc), "retry_in": backoff},
-                )
-                time.sleep(backoff)
-                backoff = min(1.0, backoff * 2)
+                backoff = self._wait_out_redis(exc, backoff)
                 continue
             backoff = 0.1
             if self._slots:
@@ -201,17 +196,7 @@ class SlotWorker(SlotEndings, ConsoleWorker):
         lanes_now = self.active_lanes()
         if timeout is not None and not self._slots:
             # Nothing running: block on Redis, as the one-job worker does.
-            if not lanes_now:
-                time.sleep(DEQUEUE_BLOCK)
-                return None
-            return self.queue_class.dequeue_any(
-                lanes_now,
-                DEQUEUE_BLOCK,  # type: ignore[arg-type]
-                connection=self.connection,
-                job_class=self.job_class,
-                serializer=self.serializer,
-                death_penalty_class=self.death_penalty_class,
-            )
+            return self._dequeue_blocking(lanes_now)
         # Jobs running: never block on Redis (they must be tended), and ask
         # an empty queue again only every EMPTY_POLL seconds or when woken.
         moment = time.monotonic()

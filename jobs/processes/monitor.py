@@ -31,7 +31,6 @@ log = logging.getLogger("jobs.monitor")
 
 RELAY_EVERY = 1.0
 #: Workers seen alive in the last hour, shown as dead once their entry expires.
-WORKERS_SEEN = "console:workers:seen"
 WORKERS_SEEN_FOR = 3600.0
 RECOVER_EVERY = 2.0
 PAUSE_SYNC_EVERY = 2.0
@@ -63,7 +62,7 @@ def sample_live_state() -> None:
         )
         for worker in live.live_workers():
             pipe.hset(
-                WORKERS_SEEN,
+                live.WORKERS_SEEN,
                 worker.name,
                 json.dumps(
                     {
@@ -76,9 +75,9 @@ def sample_live_state() -> None:
             )
         pipe.execute()
     forget_before = time.time() - WORKERS_SEEN_FOR
-    for name, raw in client.hgetall(WORKERS_SEEN).items():
+    for name, raw in client.hgetall(live.WORKERS_SEEN).items():
         if _seen_at(raw) < forget_before:
-            client.hdel(WORKERS_SEEN, name)
+            client.hdel(live.WORKERS_SEEN, name)
 
 
 def _seen_at(raw: bytes) -> float:

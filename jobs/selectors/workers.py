@@ -4,7 +4,7 @@ seen in the last hour that have since gone (kept by the monitor)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
 from django.utils import timezone
@@ -14,9 +14,6 @@ from jobs.backend.errors import BackendError
 from jobs.charts import duration_text
 from jobs.models import OperatorAction
 
-#: Written by the monitor (jobs.processes.monitor.WORKERS_SEEN): name -> JSON
-#: {hostname, pid, queues, seen}. Not imported: selectors sit below the monitor.
-WORKERS_SEEN = "console:workers:seen"
 #: The operator log's action for a change of Redis primary (the monitor's).
 FAILOVER_ACTION = "redis-failover"
 #: A heartbeat older than this is shown as late (RQ's default interval is 10 s).
@@ -36,19 +33,9 @@ def logical_queues(lane_names: list[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
-class WorkerRow:
-    name: str
-    hostname: str
-    pid: int | None
-    queues: list[str]
-    state: str
-    current_job: str | None
-    heartbeat_age: float | None
-    successful: int
-    failed: int
-    rss_kb: int
-    concurrency: int = 1
-    slots_busy: int = 0
+class WorkerRow(live.WorkerInfo):
+    """A live worker as the Workers screen shows it: its queues by their
+    logical names (not their lanes)."""
 
     @property
     def slots_text(self) -> str:
@@ -92,20 +79,8 @@ class WorkerBoard:
 
 
 def _row(info: live.WorkerInfo) -> WorkerRow:
-    return WorkerRow(
-        name=info.name,
-        hostname=info.hostname,
-        pid=info.pid,
-        queues=logical_queues(info.queues),
-        state=info.state,
-        current_job=info.current_job,
-        heartbeat_age=info.heartbeat_age,
-        successful=info.successful,
-        failed=info.failed,
-        rss_kb=info.rss_kb,
-        concurrency=info.concurrency,
-        slots_busy=info.slots_busy,
-    )
+    found = {f.name: getattr(info, f.name) for f in fields(info)}
+    return WorkerRow(**(found | {"queues": logical_queues(info.queues)}))
 
 
 def _dead(name: str, raw: bytes) -> DeadWorker | None:
@@ -130,14 +105,14 @@ def worker_board(queue: str = "") -> WorkerBoard:
     workers serving it: the list behind a queue's "workers" count."""
     try:
         alive = [_row(w) for w in live.live_workers()]
-        seen = connect.connection().hgetall(WORKERS_SEEN)
+        seen = live.workers_seen()
     except BackendError:
         return WorkerBoard(False, [], [])
     names = {w.name for w in alive}
     dead = [
         found
-        for key, raw in seen.items()
-        if key.decode() not in names and (found := _dead(key.decode(), raw))
+        for name, raw in seen.items()
+        if name not in names and (found := _dead(name, raw))
     ]
     if queue:
         alive = [w for w in alive if queue in w.queues]

@@ -15,11 +15,10 @@ from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 
 from jobs import services, stats
-from jobs.backend import connect
+from jobs.backend import connect, live
 from jobs.backend.queues import paused_queues
 from jobs.backend.workers import ConsoleWorker
 from jobs.models import Attempt, JobRecord, OperatorAction
-from jobs.processes import monitor
 from tests.e2e.conftest import login, shot
 from tests.factories import user_in
 
@@ -101,7 +100,7 @@ def worker() -> Iterator[ConsoleWorker]:
     alive.set_state("idle")
     alive.heartbeat()
     client.hset(
-        monitor.WORKERS_SEEN,
+        live.WORKERS_SEEN,
         "worker-2.4242.dead",
         json.dumps(
             {
