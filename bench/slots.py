@@ -38,7 +38,8 @@ NOTE = (
     "--pool=threads --concurrency=N` running the same function; then ours "
     "again with `--execution process` (N long-lived job processes) against "
     "Celery `--pool=prefork --concurrency=N`, per slot = tree PSS / N (the "
-    "plain RQ column: its worker pool's). The no-op row is figure 4's drain "
+    "plain RQ column: its worker pool's); and ours with `--execution fork` (a "
+    "fresh job process per job, N at once under one worker). The no-op row is figure 4's drain "
     "with one worker process: ours with one process-model slot "
     "(`--concurrency 1 --execution process`), Celery prefork with one child. "
     "Each side "
@@ -214,6 +215,8 @@ def figure(ctx: Context) -> None:
     progress("figure 13: the same in the process model and Celery prefork")
     ours_proc = _ours(ctx, jobs, seconds, "process")
     prefork = _celery(ctx, jobs, seconds, "prefork")
+    progress("figure 13: the same in the fork model (a fresh process per job)")
+    ours_fork = _ours(ctx, jobs, seconds, "fork")
     label = f"13. {jobs} x {seconds:g} s sleeps at once"
     ctx.results.rows += [
         Row(
@@ -267,6 +270,26 @@ def figure(ctx: Context) -> None:
             float(base.done),
             "all",
             ours_proc.done == jobs,
+            required=True,
+            celery=float(prefork.done),
+        ),
+    ]
+    ctx.results.rows += [
+        Row(
+            f"{label}, fork model vs prefork, PSS per slot (MB)",
+            ours_fork.peak_pss_mb / jobs,
+            base.peak_pss_mb / jobs,
+            "-",
+            None,
+            1,
+            celery=prefork.peak_pss_mb / jobs,
+        ),
+        Row(
+            f"{label}, fork model, every job done",
+            float(ours_fork.done),
+            float(base.done),
+            "all",
+            ours_fork.done == jobs,
             required=True,
             celery=float(prefork.done),
         ),
