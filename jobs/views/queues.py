@@ -61,15 +61,7 @@ def queue_pause(request: HtmxHttpRequest, name: str) -> HttpResponse:
             else "Nothing done: say why you pause the queue.",
         )
         return _updated(request, name)
-    try:
-        services.queue_pause(
-            name=name, actor=request.user, reason=reason, origin=Origin.WEB
-        )
-    except BackendError:
-        messages.warning(request, _LATE_SYNC.format(verb="Paused", name=name))
-    else:
-        messages.success(request, f"Paused {name}: workers take no new jobs from it.")
-    return _updated(request, name)
+    return _set_paused(request, name, reason)
 
 
 @login_required
@@ -78,12 +70,30 @@ def queue_pause(request: HtmxHttpRequest, name: str) -> HttpResponse:
 def queue_resume(request: HtmxHttpRequest, name: str) -> HttpResponse:
     if name not in settings.JOB_QUEUES:
         return _unknown(request, name)
+    return _set_paused(request, name, None)
+
+
+def _set_paused(
+    request: HtmxHttpRequest, name: str, reason: str | None
+) -> HttpResponse:
+    """Pause (with the operator's reason) or resume (reason None) a queue."""
+    verb = "Paused" if reason is not None else "Resumed"
     try:
-        services.queue_resume(name=name, actor=request.user, origin=Origin.WEB)
+        if reason is not None:
+            services.queue_pause(
+                name=name, actor=request.user, reason=reason, origin=Origin.WEB
+            )
+        else:
+            services.queue_resume(name=name, actor=request.user, origin=Origin.WEB)
     except BackendError:
-        messages.warning(request, _LATE_SYNC.format(verb="Resumed", name=name))
+        messages.warning(request, _LATE_SYNC.format(verb=verb, name=name))
     else:
-        messages.success(request, f"Resumed {name}: workers take jobs from it again.")
+        effect = (
+            "take no new jobs from it"
+            if reason is not None
+            else ("take jobs from it again")
+        )
+        messages.success(request, f"{verb} {name}: workers {effect}.")
     return _updated(request, name)
 
 
