@@ -133,6 +133,11 @@ class SlotWorker(SlotEndings, ConsoleWorker):
             pipe.execute()
         if self.execution_override != "fork":
             eventloop.start()
+        if self.execution_override == "process":
+            # Every job runs in one: start them all now, as a prefork pool
+            # does, rather than one by one as the first N jobs arrive.
+            for _ in range(self.concurrency):
+                self._children.append(slotprocs.spawn(self, self._limits))
 
     def _slot_fields(self, pipe: Any) -> None:
         """Slots in use, and one running job as RQ's `current_job` (a reader
