@@ -654,3 +654,25 @@ def test_the_lease_rests_on_the_rq_calls_it_wraps():
     perform = inspect.getsource(Worker.perform_job)
     assert "self.handle_execution_ended(" in perform
     assert "self.handle_job_success(" in perform
+
+
+def test_the_ended_heartbeat_can_ride_on_the_success_pipeline():
+    """ConsoleWorker.handle_execution_ended sends no heartbeat of its own on
+    a success with no callback (and a result kept): RQ's heartbeat there is
+    only the job hash's last_heartbeat, which _handle_success's save of the
+    whole hash writes in the success pipeline that follows."""
+    beat = inspect.getsource(Job.heartbeat)
+    writes = [
+        line.strip()
+        for line in beat.splitlines()
+        if line.strip().startswith(("connection.", "self.", "pipeline."))
+    ]
+    assert writes == [
+        "self.last_heartbeat = timestamp",
+        "connection.hset(self.key, 'last_heartbeat', utcformat(self.last_heartbeat))",
+    ]
+    assert "'last_heartbeat'" in inspect.getsource(Job.to_dict)
+    assert "self.save(pipeline=pipeline" in inspect.getsource(Job._handle_success)
+    success = inspect.getsource(Worker.handle_job_success)
+    assert "job._handle_success(" in success
+    assert "if result_ttl != 0:" in success

@@ -111,6 +111,7 @@ class SlotEndings(_WorkerBase):
         def _drop_child(self, child: slotprocs.Child, wait: bool = True) -> int: ...
         def _wake_up(self) -> None: ...
         def _slot_fields(self, pipe: Any) -> None: ...
+        def _fields_later(self) -> None: ...
         def _tend(self) -> None: ...
         def _nap(self) -> None: ...
 
@@ -180,10 +181,7 @@ class SlotEndings(_WorkerBase):
             slot.pidfd = None
         if status == 0:  # the job process recorded its outcome itself
             self._slots.pop(slot.job.id, None)
-            pipe = self.connection.pipeline()
-            with self._tolerating_redis_loss("slots"), pipe:
-                self._slot_fields(pipe)
-                pipe.execute()
+            self._fields_later()
             return
         stopped = slot.stopped
         self._settle(slot, lambda j, q: self._lost(j, q, pid, status, stopped))
@@ -204,10 +202,7 @@ class SlotEndings(_WorkerBase):
             if replace:  # it exits at once: reaped here
                 self._drop_child(child)
             self._slots.pop(slot.job.id, None)
-            pipe = self.connection.pipeline()
-            with self._tolerating_redis_loss("slots"), pipe:
-                self._slot_fields(pipe)
-                pipe.execute()
+            self._fields_later()
             return
         limit = slot.timeout
         if limit is not None and slot.elapsed > limit + HARD_KILL_AFTER:
