@@ -676,3 +676,16 @@ def test_the_ended_heartbeat_can_ride_on_the_success_pipeline():
     success = inspect.getsource(Worker.handle_job_success)
     assert "job._handle_success(" in success
     assert "if result_ttl != 0:" in success
+
+
+def test_a_job_read_in_the_dequeue_script_is_restored_as_fetch_does():
+    """RecordingMixin._dequeue_now reads the popped job's hash in its Lua
+    script (rq:job:<id>, HGETALL) and restores it, and a process-model job
+    process restores that same hash: what Job.fetch does with its own read."""
+    assert Job.redis_job_namespace_prefix == "rq:job:"
+    fetch = inspect.getsource(Job.fetch)
+    assert "job = cls(parse_job_id(id), connection=connection" in fetch
+    assert "job.refresh()" in fetch
+    refresh = inspect.getsource(Job.refresh)
+    assert "data = self.connection.hgetall(self.key)" in refresh
+    assert "self.restore(data)" in refresh

@@ -54,6 +54,9 @@ class ConsoleJob(Job):
     #: Why this job may not run here ("" when it may), and what it names.
     refusal = ""
     verdict = jobhash.Verdict()
+    #: The hash as a worker's dequeue read it (None: not read that way): a
+    #: process-model job process restores it rather than read it again.
+    dequeued_hash: dict[bytes, bytes] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["serializer"] = JSONSerializer

@@ -376,7 +376,8 @@ class SlotWorker(SlotEndings, ConsoleWorker):
 
     def _hand_over(self, slot: Slot) -> None:
         """The job to an idle long-lived job process (a new one if none)."""
-        message = (slot.job.id, slot.queue.name, slot.execution.id)
+        raw = getattr(slot.job, "dequeued_hash", None)
+        message = (slot.job.id, slot.queue.name, slot.execution.id, raw)
         # As RQ's monitor_work_horse does: a job whose process dies is
         # recorded with when it started (the job process sets its own).
         slot.job.started_at = now()
