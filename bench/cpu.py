@@ -60,7 +60,10 @@ NOTE = (
     "job processes, and for ours the monitor) over the run / N: the job's M "
     "ms plus the side's overhead; Redis's own CPU apart. Jobs' share = N x "
     "M / (that CPU + Redis's): the figure another program on the machine "
-    "moves least. Cores busy = "
+    "moves least. Useful CPU of the cores left = N x M / (2 cores x the "
+    "measurement's span, first job in to history recorded, less the CPU "
+    "every other program spent meanwhile, the bench's own polling "
+    "included). Cores busy = "
     "/proc/stat over the run, the whole machine (other programs too). The "
     "history must be recorded (every job succeeded in the database) for the "
     "run to count, and the CPU is counted until it is (how long after the "
@@ -79,10 +82,18 @@ class Run:
     redis_ms_per_job: float
     busy: float  # % of the machine's cores, all programs
     recorded_after: float = 0.0  # ours: history complete this long after
+    #: Core-seconds of the measurement left to this side: its span x cores
+    #: less what every other program spent meanwhile.
+    available: float = 0.0
 
     @property
     def useful(self) -> float:
         return 100.0 * self.jobs * self.ms / 1000 / self.seconds / CORES
+
+    @property
+    def useful_available(self) -> float:
+        """Useful CPU of the cores other programs left this side (%)."""
+        return 100.0 * self.jobs * self.ms / 1000 / self.available
 
     @property
     def share(self) -> float:
@@ -120,6 +131,9 @@ class Meter:
     spent: float = 0.0
     redis: float = 0.0
     busy: float = 0.0
+    #: CPU seconds of every other program (the bench process included).
+    others: float = 0.0
+    seconds: float = 0.0
     per_root: list[float] = field(default_factory=list)
 
     @contextlib.contextmanager
@@ -127,13 +141,17 @@ class Meter:
         before = [cpu_seconds(tree(pid)) for pid in self.roots]
         redis_before = cpu_seconds([self.redis_pid])
         busy_before, total_before = machine_ticks()
+        start = time.perf_counter()
         yield self
+        self.seconds = time.perf_counter() - start
         after = [cpu_seconds(tree(pid)) for pid in self.roots]
         busy_after, total_after = machine_ticks()
         self.redis = cpu_seconds([self.redis_pid]) - redis_before
         self.per_root = [a - b for a, b in zip(after, before, strict=True)]
         self.spent = sum(self.per_root)
         self.busy = 100.0 * (busy_after - busy_before) / (total_after - total_before)
+        busy_seconds = (busy_after - busy_before) / TICKS
+        self.others = max(0.0, busy_seconds - self.spent - self.redis)
 
 
 def _job(ms: int) -> dict[str, int | str]:
@@ -315,6 +333,7 @@ def _batch(side: Side, fleet: procs.Fleet, meter: Meter, jobs: int, ms: int) -> 
         redis_ms_per_job=1000 * meter.redis / jobs,
         busy=meter.busy,
         recorded_after=max(0.0, written - end),
+        available=meter.seconds * CORES - meter.others,
     )
 
 
@@ -362,6 +381,13 @@ def _rows(ours: Run, base: Run, celery: Run) -> list[Row]:
             met,
             1,
             celery=celery.useful,
+        ),
+        Row(
+            f"{label}, useful CPU of the cores left by other programs (%)",
+            ours.useful_available,
+            base.useful_available,
+            decimals=1,
+            celery=celery.useful_available,
         ),
         Row(
             f"{label}, jobs' share of the CPU spent (%)",
