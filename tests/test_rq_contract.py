@@ -210,6 +210,8 @@ COPIED = {
         RQScheduler.enqueue_scheduled_jobs,
         "e876a18bcfd4",
     ),
+    # jobs/backend/queueing.py ConsoleJob.perform, less its PERSIST
+    "Job.perform": (Job.perform, "80df6cfc0713"),
     # jobs/backend/queueing.py ConsoleJob._restore_refused sets what restore sets
     "Job.restore": (Job.restore, "d593835faafc"),
     # jobs/backend/recovery.py recover_abandoned/_recover mirror the abandoned branch
