@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 from celery import Celery, group
 
+from bench.noop import cpu as _cpu
 from bench.noop import noop as _noop
 from bench.noop import sleep as _sleep
 
@@ -45,6 +46,8 @@ app.conf.update(
 noop = app.task(name="bench.noop")(_noop)
 #: The slots figure's job (demo.sleep's counterpart).
 sleep = app.task(name="bench.sleep")(_sleep)
+#: The CPU figure's job (demo.cpu's counterpart).
+cpu = app.task(name="bench.cpu")(_cpu)
 
 
 def urls(redis_url: str) -> dict[str, str]:
@@ -87,11 +90,16 @@ def submit_group(texts: Sequence[str]) -> None:
     group(noop.s(text=t) for t in texts).apply_async(ignore_result=True)
 
 
-def fill(count: int) -> None:
-    """`count` tasks (results kept) into a list no worker reads."""
+def fill(count: int, task: Any = None, kwargs: dict[str, Any] | None = None) -> None:
+    """`count` tasks (results kept) into a list no worker reads: no-ops, or
+    `task` with `kwargs`."""
     with app.producer_or_acquire() as producer:
         for i in range(count):
-            noop.apply_async(kwargs={"text": str(i)}, queue=FILL, producer=producer)
+            (task or noop).apply_async(
+                kwargs={"text": str(i)} if kwargs is None else kwargs,
+                queue=FILL,
+                producer=producer,
+            )
 
 
 def release() -> None:

@@ -27,6 +27,7 @@ NAMES = (
     "screens",
     "standard",
     "slots",
+    "cpu",
 )
 
 
@@ -54,6 +55,8 @@ class Sizes:
     #: Figure 13: this many jobs sleeping this long, all at once.
     slot_jobs: int = 50
     slot_seconds: float = 10.0
+    #: Figure 14: this many CPU-bound jobs of each length.
+    cpu_jobs: int = 200
 
     @classmethod
     def of(cls, quick: bool) -> Sizes:
@@ -76,6 +79,7 @@ class Sizes:
                 screen_requests=15,
                 slot_jobs=10,
                 slot_seconds=2.0,
+                cpu_jobs=40,
             )
         return cls(
             latency=2000,

@@ -13,6 +13,7 @@ from rq.worker import BaseWorker
 
 from bench import (
     celery_app,
+    cpu,
     memory,
     metrics_time,
     plots,
@@ -188,6 +189,7 @@ FIGURES: dict[str, Callable[[Context], None]] = {
     "screens": screens.figure,
     "standard": standard.figure,
     "slots": slots.figure,
+    "cpu": cpu.figure,
 }
 
 assert tuple(FIGURES) == NAMES, "bench.context.NAMES lists every figure in order"
@@ -240,6 +242,7 @@ NOTES: dict[str, str] = {
     "screens": screens.NOTE,
     "standard": standard.NOTE,
     "slots": slots.NOTE,
+    "cpu": cpu.NOTE,
 }
 
 

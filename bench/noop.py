@@ -12,3 +12,15 @@ def sleep(seconds: float = 0.0) -> None:
     import time
 
     time.sleep(seconds)
+
+
+def cpu(ms: int = 0, clock: str = "wall") -> dict[str, int]:
+    """The CPU-bound job of the CPU figure: demo.cpu's busy loop."""
+    import time
+
+    tick = time.thread_time if clock == "cpu" else time.perf_counter
+    deadline = tick() + ms / 1000
+    loops = 0
+    while tick() < deadline:
+        loops += 1
+    return {"loops": loops}

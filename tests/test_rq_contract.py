@@ -210,6 +210,8 @@ COPIED = {
         RQScheduler.enqueue_scheduled_jobs,
         "e876a18bcfd4",
     ),
+    # jobs/backend/queueing.py ConsoleJob.perform, less its PERSIST
+    "Job.perform": (Job.perform, "80df6cfc0713"),
     # jobs/backend/queueing.py ConsoleJob._restore_refused sets what restore sets
     "Job.restore": (Job.restore, "d593835faafc"),
     # jobs/backend/recovery.py recover_abandoned/_recover mirror the abandoned branch
@@ -654,3 +656,38 @@ def test_the_lease_rests_on_the_rq_calls_it_wraps():
     perform = inspect.getsource(Worker.perform_job)
     assert "self.handle_execution_ended(" in perform
     assert "self.handle_job_success(" in perform
+
+
+def test_the_ended_heartbeat_can_ride_on_the_success_pipeline():
+    """ConsoleWorker.handle_execution_ended sends no heartbeat of its own on
+    a success with no callback (and a result kept): RQ's heartbeat there is
+    only the job hash's last_heartbeat, which _handle_success's save of the
+    whole hash writes in the success pipeline that follows."""
+    beat = inspect.getsource(Job.heartbeat)
+    writes = [
+        line.strip()
+        for line in beat.splitlines()
+        if line.strip().startswith(("connection.", "self.", "pipeline."))
+    ]
+    assert writes == [
+        "self.last_heartbeat = timestamp",
+        "connection.hset(self.key, 'last_heartbeat', utcformat(self.last_heartbeat))",
+    ]
+    assert "'last_heartbeat'" in inspect.getsource(Job.to_dict)
+    assert "self.save(pipeline=pipeline" in inspect.getsource(Job._handle_success)
+    success = inspect.getsource(Worker.handle_job_success)
+    assert "job._handle_success(" in success
+    assert "if result_ttl != 0:" in success
+
+
+def test_a_job_read_in_the_dequeue_script_is_restored_as_fetch_does():
+    """RecordingMixin._dequeue_now reads the popped job's hash in its Lua
+    script (rq:job:<id>, HGETALL) and restores it, and a process-model job
+    process restores that same hash: what Job.fetch does with its own read."""
+    assert Job.redis_job_namespace_prefix == "rq:job:"
+    fetch = inspect.getsource(Job.fetch)
+    assert "job = cls(parse_job_id(id), connection=connection" in fetch
+    assert "job.refresh()" in fetch
+    refresh = inspect.getsource(Job.refresh)
+    assert "data = self.connection.hgetall(self.key)" in refresh
+    assert "self.restore(data)" in refresh

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any
 
 import redis
-from rq.exceptions import DequeueTimeout, NoSuchJobError
+from rq.exceptions import DequeueTimeout
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
@@ -49,11 +49,14 @@ DEQUEUE_BLOCK = 0.5
 PAUSE_REFRESH = 0.25
 
 
-#: Pops the first job of the first non-empty list among KEYS, in order.
+#: Pops the first job of the first non-empty list among KEYS, in order, and
+#: reads its hash (ARGV[1]: the job keys' prefix) as Job.refresh would.
 POP_FIRST = """
 for _, key in ipairs(KEYS) do
   local job_id = redis.call('LPOP', key)
-  if job_id then return {key, job_id} end
+  if job_id then
+    return {key, job_id, redis.call('HGETALL', ARGV[1] .. job_id)}
+  end
 end
 return false
 """
@@ -186,21 +189,26 @@ class RecordingMixin(UpkeepMixin):
         return min(1.0, backoff * 2)
 
     def _dequeue_now(self, lanes_now: list[Queue]) -> tuple[Job, Queue] | None:
-        """The first job of the first lane that has one, without blocking, in
-        one round trip (RQ pops the lanes one by one: a round trip per empty
-        lane in front, for every job)."""
+        """The first job of the first lane that has one, without blocking, and
+        its hash, in one round trip (RQ pops the lanes one by one: a round
+        trip per empty lane in front, for every job, then one to fetch it)."""
         by_key = {lane.key: lane for lane in lanes_now}
+        prefix = self.job_class.redis_job_namespace_prefix
         while True:
-            found = self._pop_first(keys=list(by_key))
+            found = self._pop_first(keys=list(by_key), args=[prefix])
             if found is None:
                 return None
-            key, job_id = (part.decode() for part in found)
-            try:
-                job = self.job_class.fetch(
-                    job_id, connection=self.connection, serializer=self.serializer
-                )
-            except NoSuchJobError:
+            key, job_id = found[0].decode(), found[1].decode()
+            flat = found[2]
+            if not flat:
                 continue  # gone meanwhile (deleted): RQ skips it too
+            raw = dict(zip(flat[::2], flat[1::2], strict=True))
+            job = self.job_class(
+                job_id, connection=self.connection, serializer=self.serializer
+            )
+            job.restore(raw)  # as Job.fetch does with its HGETALL
+            if isinstance(job, ConsoleJob):
+                job.dequeued_hash = raw
             return job, by_key[key]
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:

@@ -111,6 +111,7 @@ class SlotEndings(_WorkerBase):
         def _drop_child(self, child: slotprocs.Child, wait: bool = True) -> int: ...
         def _wake_up(self) -> None: ...
         def _slot_fields(self, pipe: Any) -> None: ...
+        def _fields_later(self) -> None: ...
         def _tend(self) -> None: ...
         def _nap(self) -> None: ...
 
@@ -208,12 +209,9 @@ class SlotEndings(_WorkerBase):
 
     def _free(self, slot: Slot) -> None:
         """The slot's job process recorded the job's outcome itself: the slot
-        is free, and the worker's hash says so."""
+        is free (the worker's hash says so with its next write)."""
         self._slots.pop(slot.job.id, None)
-        pipe = self.connection.pipeline()
-        with self._tolerating_redis_loss("slots"), pipe:
-            self._slot_fields(pipe)
-            pipe.execute()
+        self._fields_later()
 
     def _reap_idle_children(self) -> None:
         for child in [c for c in self._children if not c.busy]:

@@ -1,7 +1,8 @@
 """The process model of worker slots: long-lived job processes, reused.
 
 A slot worker (jobs.backend.slots) forks up to N children from its frozen heap and
-hands each one job at a time over a pipe: (job id, lane, execution id). The
+hands each one job at a time over a pipe: (job id, lane, execution id, the
+job's hash as the worker's dequeue read it, or None: then read again). The
 child runs the job as a forked job process does (RQ's perform_job: the
 job's preparation, its timeout alarm, its outcome), answers whether it must
 be replaced, and waits for the next. A child is replaced after
@@ -89,10 +90,10 @@ def serve(worker: SlotWorker, conn: Connection, limits: Limits) -> None:
     done = 0
     while True:
         try:
-            job_id, lane, execution_id = conn.recv()
+            job_id, lane, execution_id, raw = conn.recv()
         except EOFError:  # the worker closed its end: stop
             os._exit(0)
-        run_one(worker, job_id, lane, execution_id)
+        run_one(worker, job_id, lane, execution_id, raw)
         done += 1
         replace = done >= limits.max_jobs or resident_kb() > limits.max_memory_kb
         conn.send(replace)
@@ -100,11 +101,23 @@ def serve(worker: SlotWorker, conn: Connection, limits: Limits) -> None:
             os._exit(0)
 
 
-def run_one(worker: Any, job_id: str, lane: str, execution_id: str) -> None:
+def run_one(
+    worker: Any,
+    job_id: str,
+    lane: str,
+    execution_id: str,
+    raw: dict[bytes, bytes] | None = None,
+) -> None:
+    """One job, from the hash the worker read at dequeue when it has it (a
+    forked job process runs the worker's copy too), else read here."""
     try:
-        job = worker.job_class.fetch(
+        job = worker.job_class(
             job_id, connection=worker.connection, serializer=worker.serializer
         )
+        if raw is None:
+            job.refresh()
+        else:
+            job.restore(raw)
     except NoSuchJobError:
         return  # deleted meanwhile: nothing to run (RQ skips it too)
     worker.execution = Execution(

@@ -111,6 +111,9 @@ class SlotWorker(SlotEndings, ConsoleWorker):
         #: The process model's job processes, idle or busy.
         self._children: list[slotprocs.Child] = []
         self._limits = slotprocs.Limits.from_settings()
+        #: A slot freed since the worker's hash last said so: written with the
+        #: next job's start (_begin) or, if none starts at once, before waiting.
+        self._fields_due = False
 
     def forget_slots(self) -> None:
         """In a job process: the worker's slots are not its own, nor the
@@ -150,6 +153,21 @@ class SlotWorker(SlotEndings, ConsoleWorker):
             idle = WorkerStatus.SUSPENDED if self._suspended[0] else WorkerStatus.IDLE
             self.set_state(idle, pipeline=pipe)
 
+    def _fields_later(self) -> None:
+        """A slot freed by a job that recorded its own end: said in the hash
+        with the next job's start (one round trip a job less while there is
+        work), or by _flush_fields before the worker waits."""
+        self._fields_due = True
+
+    def _flush_fields(self) -> None:
+        if not self._fields_due:
+            return
+        pipe = self.connection.pipeline()
+        with self._tolerating_redis_loss("slots"), pipe:
+            self._slot_fields(pipe)
+            pipe.execute()
+            self._fields_due = False
+
     def cleanup_execution(self, job: Job, pipeline: Any) -> None:
         super().cleanup_execution(job, pipeline)
         if not self.is_horse:
@@ -159,6 +177,17 @@ class SlotWorker(SlotEndings, ConsoleWorker):
 
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        found = None
+        try:
+            found = self._dequeue_loop(timeout, max_idle_time)
+            return found
+        finally:
+            if found is None:
+                self._flush_fields()
+
+    def _dequeue_loop(
+        self, timeout: int | None, max_idle_time: int | None
     ) -> tuple[Job, Queue] | None:
         idle_since = time.monotonic()
         backoff = 0.1
@@ -201,6 +230,7 @@ class SlotWorker(SlotEndings, ConsoleWorker):
         lanes_now = self.active_lanes()
         if timeout is not None and not self._slots:
             # Nothing running: block on Redis, as the one-job worker does.
+            self._flush_fields()
             return self._dequeue_blocking(lanes_now)
         # Jobs running: never block on Redis (they must be tended), and ask
         # an empty queue again only every EMPTY_POLL seconds or when woken.
@@ -235,6 +265,7 @@ class SlotWorker(SlotEndings, ConsoleWorker):
     def _nap(self) -> None:
         """Wait until a job ends (a thread's wake-up, a job process's pipe or
         exit) or SLOT_POLL passes: a slot is refilled as soon as it frees."""
+        self._flush_fields()
         waitables: list[Any] = [self._wake_r]
         for slot in self._slots.values():
             if slot.child is not None:
@@ -286,7 +317,11 @@ class SlotWorker(SlotEndings, ConsoleWorker):
             slot = Slot(job=job, queue=queue, execution=execution, model=model)
             self._slots[job.id] = slot
             self.set_state(WorkerStatus.BUSY, pipeline=pipe)
-            pipe.hset(self.key, "slots_busy", str(len(self._slots)))
+            due, self._fields_due = self._fields_due, False
+            if due:  # a slot freed meanwhile: current_job may be its job
+                self._slot_fields(pipe)
+            else:
+                pipe.hset(self.key, "slots_busy", str(len(self._slots)))
             if model == "thread":
                 self.set_current_job_id(job.id, pipeline=pipe)
                 job.heartbeat(now(), ttl, pipeline=pipe)
@@ -295,6 +330,7 @@ class SlotWorker(SlotEndings, ConsoleWorker):
                 pipe.execute()
             except BaseException:
                 self._slots.pop(job.id, None)
+                self._fields_due = self._fields_due or due
                 raise
         return slot
 
@@ -330,7 +366,8 @@ class SlotWorker(SlotEndings, ConsoleWorker):
 
     def _hand_over(self, slot: Slot) -> None:
         """The job to an idle long-lived job process (a new one if none)."""
-        message = (slot.job.id, slot.queue.name, slot.execution.id)
+        raw = getattr(slot.job, "dequeued_hash", None)
+        message = (slot.job.id, slot.queue.name, slot.execution.id, raw)
         # As RQ's monitor_work_horse does: a job whose process dies is
         # recorded with when it started (the job process sets its own).
         slot.job.started_at = now()

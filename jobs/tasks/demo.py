@@ -42,6 +42,9 @@ class Progress(BaseModel):
 
 class Cpu(BaseModel):
     ms: int = Field(ge=0, le=600_000)
+    #: "cpu": loop until the job's own thread has had `ms` of CPU, so a busy
+    #: machine lengthens the job instead of shrinking its work (benchmarks).
+    clock: Literal["wall", "cpu"] = "wall"
 
 
 @task("demo.echo", schema=Echo)
@@ -93,10 +96,11 @@ def report_progress(payload: Progress) -> dict[str, int]:
 
 @task("demo.cpu", schema=Cpu, timeout=900)
 def cpu(payload: Cpu) -> dict[str, int]:
-    """Busy-loop for a number of milliseconds."""
-    deadline = time.perf_counter() + payload.ms / 1000
+    """Busy-loop for a number of milliseconds (of wall-clock or CPU time)."""
+    clock = time.thread_time if payload.clock == "cpu" else time.perf_counter
+    deadline = clock() + payload.ms / 1000
     loops = 0
-    while time.perf_counter() < deadline:
+    while clock() < deadline:
         loops += 1
     return {"loops": loops}
 
