@@ -1,0 +1,103 @@
+"""Fork-model job processes reuse a Redis connection the worker opened before
+the fork (issue 19: "no new Redis connection per job"), real workers, real
+Redis: the server's count of accepted connections grows by far fewer than the
+number of jobs, and every job still succeeds exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import pytest
+
+from jobs import services
+from jobs.backend import connect
+from jobs.models import Attempt, JobRecord
+from tests.conftest import wait_for, worker_pid
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+Status = JobRecord.Status
+JOBS = 30
+
+
+def accepted() -> int:
+    """Connections the server has accepted since it started."""
+    return int(connect.connection().info("stats")["total_connections_received"])
+
+
+def idle_worker(spawn: Any, *args: str) -> Any:
+    proc = spawn("rqworker", "default", *args)
+    client = connect.connection()
+
+    def idle() -> bool:
+        for key in client.smembers("rq:workers"):
+            data = client.hgetall(key)
+            if data.get(b"pid") == str(proc.pid).encode():
+                return data.get(b"state") == b"idle"
+        return False
+
+    wait_for(idle, timeout=60)
+    return proc
+
+
+def run_echoes(count: int) -> list[JobRecord]:
+    jobs = [
+        services.job_submit(task="demo.echo", payload={"text": str(i)})
+        for i in range(count)
+    ]
+
+    def done() -> bool:
+        found = JobRecord.objects.filter(pk__in=[j.pk for j in jobs])
+        return {j.status for j in found} == {Status.SUCCEEDED}
+
+    wait_for(done, timeout=180)
+    return jobs
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("--concurrency", "3", "--execution", "fork")],
+    ids=["one-job-worker", "fork-slots"],
+)
+def test_forked_jobs_reuse_the_workers_spare_connection(spawn, monitor, args):
+    proc = idle_worker(spawn, *args)
+    before = accepted()
+    jobs = run_echoes(JOBS)
+    opened = accepted() - before
+    attempts = list(Attempt.objects.filter(job__in=jobs))
+    assert len(attempts) == JOBS  # exactly once each
+    assert {a.outcome for a in attempts} == {"succeeded"}
+    assert {worker_pid(a.worker_name) for a in attempts} == {proc.pid}
+    pids = {a.pid for a in attempts}
+    assert proc.pid not in pids and len(pids) == JOBS  # a fresh process each
+    # A job process used to connect (and AUTH) once per job, at least.
+    print(f"{opened} new connections for {JOBS} jobs")
+    assert opened <= 6, f"{opened} connections for {JOBS} jobs"
+
+
+def test_a_killed_job_process_connection_is_not_reused(spawn, monitor):
+    """The spare of a job process that was killed may be mid-reply: the
+    worker closes it, opens another, and the jobs after it still succeed."""
+    proc = idle_worker(spawn)
+    victim = services.job_submit(
+        task="demo.sleep", payload={"seconds": 30}, retry={"max_attempts": 1}
+    )
+
+    def job_pid() -> int:
+        attempt = Attempt.objects.filter(job=victim).first()
+        return int(attempt.pid or 0) if attempt else 0
+
+    pid = wait_for(job_pid, timeout=60)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(
+        lambda: JobRecord.objects.get(pk=victim.pk).status == Status.DEAD,
+        timeout=60,
+    )
+    before = accepted()
+    jobs = run_echoes(10)
+    attempts = list(Attempt.objects.filter(job__in=jobs))
+    assert len(attempts) == 10 and {a.outcome for a in attempts} == {"succeeded"}
+    assert {worker_pid(a.worker_name) for a in attempts} == {proc.pid}
+    # A fresh spare for the killed one's, then reused: not one per job.
+    assert 1 <= accepted() - before <= 4
