@@ -19,6 +19,11 @@ from tests.conftest import wait_for, worker_pid
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 Status = JobRecord.Status
 JOBS = 30
+#: demo.progress also writes through connect.connection() in the job process.
+PAYLOADS: dict[str, Any] = {
+    "demo.echo": {"text": "hi"},
+    "demo.progress": {"steps": 2, "delay": 0},
+}
 
 
 def accepted() -> int:
@@ -41,11 +46,9 @@ def idle_worker(spawn: Any, *args: str) -> Any:
     return proc
 
 
-def run_echoes(count: int) -> list[JobRecord]:
-    jobs = [
-        services.job_submit(task="demo.echo", payload={"text": str(i)})
-        for i in range(count)
-    ]
+def run_echoes(count: int, task: str = "demo.echo") -> list[JobRecord]:
+    payload = PAYLOADS[task]
+    jobs = [services.job_submit(task=task, payload=payload) for _ in range(count)]
 
     def done() -> bool:
         found = JobRecord.objects.filter(pk__in=[j.pk for j in jobs])
@@ -56,14 +59,24 @@ def run_echoes(count: int) -> list[JobRecord]:
 
 
 @pytest.mark.parametrize(
-    "args",
-    [(), ("--concurrency", "3", "--execution", "fork")],
-    ids=["one-job-worker", "fork-slots"],
+    ("args", "task"),
+    [
+        ((), "demo.echo"),
+        ((), "demo.progress"),
+        (("--concurrency", "3", "--execution", "fork"), "demo.echo"),
+        (("--concurrency", "3", "--execution", "fork"), "demo.progress"),
+    ],
+    ids=[
+        "one-job-worker",
+        "one-job-worker-progress",
+        "fork-slots",
+        "fork-slots-progress",
+    ],
 )
-def test_forked_jobs_reuse_the_workers_spare_connection(spawn, monitor, args):
+def test_forked_jobs_reuse_the_workers_spare_connection(spawn, monitor, args, task):
     proc = idle_worker(spawn, *args)
     before = accepted()
-    jobs = run_echoes(JOBS)
+    jobs = run_echoes(JOBS, task)
     opened = accepted() - before
     attempts = list(Attempt.objects.filter(job__in=jobs))
     assert len(attempts) == JOBS  # exactly once each
@@ -72,7 +85,7 @@ def test_forked_jobs_reuse_the_workers_spare_connection(spawn, monitor, args):
     pids = {a.pid for a in attempts}
     assert proc.pid not in pids and len(pids) == JOBS  # a fresh process each
     # A job process used to connect (and AUTH) once per job, at least.
-    print(f"{opened} new connections for {JOBS} jobs")
+    print(f"{opened} new connections for {JOBS} {task} jobs")
     assert opened <= 6, f"{opened} connections for {JOBS} jobs"
 
 
