@@ -679,12 +679,17 @@ def test_redis_py_pool_internals_the_job_connection_uses(redis_server):
     import os
 
     from redis.connection import AbstractConnection, ConnectionPool
-    from redis.sentinel import SentinelManagedConnection
+    from redis.sentinel import SentinelConnectionPool, SentinelManagedConnection
 
     assert shape(AbstractConnection.connect_check_health) == (
         "self, check_health=True, retry_socket_connect=True"
     )
     assert shape(SentinelManagedConnection.connect_to) == "self, address"
+    owns = inspect.getsource(SentinelConnectionPool.owns_connection)
+    assert "self.master_address == (connection.host, connection.port)" in owns
+    assert "self.proxy.master_address" in inspect.getsource(
+        SentinelConnectionPool.master_address.fget
+    )
     disconnect = inspect.getsource(AbstractConnection.disconnect)
     assert "if os.getpid() == self.pid:" in disconnect and "SHUT_RDWR" in disconnect
     assert "connection.pid == self.pid" in inspect.getsource(

@@ -184,6 +184,13 @@ def adopt(client: Any, spare: Spare) -> None:
     global _adopted
     pool = client.connection_pool
     pool.reset()  # what redis-py does at its first use after a fork
+    if isinstance(spare.conn, SentinelManagedConnection):
+        # The primary it is connected to: reset() forgot it, and the pool
+        # keeps only a connection to the primary it knows (owns_connection):
+        # it would close this one at its first release. A primary the
+        # sentinels name later still drops it (the worker then finds its
+        # socket shut down).
+        pool.proxy.master_address = (spare.conn.host, spare.conn.port)
     spare.conn.pid = os.getpid()  # ours now: redis-py's pool keeps it
     pool._available_connections.append(spare.conn)
     _adopted = (pool, spare)
