@@ -14,7 +14,7 @@ import pytest
 from jobs import services
 from jobs.backend import connect
 from jobs.models import Attempt, JobRecord
-from tests.conftest import wait_for, worker_pid
+from tests.conftest import spawned_log_says, wait_for, worker_pid
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 Status = JobRecord.Status
@@ -31,8 +31,8 @@ def accepted() -> int:
     return int(connect.connection().info("stats")["total_connections_received"])
 
 
-def idle_worker(spawn: Any, *args: str) -> Any:
-    proc = spawn("rqworker", "default", *args)
+def idle_worker(spawn: Any, *args: str, **env: str) -> Any:
+    proc = spawn("rqworker", "default", *args, **env)
     client = connect.connection()
 
     def idle() -> bool:
@@ -44,6 +44,15 @@ def idle_worker(spawn: Any, *args: str) -> Any:
 
     wait_for(idle, timeout=60)
     return proc
+
+
+def ran_once_each(jobs: list[JobRecord], tmp_path: Any) -> None:
+    """One attempt each, and no job process died under the worker (a process
+    handed a connection unfit for it fails at its first command; its job is
+    then recovered and run again, which a count of successes would hide)."""
+    found = JobRecord.objects.filter(pk__in=[j.pk for j in jobs])
+    assert {j.attempts for j in found} == {1}
+    assert not spawned_log_says(tmp_path, "rqworker-0", "terminated unexpectedly")
 
 
 def run_echoes(count: int, task: str = "demo.echo") -> list[JobRecord]:
@@ -73,7 +82,9 @@ def run_echoes(count: int, task: str = "demo.echo") -> list[JobRecord]:
         "fork-slots-progress",
     ],
 )
-def test_forked_jobs_reuse_the_workers_spare_connection(spawn, monitor, args, task):
+def test_forked_jobs_reuse_the_workers_spare_connection(
+    spawn, monitor, tmp_path, args, task
+):
     proc = idle_worker(spawn, *args)
     before = accepted()
     jobs = run_echoes(JOBS, task)
@@ -84,12 +95,13 @@ def test_forked_jobs_reuse_the_workers_spare_connection(spawn, monitor, args, ta
     assert {worker_pid(a.worker_name) for a in attempts} == {proc.pid}
     pids = {a.pid for a in attempts}
     assert proc.pid not in pids and len(pids) == JOBS  # a fresh process each
+    ran_once_each(jobs, tmp_path)
     # A job process used to connect (and AUTH) once per job, at least.
     print(f"{opened} new connections for {JOBS} {task} jobs")
     assert opened <= 6, f"{opened} connections for {JOBS} jobs"
 
 
-def test_a_killed_job_process_connection_is_not_reused(spawn, monitor):
+def test_a_killed_job_process_connection_is_not_reused(spawn, monitor, tmp_path):
     """The spare of a job process that was killed may be mid-reply: the
     worker closes it, opens another, and the jobs after it still succeed."""
     proc = idle_worker(spawn)
@@ -112,5 +124,31 @@ def test_a_killed_job_process_connection_is_not_reused(spawn, monitor):
     attempts = list(Attempt.objects.filter(job__in=jobs))
     assert len(attempts) == 10 and {a.outcome for a in attempts} == {"succeeded"}
     assert {worker_pid(a.worker_name) for a in attempts} == {proc.pid}
+    assert {
+        j.attempts for j in JobRecord.objects.filter(pk__in=[j.pk for j in jobs])
+    } == {1}
     # A fresh spare for the killed one's, then reused: not one per job.
     assert 1 <= accepted() - before <= 4
+
+
+def test_a_connection_a_job_left_subscribed_is_not_reused(spawn, monitor, tmp_path):
+    """A job ends with its connection in subscribe mode (it would refuse the
+    next job's commands): the job process does not vouch for it, the worker
+    shuts it down and lends the next job a new one."""
+    from tests import jobconn_tasks
+
+    assert callable(jobconn_tasks.leave_subscribed)  # registered here too
+    proc = idle_worker(spawn, JOB_TASK_MODULES=jobconn_tasks.MODULES)
+    before = accepted()
+    subscriber = services.job_submit(
+        task="tests.leave_subscribed", payload={}, retry={"max_attempts": 1}
+    )
+    jobs = run_echoes(10)
+    assert JobRecord.objects.get(pk=subscriber.pk).status == Status.SUCCEEDED
+    attempts = list(Attempt.objects.filter(job__in=[subscriber, *jobs]))
+    assert len(attempts) == 11 and {a.outcome for a in attempts} == {"succeeded"}
+    assert {worker_pid(a.worker_name) for a in attempts} == {proc.pid}
+    ran_once_each([subscriber, *jobs], tmp_path)
+    # The subscriber's outcome went out on a new connection; the worker's
+    # next spare is new too; the echoes after it reused that one.
+    assert 2 <= accepted() - before <= 4

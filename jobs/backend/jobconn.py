@@ -19,6 +19,11 @@ at a time, and the worker takes it back only when that process
 Otherwise the worker shuts the socket down (for every process that holds a
 copy) and the next job gets a new spare. A job process that cannot vouch for
 its connection shuts it down itself before it exits.
+
+What a job changes in its connection's server-side state (SELECT, CLIENT
+SETNAME, CLIENT TRACKING, through the worker's client or connect.connection())
+would reach the jobs after it; the app changes none of it. A job that ends its
+own process with os._exit(0) never vouches: its connection is not reused.
 """
 
 from __future__ import annotations
@@ -94,6 +99,13 @@ class Spares:
         # socket down only in the process whose pid the connection carries).
         conn.pid = 0
         return _lend(Spare(conn))
+
+    def prime(self) -> None:
+        """One spare ready before the first job (a worker starting up)."""
+        if self._enabled and not self._idle:
+            spare = self.take()
+            if spare is not None:
+                self._idle.append(spare)
 
     def give_back(self, spare: Spare | None, status: int | None) -> None:
         """The job process that had `spare` has been reaped with wait status

@@ -44,6 +44,7 @@ class ConsoleWorker(RecordingMixin, Worker):
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         super().bootstrap(*args, **kwargs)
         prepare_to_fork()
+        self._spares.prime()
 
     def get_heartbeat_ttl(self, job: Job) -> int:
         if job.timeout and job.timeout > 0:
