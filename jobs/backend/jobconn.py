@@ -132,11 +132,6 @@ class Spares:
             _drop(spare.conn)
         self._idle = []
 
-    def close(self) -> None:
-        for spare in self._idle:
-            _shut(spare.conn)
-        self._idle = []
-
 
 def _connect_once(conn: Any) -> None:
     """Connect (and authenticate) with one attempt, no retries: this runs
