@@ -6,13 +6,14 @@ number of jobs, and every job still succeeds exactly once."""
 from __future__ import annotations
 
 import os
+import select
 import signal
 from typing import Any
 
 import pytest
 
 from jobs import services
-from jobs.backend import connect
+from jobs.backend import connect, jobconn
 from jobs.models import Attempt, JobRecord
 from tests.conftest import spawned_log_says, wait_for, worker_pid
 
@@ -152,3 +153,56 @@ def test_a_connection_a_job_left_subscribed_is_not_reused(spawn, monitor, tmp_pa
     # The subscriber's outcome went out on a new connection; the worker's
     # next spare is new too; the echoes after it reused that one.
     assert 2 <= accepted() - before <= 4
+
+
+def _job_process(
+    client: Any, spare: Any, *, vouch: bool, code: int = 0, **how: Any
+) -> int:
+    """Fork a process that adopts `spare`, writes through `client`, maybe
+    vouches, and exits with `code`; its wait status."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the forked process
+        try:
+            jobconn.adopt(client, spare)
+            client.set("jobconn-check", str(os.getpid()))
+            if how.get("unread"):  # a request whose reply nobody reads
+                spare.conn.send_command("PING")
+                select.select([spare.conn._sock], [], [], 10)  # it has come
+            if vouch:
+                jobconn.vouch(client)
+        finally:
+            os._exit(code)
+    return os.waitpid(pid, 0)[1]
+
+
+def test_a_spare_is_lent_again_only_after_a_clean_vouched_exit(redis_server):
+    """jobconn.Spares, with real forks and a real server: reused after a
+    process exited 0 having vouched for it with nothing left to read; shut
+    down after anything else, and the next one is new."""
+    client = connect.worker_connection(connect.connection())
+    spares = jobconn.Spares(client)
+    spare = spares.take()
+    assert spare is not None
+    before = accepted()
+    spares.give_back(spare, _job_process(client, spare, vouch=True))
+    assert spares.take() is spare
+    spares.give_back(spare, _job_process(client, spare, vouch=True))
+    assert spares.take() is spare
+    assert accepted() == before  # two job processes, no new connection
+    assert connect.connection().get("jobconn-check") is not None
+
+    for unfit in (
+        {"vouch": False},  # ended without vouching (os._exit in the job)
+        {"vouch": True, "code": 1},  # RQ's exit after an error
+        {"vouch": True, "unread": True},  # a reply is waiting on the socket
+    ):
+        status = _job_process(client, spare, **unfit)
+        spares.give_back(spare, status)
+        assert spare.conn._sock is None  # shut down, never lent again
+        spare = spares.take()
+        assert spare is not None and spare.conn._sock is not None
+    assert accepted() == before + 3
+    # Not known to have ended (a worker that gave up on its process): closed
+    # here, not shut down, not lent again.
+    spares.give_back(spare, None)
+    assert spares.take() is not spare

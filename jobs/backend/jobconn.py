@@ -45,6 +45,11 @@ from jobs.backend import connect
 
 log = logging.getLogger("jobs.worker")
 
+#: After a spare could not be opened, the worker does not try again for this
+#: long (seconds): an unreachable Redis must not hold every fork up for a
+#: connect timeout; the job processes connect by themselves meanwhile.
+SPARE_RETRY = 2.0
+
 
 @dataclass(eq=False)
 class Spare:
@@ -77,6 +82,7 @@ class Spares:
         self._client = client
         self._enabled = adoptable(client)
         self._idle: list[Spare] = []
+        self._failed_at = -SPARE_RETRY
 
     def take(self) -> Spare | None:
         """A quiet idle spare, else a new one; None if Redis cannot be
@@ -88,11 +94,14 @@ class Spares:
             if _quiet(spare.conn):
                 return _lend(spare)
             _shut(spare.conn)
+        if time.monotonic() - self._failed_at < SPARE_RETRY:
+            return None
         conn = self._client.connection_pool.make_connection()
         try:
             _connect_once(conn)
         except (redis.RedisError, OSError) as exc:
             log.debug("no spare job connection", extra={"error": str(exc)})
+            self._failed_at = time.monotonic()
             _shut(conn)
             return None
         # Never a shutdown by redis-py in the worker (its disconnect shuts a
