@@ -112,6 +112,8 @@ OVERRIDDEN = [
     (Worker, "get_heartbeat_ttl", "self, job"),
     (Worker, "main_work_horse", "self, job, queue"),
     (Worker, "fork_work_horse", "self, job, queue"),
+    (Worker, "wait_for_horse", "self"),
+    (Worker, "perform_job", "self, job, queue"),
     (Worker, "maintain_heartbeats", "self, job"),
     (Worker, "handle_execution_ended", "self, job, queue, heartbeat_ttl"),
     (Worker, "handle_job_success", "self, job, queue, started_job_registry"),
@@ -691,3 +693,56 @@ def test_a_job_read_in_the_dequeue_script_is_restored_as_fetch_does():
     refresh = inspect.getsource(Job.refresh)
     assert "data = self.connection.hgetall(self.key)" in refresh
     assert "self.restore(data)" in refresh
+
+
+def test_a_job_process_ends_right_after_perform_job():
+    """jobconn.vouch runs as ConsoleWorker.perform_job ends: nothing in RQ's
+    job process may use Redis after it; and RQ's wait_for_horse returns the
+    wait status the worker reuses a lent connection on (jobconn.Spares)."""
+    source = inspect.getsource(Worker.main_work_horse)
+    tail = source[source.index("self.perform_job(job, queue)") :]
+    assert "os._exit(0)" in tail and "self." not in tail.replace(
+        "self.perform_job(job, queue)", ""
+    )
+    assert "os.wait4(self.horse_pid, 0)" in inspect.getsource(Worker.wait_for_horse)
+
+
+def test_redis_py_pool_internals_the_job_connection_uses(redis_server):
+    """jobs/backend/jobconn.py: a connection made by the pool, connected with
+    one attempt, put (after reset) into a pool's `_available_connections` with
+    this process's `pid`, is the one the pool hands out; `disconnect` shuts a
+    socket down only in the process whose pid the connection carries; `_sock`
+    is the socket; `next_health_check` delays the health-check PING."""
+    import os
+
+    from redis.connection import AbstractConnection, ConnectionPool
+    from redis.sentinel import SentinelConnectionPool, SentinelManagedConnection
+
+    assert shape(AbstractConnection.connect_check_health) == (
+        "self, check_health=True, retry_socket_connect=True"
+    )
+    assert shape(SentinelManagedConnection.connect_to) == "self, address"
+    owns = inspect.getsource(SentinelConnectionPool.owns_connection)
+    assert "self.master_address == (connection.host, connection.port)" in owns
+    assert "self.proxy.master_address" in inspect.getsource(
+        SentinelConnectionPool.master_address.fget
+    )
+    disconnect = inspect.getsource(AbstractConnection.disconnect)
+    assert "if os.getpid() == self.pid:" in disconnect and "SHUT_RDWR" in disconnect
+    assert "connection.pid == self.pid" in inspect.getsource(
+        ConnectionPool.owns_connection
+    )
+    health_check = inspect.getsource(AbstractConnection.check_health)
+    assert "self.next_health_check" in health_check
+
+    client = connect.worker_connection(connect.connection())
+    pool = client.connection_pool
+    conn = pool.make_connection()
+    conn.connect_check_health(check_health=True, retry_socket_connect=False)
+    assert conn._sock is not None and conn.health_check_interval == 10
+    pool.reset()
+    assert pool._available_connections == []
+    conn.pid = os.getpid()
+    pool._available_connections.append(conn)
+    assert client.ping() is True
+    assert pool.get_connection() is conn

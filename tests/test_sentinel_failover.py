@@ -200,3 +200,23 @@ def test_jobs_a_failover_lost_are_enqueued_again_exactly_once(
         Schedule.objects.values_list("pk", flat=True)
     )
     assert OperatorAction.objects.filter(action="redis-failover").count() == 1
+
+
+def test_a_forked_job_reuses_its_workers_connection_through_sentinel(
+    sentinel_group: SentinelGroup,
+    monitor: Any,
+    workers: Callable[..., list[Any]],
+) -> None:
+    """jobs/backend/jobconn.py with Sentinel's managed connections: the job
+    processes of a worker open no connection of their own on the primary."""
+    primary: Any = sentinel_group.primary().client()
+    (worker,) = workers(1)
+    first = echo("first")  # the worker is up, its spare open
+    wait_for(lambda: status(first) == Status.SUCCEEDED, timeout=60)
+    before = int(primary.info("stats")["total_connections_received"])
+    jobs = [echo(str(n)) for n in range(10)]
+    wait_for(lambda: {status(j) for j in jobs} == {Status.SUCCEEDED}, timeout=60)
+    opened = int(primary.info("stats")["total_connections_received"]) - before
+    print(f"{opened} new connections on the primary for 10 jobs")
+    assert opened <= 3, f"{opened} connections for 10 jobs"  # was 10 or more
+    assert worker.poll() is None

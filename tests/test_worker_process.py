@@ -35,7 +35,7 @@ def test_worker_keeps_the_server_and_credentials_of_the_given_client(redis_serve
 
 def test_connections_do_not_announce_the_client_library(redis_server):
     """CLIENT SETINFO costs two round trips and a metadata read per new
-    connection; a job process opens one per job."""
+    connection (a job process's own, when its worker could not lend it one)."""
     client = connect.worker_connection(connect.connection())
     client.ping()
     mine = [c for c in client.client_list() if c.get("lib-name")]

@@ -37,7 +37,7 @@ def in_job_process() -> bool:
 
 #: No CLIENT SETINFO on connect: redis-py would read its own package metadata
 #: for it (about 2 ms of CPU) and then spend two round trips, on every new
-#: connection, and a job process opens a new connection for every job.
+#: connection (a job process's own, when its worker could not lend it one).
 NO_CLIENT_INFO: dict[str, Any] = {"driver_info": None}
 
 
@@ -91,6 +91,14 @@ def connection() -> Any:
         client = new_client()
         _connections[key] = client
     return client
+
+
+def use_in_this_process(client: Any) -> None:
+    """Make `client` this process's connection() (a forked job process: its
+    worker's client, on the connection the worker lent it; see jobconn.py).
+    The worker's client talks to the same server: checks.py requires every
+    queue on REDIS_URL's (or REDIS_SENTINELS') server."""
+    _connections[(os.getpid(), *_where())] = client
 
 
 def _where() -> tuple[str, str]:

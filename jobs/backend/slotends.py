@@ -52,6 +52,8 @@ class Slot:
     child: slotprocs.Child | None = None
     #: Readable once its forked job process has exited (fork model).
     pidfd: int | None = None
+    #: The connection lent to its forked job process (jobconn.Spare).
+    spare: Any = None
     #: RQ's stop-job command named it.
     stopped: bool = False
     #: Set by the job thread: ("ok", value) or ("error", exc_info).
@@ -170,6 +172,9 @@ class SlotEndings(_WorkerBase):
             pid, status = os.waitpid(slot.pid, os.WNOHANG)
         except ChildProcessError:
             pid, status = slot.pid, 0
+            spare_status = -1  # reaped elsewhere: its connection is not reused
+        else:
+            spare_status = status
         if pid == 0:
             limit = slot.timeout
             if limit is not None and slot.elapsed > limit + HARD_KILL_AFTER:
@@ -179,6 +184,8 @@ class SlotEndings(_WorkerBase):
         if slot.pidfd is not None:
             os.close(slot.pidfd)
             slot.pidfd = None
+        spare, slot.spare = slot.spare, None
+        self._spares.give_back(spare, spare_status)
         if status == 0:  # the job process recorded its outcome itself
             self._free(slot)
             return

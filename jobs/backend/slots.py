@@ -119,6 +119,7 @@ class SlotWorker(SlotEndings, ConsoleWorker):
         """In a job process: the worker's slots are not its own, nor the
         other children's pipes (a copy held here would keep them open)."""
         self._slots = {}
+        self._spares.forget()
         for child in self._children:
             child.conn.close()
         self._children = []
@@ -351,6 +352,8 @@ class SlotWorker(SlotEndings, ConsoleWorker):
         self.execution = slot.execution
         self.current_job_working_time = 0
         slot.job.started_at = now()  # as _hand_over
+        # Taken before the fork: the job process adopts it (jobconn.py).
+        slot.spare = self._job_spare = self._spares.take()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the job process
             try:
@@ -360,6 +363,7 @@ class SlotWorker(SlotEndings, ConsoleWorker):
             finally:
                 os._exit(1)
         self.execution = None
+        self._job_spare = None
         slot.pid = pid
         with contextlib.suppress(OSError, AttributeError):  # Linux >= 5.3
             slot.pidfd = os.pidfd_open(pid)

@@ -13,7 +13,7 @@ from rq.queue import Queue
 from rq.utils import now
 from rq.worker import SimpleWorker, Worker
 
-from jobs.backend import connect
+from jobs.backend import connect, jobconn
 from jobs.backend.forking import (
     die_with_parent,
     forget_inherited_db_connections,
@@ -35,10 +35,17 @@ class ConsoleWorker(RecordingMixin, Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["job_monitoring_interval"] = JOB_MONITORING_INTERVAL
         super().__init__(*args, **kwargs)
+        #: Connections lent to job processes (jobs/backend/jobconn.py).
+        self._spares = jobconn.Spares(self.connection)
+        #: The spare of the job process about to be forked (in it: its own).
+        self._job_spare: jobconn.Spare | None = None
+        #: The wait status of the last job process reaped (one-job worker).
+        self._horse_status: int | None = None
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         super().bootstrap(*args, **kwargs)
         prepare_to_fork()
+        self._spares.prime()
 
     def get_heartbeat_ttl(self, job: Job) -> int:
         if job.timeout and job.timeout > 0:
@@ -54,6 +61,8 @@ class ConsoleWorker(RecordingMixin, Worker):
 
     def fork_work_horse(self, job: Job, queue: Queue) -> None:
         self._lease: Lease | None = None  # none in the job process
+        self._horse_status = None
+        self._job_spare = self._spares.take()
         super().fork_work_horse(job, queue)
         ttl = self.get_heartbeat_ttl(job)
         self._lease = Lease(self.horse_pid, time.monotonic() + ttl)
@@ -88,6 +97,12 @@ class ConsoleWorker(RecordingMixin, Worker):
         self._check_lease(job)
         super().handle_job_failure(job, queue, started_job_registry, exc_string)
 
+    def wait_for_horse(self) -> tuple[int | None, int | None, Any]:
+        pid, status, rusage = super().wait_for_horse()
+        if pid:
+            self._horse_status = status
+        return pid, status, rusage
+
     def execute_job(self, job: Job, queue: Queue) -> None:
         try:
             super().execute_job(job, queue)
@@ -95,6 +110,9 @@ class ConsoleWorker(RecordingMixin, Worker):
             lease, self._lease = getattr(self, "_lease", None), None
             if lease is not None:
                 lease.end()
+            spare, self._job_spare = self._job_spare, None
+            # Not reaped (the worker gave up on it): its status is unknown.
+            self._spares.give_back(spare, self._horse_status)
 
     def _check_lease(self, job: Job) -> None:
         lease = getattr(self, "_lease", None)
@@ -142,7 +160,28 @@ class ConsoleWorker(RecordingMixin, Worker):
         die_with_parent()
         forget_inherited_db_connections()
         connect.mark_job_process()
+        self._adopt_job_connection()
         super().main_work_horse(job, queue)
+
+    def _adopt_job_connection(self) -> None:
+        """In the job process: the connection the worker lent it becomes the
+        worker client's (and connect.connection()'s) only one."""
+        spare, self._job_spare = self._job_spare, None
+        self._spares.forget()
+        if spare is None:
+            return  # redis-py connects afresh, as it would without a spare
+        try:
+            jobconn.adopt(self.connection, spare)
+        except Exception:  # noqa: BLE001 - never fatal: the job connects itself
+            self.log.exception("job connection not adopted")
+
+    def perform_job(self, job: Job, queue: Queue) -> bool:
+        """RQ's, then (in a job process that adopted its worker's connection)
+        the connection vouched for or shut down (jobconn.vouch)."""
+        try:
+            return bool(super().perform_job(job, queue))
+        finally:
+            jobconn.vouch(self.connection)
 
 
 class ConsoleSimpleWorker(RecordingMixin, SimpleWorker):
