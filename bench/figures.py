@@ -228,8 +228,9 @@ NOTES: dict[str, str] = {
         "job is this process's time.process_time() over the drain (Redis reads, "
         "SQL writes, acknowledgements). 'One job a batch' drains the same "
         "history 3 entries (one job) a batch, a transaction each: the most a "
-        "batch's fixed cost can weigh; the monitor lingers 50 ms after a "
-        "partial batch, so busy workers' events go several jobs a batch."
+        "batch's fixed cost can weigh; after a partial batch the monitor "
+        "waits for more (up to 0.2 s), so busy workers' events go several "
+        "jobs a batch (`python -m bench.monitor_live` measures it live)."
     ),
     "scaling": scaling.NOTE,
     "memory": memory.NOTE,

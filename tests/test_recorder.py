@@ -144,3 +144,18 @@ def test_a_batch_loads_a_stored_result_as_the_orm_reads_it():
     full = JobRecord.objects.get(pk=job.pk)
     assert full.result is not None and full.finished_at is not None
     assert (loaded.result, loaded.finished_at) == (full.result, full.finished_at)
+
+
+def test_the_monitor_waits_longer_for_a_slower_stream_within_bounds():
+    from jobs.processes.monitor import LINGER_MAX, LINGER_MIN, linger
+
+    # An idle stream's first event, or a full or empty batch: no wait that
+    # helps, or no wait at all.
+    assert linger(0, 1.0) == 0.0
+    assert linger(recorder_sql.BATCH, 0.5) == 0.0
+    # A few events over a long while: the longest wait, never more.
+    assert linger(1, 30.0) == LINGER_MAX
+    # A slow stream waits longer than a fast one, and never under the floor.
+    slow, fast = linger(3, 0.2), linger(300, 0.2)
+    assert LINGER_MIN <= fast < slow <= LINGER_MAX
+    assert linger(400, 0.001) == LINGER_MIN
