@@ -159,3 +159,37 @@ def test_the_monitor_waits_longer_for_a_slower_stream_within_bounds():
     slow, fast = linger(3, 0.2), linger(300, 0.2)
     assert LINGER_MIN <= fast < slow <= LINGER_MAX
     assert linger(400, 0.001) == LINGER_MIN
+
+
+def test_values_go_to_sql_as_their_fields_prepare_them():
+    """The recorder's short cut for plain values gives what Django gives,
+    and leaves every other value to Django."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from django.db import connection, models
+
+    from jobs.dbvalues import preparer
+
+    aware = datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=UTC)
+    samples = [None, "text", "", "12", 7, 0, True, 2.5, aware]
+    samples.append(aware.astimezone(timezone(timedelta(hours=2))))
+    checked = 0
+    for model in (JobRecord, Attempt, JobEvent):
+        for field in model._meta.concrete_fields:
+            if isinstance(field, models.JSONField):
+                continue  # always Django's own path
+            prepare = preparer(field, connection)
+            for value in samples:
+                try:
+                    expected = field.get_db_prep_save(value, connection)
+                except Exception as exc:  # noqa: BLE001 - the same must raise
+                    with pytest.raises(type(exc)):
+                        prepare(value)
+                    continue
+                found = prepare(value)
+                assert (found, type(found)) == (expected, type(expected)), (
+                    field,
+                    value,
+                )
+                checked += 1
+    assert checked > 100
