@@ -193,3 +193,12 @@ def test_values_go_to_sql_as_their_fields_prepare_them():
                 )
                 checked += 1
     assert checked > 100
+
+
+def test_an_attempt_row_has_every_field_of_an_attempt_with_its_default():
+    row = recorder_handlers.AttemptRow(job_id="j", number=2)
+    model = Attempt(job_id="j", number=2)
+    fields = [f.attname for f in Attempt._meta.concrete_fields if not f.primary_key]
+    assert {name: getattr(row, name) for name in fields} == {
+        name: getattr(model, name) for name in fields
+    }
