@@ -50,6 +50,8 @@ class Sizes:
     #: them dead) and requests each screen `screen_requests` times at the last.
     screen_steps: tuple[int, ...]
     screen_requests: int
+    #: Figure 3 live: jobs a round, the monitor beside two workers.
+    live: int = 1000
     counts: tuple[int, ...] = (1, 2, 4)
     #: Figure 13: this many jobs sleeping this long, all at once.
     slot_jobs: int = 50
@@ -76,6 +78,7 @@ class Sizes:
                 screen_requests=15,
                 slot_jobs=10,
                 slot_seconds=2.0,
+                live=150,
             )
         return cls(
             latency=2000,

@@ -8,8 +8,9 @@ next to two `rqworker` processes (fork per job), while no-op jobs
 stream's) or `--rate` jobs a second, each its own submission. Its CPU
 (user + system, /proc/<pid>/stat) is read from the first submission until
 every job is `succeeded` in the database, and divided by the jobs; its idle
-rate (its periodic duties, no job) is read first, over the same length of
-time, and given beside it.
+rate (its periodic duties, no job) is read just before, over `--idle`
+seconds, and given beside it. Figure 3 of the bench gives the same, at 20
+jobs/s and all at once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,7 +72,10 @@ def _submit(count: int, rate: float) -> None:
         job_submit(task="demo.echo", payload={"text": str(i)})
 
 
-def _wait_recorded(count: int, fleet: Fleet, timeout: float = 300.0) -> float:
+def _wait_recorded(
+    count: int, fleet: Fleet, timeout: float = 300.0
+) -> tuple[float, int]:
+    """When `count` jobs were recorded as succeeded, and how many were."""
     from jobs.models import JobRecord
 
     start = time.monotonic()
@@ -77,42 +83,91 @@ def _wait_recorded(count: int, fleet: Fleet, timeout: float = 300.0) -> float:
         fleet.check_alive()
         done = JobRecord.objects.filter(status=JobRecord.Status.SUCCEEDED).count()
         if done >= count:
-            return time.monotonic()
+            return time.monotonic(), done
         time.sleep(0.05)
     raise TimeoutError(f"{count} jobs not all recorded after {timeout:g} s")
 
 
-def measure(directory: Path, args: argparse.Namespace) -> None:
+@dataclass(frozen=True)
+class Live:
+    """One round: `jobs` submitted and recorded in `seconds`, the monitor
+    spending `cpu_seconds` meanwhile and `idle_cpu` CPU-seconds a second
+    idle just before."""
+
+    jobs: int
+    seconds: float
+    cpu_seconds: float
+    idle_cpu: float
+    recorded: int
+
+    @property
+    def cpu_ms_per_job(self) -> float:
+        return 1000 * self.cpu_seconds / self.jobs if self.jobs else 0.0
+
+    @property
+    def idle_ms_per_job(self) -> float:
+        return 1000 * self.idle_cpu * self.seconds / self.jobs if self.jobs else 0.0
+
+    def line(self) -> str:
+        return (
+            f"{self.jobs} jobs in {self.seconds:.1f} s "
+            f"({self.jobs / self.seconds:.0f} jobs/s); monitor CPU "
+            f"{self.cpu_seconds:.2f} s = {self.cpu_ms_per_job:.2f} ms/job; idle "
+            f"{1000 * self.idle_cpu:.1f} ms/s (= {self.idle_ms_per_job:.2f} ms/job "
+            "of that)"
+        )
+
+
+def live(
+    directory: Path,
+    jobs: int,
+    rates: Sequence[float],
+    idle: float = 5.0,
+    profile: Path | None = None,
+) -> list[Live]:
+    """A round of `jobs` for each rate, in one fleet: the monitor and two
+    workers, started (and their start-up left to settle) before the first."""
     from bench import procs
     from bench.reset import reset
 
     reset()
+    found: list[Live] = []
     with procs.Fleet(directory) as fleet:
         argv = procs.monitor()
-        if args.profile:
-            argv[1:1] = ["-m", "cProfile", "-o", str(args.profile.resolve())]
+        if profile:
+            argv[1:1] = ["-m", "cProfile", "-o", str(profile.resolve())]
         monitor = fleet.start("monitor", argv)
-        workers = [fleet.start(f"worker-{n}", procs.console_worker()) for n in (1, 2)]
+        workers = [
+            fleet.start(f"live-worker-{n}", procs.console_worker()) for n in (1, 2)
+        ]
         procs.wait_idle(fleet, workers)
         time.sleep(3.0)  # the monitor's start-up and first duties
-        for number in range(args.rounds):
+        for rate in rates:
             before = cpu_seconds(monitor)
-            time.sleep(args.idle)
-            idle = (cpu_seconds(monitor) - before) / args.idle
+            time.sleep(idle)
+            idle_cpu = (cpu_seconds(monitor) - before) / idle
             before, start = cpu_seconds(monitor), time.monotonic()
-            _submit(args.jobs, args.rate)
-            end = _wait_recorded(args.jobs * (number + 1), fleet)
-            used = cpu_seconds(monitor) - before
-            wall = end - start
-            print(
-                f"round {number + 1}: {args.jobs} jobs in {wall:.1f} s "
-                f"({args.jobs / wall:.0f} jobs/s); monitor CPU {used:.2f} s = "
-                f"{1000 * used / args.jobs:.2f} ms/job; idle {1000 * idle:.1f} ms/s "
-                f"(= {1000 * idle * wall / args.jobs:.2f} ms/job of that)",
-                flush=True,
+            _submit(jobs, rate)
+            end, recorded = _wait_recorded(jobs * (len(found) + 1), fleet)
+            found.append(
+                Live(
+                    jobs,
+                    end - start,
+                    cpu_seconds(monitor) - before,
+                    idle_cpu,
+                    recorded - jobs * len(found),
+                )
             )
-    problems = environment.log_problems_in(directory, exclude=directory / "none")
-    for line in problems:
+    return found
+
+
+def measure(directory: Path, args: argparse.Namespace) -> None:
+    rounds = live(
+        directory, args.jobs, [args.rate] * args.rounds, args.idle, args.profile
+    )
+    for number, found in enumerate(rounds, 1):
+        print(f"round {number}: {found.line()}", flush=True)
+    for line in environment.log_problems_in(directory, exclude=directory / "-"):
         print(f"logged by a process: {line}")
 
 
