@@ -11,6 +11,8 @@ from jobs.models import Attempt, JobEvent, JobRecord
 from jobs.processes import recorder, recorder_handlers, recorder_sql
 from tests.conftest import work
 
+RECORD_COLUMNS = ["status", *recorder_sql.RECORD_FIELDS]
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -202,3 +204,24 @@ def test_an_attempt_row_has_every_field_of_an_attempt_with_its_default():
     assert {name: getattr(row, name) for name in fields} == {
         name: getattr(model, name) for name in fields
     }
+
+
+@pytest.mark.parametrize("task", ["demo.echo", "demo.fail"])
+def test_an_attempt_in_one_batch_is_written_as_event_by_event(task):
+    """A start and an end in one batch are one row: the same row that
+    applying them one batch each writes."""
+    fields = [f.attname for f in Attempt._meta.concrete_fields if not f.primary_key]
+    job = services.job_submit(task=task, payload={"times": 1, "text": "x"})
+    work()
+    entries = _stream_entries()
+    assert [e.kind for e in entries][:2] == ["enqueued", "started"]
+    before = JobRecord.objects.filter(pk=job.pk).values(*RECORD_COLUMNS).get()
+    recorder.apply(entries)
+    together = list(Attempt.objects.filter(job=job).values(*fields))
+    Attempt.objects.all().delete()
+    JobEvent.objects.all().delete()
+    JobRecord.objects.filter(pk=job.pk).update(**before)
+    for entry in entries:
+        recorder.apply([entry])
+    assert list(Attempt.objects.filter(job=job).values(*fields)) == together
+    assert together[0]["pid"] and together[0]["finished_at"]
