@@ -51,6 +51,8 @@ class Sizes:
     #: them dead) and requests each screen `screen_requests` times at the last.
     screen_steps: tuple[int, ...]
     screen_requests: int
+    #: Figure 3 live: jobs a round, the monitor beside two workers.
+    live: int = 1000
     counts: tuple[int, ...] = (1, 2, 4)
     #: Figure 13: this many jobs sleeping this long, all at once.
     slot_jobs: int = 50
@@ -80,6 +82,7 @@ class Sizes:
                 slot_jobs=10,
                 slot_seconds=2.0,
                 cpu_jobs=40,
+                live=150,
             )
         return cls(
             latency=2000,

@@ -11,6 +11,8 @@ from jobs.models import Attempt, JobEvent, JobRecord
 from jobs.processes import recorder, recorder_handlers, recorder_sql
 from tests.conftest import work
 
+RECORD_COLUMNS = ["status", *recorder_sql.RECORD_FIELDS]
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -144,3 +146,82 @@ def test_a_batch_loads_a_stored_result_as_the_orm_reads_it():
     full = JobRecord.objects.get(pk=job.pk)
     assert full.result is not None and full.finished_at is not None
     assert (loaded.result, loaded.finished_at) == (full.result, full.finished_at)
+
+
+def test_the_monitor_waits_longer_for_a_slower_stream_within_bounds():
+    from jobs.processes.monitor import LINGER_MAX, LINGER_MIN, linger
+
+    # An idle stream's first event, or a full or empty batch: no wait that
+    # helps, or no wait at all.
+    assert linger(0, 1.0) == 0.0
+    assert linger(recorder_sql.BATCH, 0.5) == 0.0
+    # A few events over a long while: the longest wait, never more.
+    assert linger(1, 30.0) == LINGER_MAX
+    # A slow stream waits longer than a fast one, and never under the floor.
+    slow, fast = linger(3, 0.2), linger(300, 0.2)
+    assert LINGER_MIN <= fast < slow <= LINGER_MAX
+    assert linger(400, 0.001) == LINGER_MIN
+
+
+def test_values_go_to_sql_as_their_fields_prepare_them():
+    """The recorder's short cut for plain values gives what Django gives,
+    and leaves every other value to Django."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from django.db import connection, models
+
+    from jobs.dbvalues import preparer
+
+    aware = datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=UTC)
+    samples = [None, "text", "", "12", 7, 0, True, 2.5, aware]
+    samples.append(aware.astimezone(timezone(timedelta(hours=2))))
+    checked = 0
+    for model in (JobRecord, Attempt, JobEvent):
+        for field in model._meta.concrete_fields:
+            if isinstance(field, models.JSONField):
+                continue  # always Django's own path
+            prepare = preparer(field, connection)
+            for value in samples:
+                try:
+                    expected = field.get_db_prep_save(value, connection)
+                except Exception as exc:  # noqa: BLE001 - the same must raise
+                    with pytest.raises(type(exc)):
+                        prepare(value)
+                    continue
+                found = prepare(value)
+                assert (found, type(found)) == (expected, type(expected)), (
+                    field,
+                    value,
+                )
+                checked += 1
+    assert checked > 100
+
+
+def test_an_attempt_row_has_every_field_of_an_attempt_with_its_default():
+    row = recorder_handlers.AttemptRow(job_id="j", number=2)
+    model = Attempt(job_id="j", number=2)
+    fields = [f.attname for f in Attempt._meta.concrete_fields if not f.primary_key]
+    assert {name: getattr(row, name) for name in fields} == {
+        name: getattr(model, name) for name in fields
+    }
+
+
+@pytest.mark.parametrize("task", ["demo.echo", "demo.fail"])
+def test_an_attempt_in_one_batch_is_written_as_event_by_event(task):
+    """A start and an end in one batch are one row: the same row that
+    applying them one batch each writes."""
+    fields = [f.attname for f in Attempt._meta.concrete_fields if not f.primary_key]
+    job = services.job_submit(task=task, payload={"times": 1, "text": "x"})
+    work()
+    entries = _stream_entries()
+    assert [e.kind for e in entries][:2] == ["enqueued", "started"]
+    before = JobRecord.objects.filter(pk=job.pk).values(*RECORD_COLUMNS).get()
+    recorder.apply(entries)
+    together = list(Attempt.objects.filter(job=job).values(*fields))
+    Attempt.objects.all().delete()
+    JobEvent.objects.all().delete()
+    JobRecord.objects.filter(pk=job.pk).update(**before)
+    for entry in entries:
+        recorder.apply([entry])
+    assert list(Attempt.objects.filter(job=job).values(*fields)) == together
+    assert together[0]["pid"] and together[0]["finished_at"]

@@ -20,7 +20,13 @@ from jobs import events
 from jobs.backend import connect
 from jobs.backend.errors import BackendError
 from jobs.models import Attempt, JobDependency, JobEvent, JobRecord, Origin
-from jobs.processes.recorder_handlers import HANDLERS, Batch, TimelineRow, _dt
+from jobs.processes.recorder_handlers import (
+    HANDLERS,
+    AttemptRow,
+    Batch,
+    TimelineRow,
+    _dt,
+)
 from jobs.processes.recorder_sql import (
     BATCH,
     FINISHED_FIELDS,
@@ -67,13 +73,32 @@ def apply(entries: list[events.Event]) -> int:
     _block_children_of_dead(batch)
     transitions.save_moved([records[pk] for pk in batch.dirty], RECORD_FIELDS)
     db = _db()
-    for attempts, fields in (
-        (batch.started, STARTED_FIELDS),
-        (batch.finished, FINISHED_FIELDS),
-    ):
-        insert_many(db, Attempt, list(attempts.values()), ["job", "number"], fields)
+    for attempts, fields in _attempt_writes(batch):
+        insert_many(db, Attempt, attempts, ["job", "number"], fields)
     insert_many(db, JobEvent, batch.timeline)
     return len(batch.dirty)
+
+
+def _attempt_writes(batch: Batch) -> list[tuple[list[AttemptRow], list[str]]]:
+    """The attempts to upsert, and the fields each upsert sets. An attempt
+    that started and ended in this batch is one row, not two: its end with
+    its start's pid, which is what writing the start and then the end
+    leaves (the end sets every field of the start but the pid)."""
+    started: list[AttemptRow] = []
+    whole: list[AttemptRow] = []
+    for key, start in batch.started.items():
+        end = batch.finished.get(key)
+        if end is None:
+            started.append(start)
+        else:
+            end.pid = start.pid
+            whole.append(end)
+    finished = [a for k, a in batch.finished.items() if k not in batch.started]
+    return [
+        (started, STARTED_FIELDS),
+        (finished, FINISHED_FIELDS),
+        (whole, [*FINISHED_FIELDS, "pid"]),
+    ]
 
 
 def foreign_records(entries: list[events.Event]) -> dict[str, JobRecord]:

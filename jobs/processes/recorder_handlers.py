@@ -47,13 +47,32 @@ class TimelineRow:
     actor_id: int | None = None
 
 
+@dataclass(slots=True)
+class AttemptRow:
+    """One Attempt row to insert, by the model's attribute names and with its
+    defaults (a model instance cost more than the rest of its handling)."""
+
+    job_id: str
+    number: int
+    worker_name: str = ""
+    hostname: str = ""
+    pid: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration: float | None = None
+    outcome: str = Attempt.Outcome.RUNNING
+    exc_type: str = ""
+    exc_message: str = ""
+    traceback: str = ""
+
+
 @dataclass
 class Batch:
     """What one batch of events changes, gathered before one write."""
 
     records: dict[str, JobRecord]
-    started: dict[tuple[str, int], Attempt] = field(default_factory=dict)
-    finished: dict[tuple[str, int], Attempt] = field(default_factory=dict)
+    started: dict[tuple[str, int], AttemptRow] = field(default_factory=dict)
+    finished: dict[tuple[str, int], AttemptRow] = field(default_factory=dict)
     timeline: list[TimelineRow] = field(default_factory=list)
     dirty: set[str] = field(default_factory=set)
     dead: list[str] = field(default_factory=list)
@@ -82,11 +101,11 @@ class Batch:
         self,
         record: JobRecord,
         event: events.Event,
-        into: dict[tuple[str, int], Attempt],
-    ) -> Attempt:
+        into: dict[tuple[str, int], AttemptRow],
+    ) -> AttemptRow:
         number = int(event.data.get("attempt") or 1)
         key = (record.pk, number)
-        found = into.get(key) or Attempt(job_id=record.pk, number=number)
+        found = into.get(key) or AttemptRow(job_id=record.pk, number=number)
         into[key] = found
         found.worker_name = event.data.get("worker") or found.worker_name
         found.hostname = event.data.get("host") or found.hostname
@@ -207,7 +226,7 @@ def on_failed(batch: Batch, record: JobRecord, event: events.Event) -> None:
 
 def _finish(
     batch: Batch, record: JobRecord, event: events.Event, outcome: str
-) -> Attempt:
+) -> AttemptRow:
     attempt = batch.attempt(record, event, batch.finished)
     attempt.finished_at = _dt(event.at)
     attempt.duration = event.data.get("duration")
@@ -215,7 +234,7 @@ def _finish(
     return attempt
 
 
-def _end(record: JobRecord, attempt: Attempt, status: str) -> bool:
+def _end(record: JobRecord, attempt: AttemptRow, status: str) -> bool:
     """Move the record to an attempt's outcome; False (record untouched) if
     it has moved beyond it meanwhile."""
     if not transitions.step(record, status):

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from jobs.dbvalues import columns
 from jobs.models import JobRecord
 
 BATCH = 500
@@ -154,14 +155,7 @@ def insert_many(
     sql = _statement(
         connection, ("insert", meta.label, *(unique or ()), "|", *(update or ())), build
     )
+    prepared = columns(fields, connection)
+    params = [[prep(getattr(row, name)) for name, prep in prepared] for row in rows]
     with connection.cursor() as cursor:
-        cursor.executemany(
-            sql,
-            [
-                [
-                    f.get_db_prep_save(getattr(row, f.attname), connection)
-                    for f in fields
-                ]
-                for row in rows
-            ],
-        )
+        cursor.executemany(sql, params)

@@ -22,6 +22,7 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
+from jobs.dbvalues import columns
 from jobs.models import JobRecord
 
 Status = JobRecord.Status
@@ -160,6 +161,7 @@ def save_moved(rows: Sequence[JobRecord], field_names: Sequence[str]) -> None:
     by_status: dict[str, list[JobRecord]] = {}
     for row in sorted(rows, key=lambda r: r.pk):  # id order: no deadlock
         by_status.setdefault(row.status, []).append(row)
+    prepared = columns(fields, db)
     with db.cursor() as cursor:
         for new, group in by_status.items():
             froms = sorted(sources(new))
@@ -168,7 +170,7 @@ def save_moved(rows: Sequence[JobRecord], field_names: Sequence[str]) -> None:
                 f"WHERE {quote('id')} = %s "
                 f"AND {quote('status')} IN ({_marks(froms)})",
                 [
-                    [f.get_db_prep_save(getattr(row, f.attname), db) for f in fields]
+                    [prepare(getattr(row, name)) for name, prepare in prepared]
                     + [row.pk, *froms]
                     for row in group
                 ],
