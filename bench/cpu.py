@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -227,7 +227,7 @@ class Plain(Side):
             found = live.live_workers()
             return sum(1 for w in found if w.state == "idle") >= SLOTS
 
-        _wait(idle, fleet, 180)
+        fleet.wait_until(idle, 180)
         return [pid]
 
     def push(self, jobs: int, ms: int) -> float:
@@ -300,26 +300,17 @@ def _celery_end(raw: bytes | None) -> float | None:
 # -- measuring -----------------------------------------------------------------
 
 
-def _wait(what: Callable[[], bool], fleet: procs.Fleet, timeout: float) -> float:
-    """time.time() once `what` holds (polled every POLL seconds)."""
-    deadline = time.monotonic() + timeout
-    while not what():
-        fleet.check_alive()
-        if time.monotonic() > deadline:
-            raise TimeoutError("the CPU figure's jobs did not finish in time")
-        time.sleep(POLL)
-    return time.time()
-
-
 def _batch(side: Side, fleet: procs.Fleet, meter: Meter, jobs: int, ms: int) -> Run:
     """Run `jobs` jobs of `ms` and wait for their history: the meter runs
     until it is recorded (the monitor's work is the jobs' too)."""
     finished, recorded = side.finished(), side.recorded()
     with meter.measuring():
         start = side.push(jobs, ms)
-        seen = _wait(lambda: side.finished() - finished >= jobs, fleet, 120 + jobs)
+        seen = fleet.wait_until(
+            lambda: side.finished() - finished >= jobs, 120 + jobs, POLL
+        )
         with contextlib.suppress(TimeoutError):
-            _wait(lambda: side.recorded() - recorded >= jobs, fleet, 60)
+            fleet.wait_until(lambda: side.recorded() - recorded >= jobs, 60, POLL)
         written = time.time()
     end = side.last_end() or seen
     monitor = meter.per_root[1] if len(meter.roots) > 1 else 0.0

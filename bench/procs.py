@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -114,6 +115,19 @@ class Fleet:
             )
         self.children[child.pid] = (name, child)
         return child.pid
+
+    def wait_until(
+        self, what: Callable[[], bool], timeout: float, poll: float = 0.05
+    ) -> float:
+        """time.time() once `what` holds; raises if a process of the fleet
+        exits meanwhile or `timeout` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while not what():
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not reached in {timeout:g} s: {what}")
+            time.sleep(poll)
+        return time.time()
 
     def check_alive(self) -> None:
         for name, child in self.children.values():

@@ -88,15 +88,6 @@ class Run:
     done: int
 
 
-def _wait(what: Callable[[], bool], fleet: procs.Fleet, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not what():
-        fleet.check_alive()
-        if time.monotonic() > deadline:
-            raise TimeoutError("the slots figure's jobs did not finish in time")
-        time.sleep(0.05)
-
-
 def _measure(
     ctx: Context,
     name: str,
@@ -115,7 +106,7 @@ def _measure(
         with PeakPss(pid) as peak:
             start = time.perf_counter()
             push()
-            _wait(lambda: done() >= jobs, fleet, timeout=seconds * 4 + 120)
+            fleet.wait_until(lambda: done() >= jobs, seconds * 4 + 120)
             took = time.perf_counter() - start
         return Run(took, peak.pss_kb * 1024 / 1e6, peak.rss_kb * 1024 / 1e6, done())
 
@@ -165,7 +156,7 @@ def _plain(ctx: Context, jobs: int, seconds: float) -> Run:
             found = live.live_workers()
             return sum(1 for w in found if w.state == "idle") >= jobs
 
-        _wait(idle, fleet, timeout=180)
+        fleet.wait_until(idle, 180)
 
     def push() -> None:
         queue = plain.queue()
