@@ -52,16 +52,35 @@ def sleepers(count: int, seconds: float) -> list[JobRecord]:
     ]
 
 
-def test_a_thread_worker_runs_two_dozen_sleeping_jobs_at_once(spawn, monitor):
-    proc = slot_worker(spawn, 24, "thread")
-    jobs = sleepers(24, 4)
-    wait_for(lambda: set(statuses(jobs)) == {Status.SUCCEEDED}, timeout=120)
-    attempts = list(Attempt.objects.filter(job__in=jobs))
-    assert len(attempts) == 24
-    assert {a.outcome for a in attempts} == {"succeeded"}
-    # All ran at once: every job started before any job finished.
-    assert max(a.started_at for a in attempts) < min(a.finished_at for a in attempts)
-    assert {worker_pid(a.worker_name) for a in attempts} == {proc.pid}
+def test_fifty_sleeping_jobs_run_at_once_in_one_thread_worker_and_a_crash_recovers_all(
+    spawn, monitor
+):
+    """Issue 19: 50 sleeping jobs run at once in one thread-model worker
+    process (all started, none finished); a kill -9 of that process recovers
+    all 50, and each then succeeds exactly once after its lost attempt."""
+    victim = slot_worker(spawn, 50, "thread")
+    requests = [
+        services.SubmitRequest(task="demo.sleep", payload={"seconds": 12})
+        for _ in range(50)
+    ]
+    jobs = services.job_submit_many(requests=requests)
+    wait_for(lambda: set(statuses(jobs)) == {Status.STARTED}, timeout=60)
+    started = Attempt.objects.filter(job__in=jobs)
+    assert {worker_pid(a.worker_name) for a in started} == {victim.pid}
+    assert started.count() == 50 and not started.exclude(outcome="running").exists()
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    rescuer = slot_worker(spawn, 50, "thread")
+    wait_for(lambda: set(statuses(jobs)) == {Status.SUCCEEDED}, timeout=150)
+    for job in jobs:
+        outcomes = list(
+            Attempt.objects.filter(job=job)
+            .order_by("number")
+            .values_list("outcome", flat=True)
+        )
+        assert outcomes == ["lost", "succeeded"]
+    again = Attempt.objects.filter(job__in=jobs, number=2)
+    assert {worker_pid(a.worker_name) for a in again} == {rescuer.pid}
     assert find_differences() == []
 
 
