@@ -140,6 +140,7 @@ BAD_JOBS = {
     "raises": ("demo.fail", {"times": -1}, None, "DemoFailure"),
     "hangs-past-timeout": ("demo.sleep", {"seconds": 60}, 1, "JobTimeoutException"),
     "segfaults": ("demo.crash", {"how": "segfault"}, None, "WorkerLost"),
+    "exits": ("demo.crash", {"how": "exit"}, None, "WorkerLost"),
 }
 
 
@@ -151,9 +152,11 @@ BAD_JOBS = {
         ("fork", "raises"),
         ("fork", "hangs-past-timeout"),
         ("fork", "segfaults"),
+        ("fork", "exits"),
         ("process", "raises"),
         ("process", "hangs-past-timeout"),
         ("process", "segfaults"),
+        ("process", "exits"),
     ],
 )
 def test_a_failing_job_in_a_slot_ends_only_its_own_attempt(
