@@ -45,6 +45,12 @@ def statuses(jobs: list[JobRecord]) -> list[str]:
     return [found[j.pk] for j in jobs]
 
 
+def outcomes(job: JobRecord) -> list[str]:
+    """The outcomes of a job's attempts, first to last."""
+    found = Attempt.objects.filter(job=job).order_by("number")
+    return list(found.values_list("outcome", flat=True))
+
+
 def sleepers(count: int, seconds: float) -> list[JobRecord]:
     return [
         services.job_submit(task="demo.sleep", payload={"seconds": seconds})
@@ -73,12 +79,7 @@ def test_fifty_sleeping_jobs_run_at_once_in_one_thread_worker_and_a_crash_recove
     rescuer = slot_worker(spawn, 50, "thread")
     wait_for(lambda: set(statuses(jobs)) == {Status.SUCCEEDED}, timeout=150)
     for job in jobs:
-        outcomes = list(
-            Attempt.objects.filter(job=job)
-            .order_by("number")
-            .values_list("outcome", flat=True)
-        )
-        assert outcomes == ["lost", "succeeded"]
+        assert outcomes(job) == ["lost", "succeeded"]
     again = Attempt.objects.filter(job__in=jobs, number=2)
     assert {worker_pid(a.worker_name) for a in again} == {rescuer.pid}
     assert find_differences() == []
@@ -209,12 +210,7 @@ def test_kill_9_of_a_slot_worker_recovers_all_its_running_jobs(spawn, monitor, m
 
     wait_for(all_running_again, timeout=90)
     for job in jobs:
-        outcomes = list(
-            Attempt.objects.filter(job=job)
-            .order_by("number")
-            .values_list("outcome", flat=True)
-        )
-        assert outcomes == ["lost", "running"]
+        assert outcomes(job) == ["lost", "running"]
         lost = Attempt.objects.get(job=job, number=1)
         assert worker_pid(lost.worker_name) == victim.pid
 
