@@ -132,7 +132,7 @@ BENCH_ENV := DEBUG=0 SECRET_KEY=bench-only-not-secret-$$(date +%s)-xxxxxxxxxxxxx
 bench: install
 	$(BENCH_ENV) $(BIN)/python -m bench.run
 
-## The same at small sizes, in under 2 minutes (CI runs it).
+## The same at small sizes, in about 3 minutes (CI runs it).
 bench-quick: install
 	$(BENCH_ENV) $(BIN)/python -m bench.run --quick
 
@@ -142,7 +142,7 @@ bench-quick: install
 chaos: install postgres-bin
 	$(BENCH_ENV) $(BIN)/python -m bench.chaos
 
-## The same at small sizes, in under 5 minutes (CI); fails if any scenario does.
+## The same at small sizes, in about 6 minutes (CI); fails if any scenario does.
 chaos-quick: install postgres-bin
 	$(BENCH_ENV) $(BIN)/python -m bench.chaos --quick
 

@@ -62,7 +62,7 @@ class Sizes:
 
     @classmethod
     def of(cls, quick: bool) -> Sizes:
-        if quick:  # the whole run in under 2 minutes on 2 busy cores
+        if quick:  # the whole run in about 3 minutes on 2 cores
             return cls(
                 latency=300,
                 bulk=1000,

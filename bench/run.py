@@ -32,7 +32,7 @@ def _names(text: str) -> list[str]:
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
-    parser.add_argument("--quick", action="store_true", help="small sizes (< 2 min)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (~3 min)")
     parser.add_argument(
         "--only",
         type=_names,

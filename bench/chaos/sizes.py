@@ -1,4 +1,4 @@
-"""The sizes of a full run (issue 9) and of a quick one (CI, under 5 minutes)."""
+"""The sizes of a full run (issue 9) and of a quick one (CI, about 6 minutes)."""
 
 from __future__ import annotations
 
