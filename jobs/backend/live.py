@@ -186,6 +186,12 @@ def workers_seen() -> dict[str, bytes]:
     return {text(k): v for k, v in connection().hgetall(WORKERS_SEEN).items()}
 
 
+def forget_workers_seen(names: list[str]) -> None:
+    """Take these workers out of the seen-workers hash (one command)."""
+    if names:
+        connection().hdel(WORKERS_SEEN, *names)
+
+
 #: More slots than this in a worker's hash is not believed (untrusted input).
 MAX_SLOTS = 100_000
 

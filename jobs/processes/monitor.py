@@ -90,9 +90,10 @@ def sample_live_state() -> None:
             )
         pipe.execute()
     forget_before = time.time() - WORKERS_SEEN_FOR
-    for name, raw in client.hgetall(live.WORKERS_SEEN).items():
-        if _seen_at(raw) < forget_before:
-            client.hdel(live.WORKERS_SEEN, name)
+    seen = live.workers_seen()
+    live.forget_workers_seen(
+        [n for n, raw in seen.items() if _seen_at(raw) < forget_before]
+    )
 
 
 def _seen_at(raw: bytes) -> float:
