@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 PYTEST_FLAGS ?=
 
-.PHONY: install run test test-main test-others test-py313 test-py313-suite test-pg test-redis8 lint chromium promtool postgres postgres-bin bench bench-quick chaos chaos-quick clean
+.PHONY: install run test test-first test-main test-others test-py313 test-py313-suite test-pg test-redis8 lint chromium promtool postgres postgres-bin bench bench-quick chaos chaos-quick clean
 
 # A virtualenv with the project installed (editable) under the given constraints.
 # $(1): interpreter, $(2): virtualenv, $(3): constraints file.
@@ -65,9 +65,17 @@ lint: install
 ## and, at the same time, the second leg (test-py313) followed by the suite on
 ## PostgreSQL (test-pg). The legs share no state (each its own Redis on a free
 ## port, its own test database, its own temporary directories); each one's
-## output is printed whole when it ends.
-test: install chromium promtool lint postgres
-	@$(MAKE) --no-print-directory -j2 --output-sync=target test-main test-others
+## output is printed whole when it ends. Each leg runs its tests on XDIST
+## processes (pytest-xdist, a file's tests together): most tests wait on real
+## workers and servers, so four at a time keep two cores busy.
+XDIST ?= -n 2 --dist loadfile
+
+test: install chromium promtool postgres
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-first test-others
+
+## The first lane of `make test`: ruff and mypy, then the main leg.
+test-first: lint
+	@$(MAKE) --no-print-directory test-main
 
 ## The second lane of `make test`: the Python 3.13 leg, then the PostgreSQL leg.
 test-others:
@@ -76,7 +84,7 @@ test-others:
 
 ## The main leg alone: Python 3.11 + Django 5.2, browser tests included.
 test-main: install chromium promtool
-	DEBUG=1 CI_BROWSER_REQUIRED=1 $(BIN)/pytest --cov --cov-report=term $(PYTEST_FLAGS)
+	DEBUG=1 CI_BROWSER_REQUIRED=1 $(BIN)/pytest --cov --cov-report=term $(XDIST) $(PYTEST_FLAGS)
 
 ## mypy and the suite but its `slow` tests (real worker subprocesses) and its
 ## browser tests, on Python 3.13 with Django 6.0. Without a 3.13 interpreter it
@@ -98,13 +106,13 @@ test-py313-suite: $(VENV313)/.installed-stamp promtool
 	@$(VENV313)/bin/python -c "import sys, django; print('make test-py313: Python', \
 	  sys.version.split()[0], '+ Django', django.__version__, '(mypy, the suite but its slow and browser tests)')"
 	DEBUG=1 $(VENV313)/bin/mypy --python-version 3.13 .
-	DEBUG=1 $(VENV313)/bin/pytest -p no:cacheprovider -m "not slow and not browser" $(PYTEST_FLAGS)
+	DEBUG=1 $(VENV313)/bin/pytest -p no:cacheprovider -m "not slow and not browser" $(XDIST) $(PYTEST_FLAGS)
 
 ## The same suite on PostgreSQL (what production uses). The browser tests
 ## exercise the pages, not the database: they run in the SQLite pass.
 test-pg: install postgres
 	DEBUG=1 TEST_POSTGRES=1 DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} \
-	  $(BIN)/pytest -p no:cacheprovider --ignore=tests/e2e $(PYTEST_FLAGS)
+	  $(BIN)/pytest -p no:cacheprovider --ignore=tests/e2e $(XDIST) $(PYTEST_FLAGS)
 
 ## The suite (but the browser tests) on redis-py 8, which speaks RESP3 by default,
 ## where the venv pins 7.4: redis-py 8 alone, in a directory put first on the path

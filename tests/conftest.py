@@ -201,6 +201,16 @@ def pytest_configure(config: pytest.Config) -> None:
             )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Schemathesis gives every API operation's item of one test the same
+    node id (`test_api_keeps_its_contract`, the operation only in its name):
+    pytest-xdist hands tests out by node id, and would run one of them."""
+    for item in items:
+        tail = item.nodeid.rsplit("::", 1)[-1]
+        if item.name != tail and item.name.startswith(f"{tail}["):
+            item._nodeid = f"{item.nodeid}{item.name[len(tail) :]}"
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.skipped and "browser" in report.keywords:
         _skipped_browser_tests.append(report.nodeid)

@@ -158,3 +158,19 @@ def test_payload_is_stored_as_validated_by_the_schema():
         "times": 1,
         "message": "demo failure",
     }
+
+
+def test_a_whole_number_with_a_fraction_is_an_integer_as_json_schema_says():
+    """The API document says `ms` is an integer; JSON Schema counts 4096.0 as
+    one (schemathesis sends such numbers). Stored as the integer; a real
+    fraction or a string is still refused, and a float field keeps its 2.0."""
+    job = services.job_submit(task="demo.cpu", payload={"ms": 4096.0})
+    assert JobRecord.objects.get(pk=job.pk).payload["ms"] == 4096
+    assert isinstance(JobRecord.objects.get(pk=job.pk).payload["ms"], int)
+    for wrong in (4096.5, "4096", True):
+        with pytest.raises(services.InvalidInput) as caught:
+            services.job_submit(task="demo.cpu", payload={"ms": wrong})
+        assert "payload.ms" in caught.value.errors, (wrong, caught.value.errors)
+    slept = services.job_submit(task="demo.sleep", payload={"seconds": 2.0})
+    assert JobRecord.objects.get(pk=slept.pk).payload == {"seconds": 2.0}
+    assert JobRecord.objects.count() == 2

@@ -131,6 +131,16 @@ def stored_payload(task: registry.TaskDef, payload: dict[str, Any]) -> Any:
 
 def _validated(task: registry.TaskDef, payload: Any, given: str) -> Any:
     try:
+        return _strictly(task, payload, given)
+    except SchemaError as exc:
+        whole = _whole_numbers_as_integers(payload, exc)
+        if whole is None:
+            raise
+    return _strictly(task, whole, json.dumps(whole))
+
+
+def _strictly(task: registry.TaskDef, payload: Any, given: str) -> Any:
+    try:
         return task.schema.model_validate_json(given, strict=True)
     except SchemaError as exc:
         if all(error["type"] != "json_invalid" for error in exc.errors()):
@@ -138,6 +148,34 @@ def _validated(task: registry.TaskDef, payload: Any, given: str) -> Any:
     # Text JSON cannot carry (a lone surrogate): the same check on the
     # objects, which names the field.
     return task.schema.model_validate(payload, strict=True)
+
+
+def _whole_numbers_as_integers(payload: Any, exc: SchemaError) -> Any:
+    """A copy of `payload` with each whole number written with a fraction
+    (4096.0) that strict validation refused as an integer made one, or None
+    if there is none. JSON Schema, which the API document publishes, counts
+    4096.0 as an integer; pydantic's strict mode does not."""
+    fixes = [
+        (error["loc"], int(error["input"]))
+        for error in exc.errors()
+        if error["type"] == "int_type"
+        and isinstance(error["input"], float)
+        and error["input"].is_integer()
+        and error["loc"]
+    ]
+    if not fixes:
+        return None
+    copy = json.loads(json.dumps(payload))
+    for loc, number in fixes:
+        place = copy
+        try:
+            for step in loc[:-1]:
+                place = place[step]
+            if isinstance(place[loc[-1]], float):
+                place[loc[-1]] = number
+        except (KeyError, IndexError, TypeError):
+            return None
+    return copy
 
 
 def _unstorable_text(text: str) -> str | None:
