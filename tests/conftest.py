@@ -208,7 +208,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         tail = item.nodeid.rsplit("::", 1)[-1]
         if item.name != tail and item.name.startswith(f"{tail}["):
-            item._nodeid = f"{item.nodeid}{item.name[len(tail) :]}"
+            item._nodeid = f"{item.nodeid}{item.name[len(tail) :]}"  # type: ignore[attr-defined]
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

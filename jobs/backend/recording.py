@@ -165,10 +165,20 @@ class RecordingMixin(UpkeepMixin):
 
     def _dequeue_blocking(self, lanes_now: list[Queue]) -> tuple[Job, Queue] | None:
         """A job from the first of these lanes to have one, waiting for it at
-        most DEQUEUE_BLOCK seconds (RQ's BLPOP); none to wait on: a nap."""
+        most DEQUEUE_BLOCK seconds (RQ's BLPOP); none to wait on: a nap.
+
+        A job that waits already is taken with its hash in one round trip
+        (_dequeue_now): RQ's blocking pop and its fetch of the hash are two,
+        and a process-model job process would read the hash a third time.
+        Only an empty queue is waited on."""
         if not lanes_now:
+            self._about_to_wait()
             time.sleep(DEQUEUE_BLOCK)
             return None
+        found = self._dequeue_now(lanes_now)
+        if found is not None:
+            return found
+        self._about_to_wait()
         return self.queue_class.dequeue_any(
             lanes_now,
             DEQUEUE_BLOCK,  # type: ignore[arg-type]
@@ -177,6 +187,10 @@ class RecordingMixin(UpkeepMixin):
             serializer=self.serializer,
             death_penalty_class=self.death_penalty_class,
         )
+
+    def _about_to_wait(self) -> None:
+        """Called before the dequeue blocks: what must be in Redis while the
+        worker waits is written now (the slot worker's freed slots)."""
 
     def _wait_out_redis(self, exc: Exception, backoff: float) -> float:
         """Redis went away in the dequeue loop: say so, wait `backoff`

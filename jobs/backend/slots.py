@@ -160,6 +160,9 @@ class SlotWorker(SlotEndings, ConsoleWorker):
         work), or by _flush_fields before the worker waits."""
         self._fields_due = True
 
+    def _about_to_wait(self) -> None:
+        self._flush_fields()
+
     def _flush_fields(self) -> None:
         if not self._fields_due:
             return
@@ -230,8 +233,9 @@ class SlotWorker(SlotEndings, ConsoleWorker):
     def _next_job(self, timeout: int | None) -> tuple[Job, Queue] | None:
         lanes_now = self.active_lanes()
         if timeout is not None and not self._slots:
-            # Nothing running: block on Redis, as the one-job worker does.
-            self._flush_fields()
+            # Nothing running: block on Redis, as the one-job worker does
+            # (a freed slot is said in the hash before it waits, or with the
+            # next job's start if one waits already).
             return self._dequeue_blocking(lanes_now)
         # Jobs running: never block on Redis (they must be tended), and ask
         # an empty queue again only every EMPTY_POLL seconds or when woken.
