@@ -212,6 +212,9 @@ COPIED = {
         RQScheduler.enqueue_scheduled_jobs,
         "e876a18bcfd4",
     ),
+    # jobs/backend/workers.py ConsoleWorker._record_success, its dependents
+    # counted in the transaction rather than read under a WATCH before it
+    "BaseWorker.handle_job_success": (BaseWorker.handle_job_success, "77c7c3f25535"),
     # jobs/backend/queueing.py ConsoleJob.perform, less its PERSIST
     "Job.perform": (Job.perform, "80df6cfc0713"),
     # jobs/backend/queueing.py ConsoleJob._restore_refused sets what restore sets
@@ -292,6 +295,12 @@ def test_a_performed_job_keeps_its_return_value_in_result(redis_server):
             Job,
             "_handle_failure",
             "self, exc_string, pipeline, worker_name='', "
+            "execution_id=None, execution_started_at=None, execution_ended_at=None",
+        ),
+        (
+            Job,
+            "_handle_success",
+            "self, result_ttl, pipeline, worker_name='', "
             "execution_id=None, execution_started_at=None, execution_ended_at=None",
         ),
         (Job, "_remove_from_registries", "self, pipeline=None, remove_from_queue=True"),

@@ -549,3 +549,32 @@ def test_rq_suspend_starts_no_new_job_and_lets_running_ones_finish(spawn, monito
     resume(client)
     wait_for(lambda: statuses([later]) == [Status.SUCCEEDED], timeout=60)
     assert worker_pid(Attempt.objects.get(job=later).worker_name) == proc.pid
+
+
+@pytest.mark.parametrize("model", ["fork", "process", "thread"])
+def test_a_dependent_added_while_its_parent_runs_is_enqueued_once_it_succeeds(
+    spawn, monitor, model
+):
+    """The success transaction counts the parent's dependents (no WATCH before
+    it); a child submitted while the parent runs waits in that set and is
+    enqueued once, after the parent's end; one submitted after it runs at once."""
+    proc = slot_worker(spawn, 2, model)
+    (parent,) = sleepers(1, 2)
+    wait_for(lambda: statuses([parent]) == [Status.STARTED], timeout=60)
+    during = services.job_submit(
+        task="demo.echo", payload={"text": "during"}, depends_on=[parent.pk]
+    )
+    assert during.status == Status.DEFERRED
+    client = connect.connection()
+    assert client.sismember(f"rq:job:{parent.pk}:dependents", during.pk)
+    wait_for(lambda: statuses([parent, during])[0] == Status.SUCCEEDED, timeout=60)
+    after = services.job_submit(
+        task="demo.echo", payload={"text": "after"}, depends_on=[parent.pk]
+    )
+    wait_for(lambda: set(statuses([during, after])) == {Status.SUCCEEDED}, timeout=60)
+    for job in (parent, during, after):
+        job.refresh_from_db()
+        assert outcomes(job) == ["succeeded"]
+    assert during.started_at >= parent.finished_at
+    assert not client.exists(f"rq:job:{parent.pk}:dependents")
+    assert proc.poll() is None

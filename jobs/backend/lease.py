@@ -14,9 +14,11 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
+
+T = TypeVar("T")
 
 log = logging.getLogger("jobs.worker")
 
@@ -76,7 +78,7 @@ class Lease:
                 os.kill(self.pid, signal.SIGKILL)
 
 
-def until_redis_answers(write: Callable[..., None], *args: Any) -> None:
+def until_redis_answers(write: Callable[..., T], *args: Any) -> T:
     """A job that did its work as the Redis primary died must not lose its
     outcome, or it runs again: the write is tried until the promoted replica
     answers. Never past the job's lease: by then the worker has stopped this
@@ -85,8 +87,7 @@ def until_redis_answers(write: Callable[..., None], *args: Any) -> None:
     backoff = 0.1
     while True:
         try:
-            write(*args)
-            return
+            return write(*args)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             if time.monotonic() + backoff >= deadline:
                 raise
