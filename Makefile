@@ -66,8 +66,8 @@ lint: install
 ## PostgreSQL (test-pg). The legs share no state (each its own Redis on a free
 ## port, its own test database, its own temporary directories); each one's
 ## output is printed whole when it ends. Each leg runs its tests on XDIST
-## processes (pytest-xdist): most tests wait on real
-## workers and servers, so four at a time keep two cores busy.
+## processes (pytest-xdist): most tests wait on real workers and servers, so
+## four at a time keep two cores busy.
 XDIST ?= -n 2
 
 test: install chromium promtool postgres

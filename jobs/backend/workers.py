@@ -154,7 +154,7 @@ class ConsoleWorker(RecordingMixin, Worker):
     ) -> None:
         result_ttl = job.get_result_ttl(self.default_result_ttl)
         repeats = job.repeats_left is not None and job.repeats_left > 0
-        if result_ttl == 0 or repeats or job.started_at is None or job.ended_at is None:
+        if result_ttl == 0 or repeats:
             until_redis_answers(
                 super().handle_job_success, job, queue, started_job_registry
             )

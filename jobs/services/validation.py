@@ -7,6 +7,7 @@ same checks and the same messages. Nothing here writes.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import unicodedata
@@ -165,9 +166,9 @@ def _whole_numbers_as_integers(payload: Any, exc: SchemaError) -> Any:
     ]
     if not fixes:
         return None
-    copy = json.loads(json.dumps(payload))
+    whole = copy.deepcopy(payload)
     for loc, number in fixes:
-        place = copy
+        place = whole
         try:
             for step in loc[:-1]:
                 place = place[step]
@@ -175,7 +176,7 @@ def _whole_numbers_as_integers(payload: Any, exc: SchemaError) -> Any:
                 place[loc[-1]] = number
         except (KeyError, IndexError, TypeError):
             return None
-    return copy
+    return whole
 
 
 def _unstorable_text(text: str) -> str | None:
