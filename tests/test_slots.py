@@ -289,14 +289,20 @@ def test_async_tasks_run_at_once_on_the_workers_event_loop(spawn, monitor, tmp_p
     assert {worker_pid(a.worker_name) for a in attempts} == {proc.pid}
 
 
-def test_a_paused_queue_starts_no_job_in_any_slot(spawn, monitor):
+@pytest.mark.parametrize("model", [None, "process"])
+def test_a_paused_queue_starts_no_job_in_any_slot(spawn, monitor, model):
     services.queue_pause(name="default", actor=None, reason="test")
-    proc = spawn("rqworker", "default", "mail", "--concurrency", "4")
+    how = ["--execution", model] if model else []
+    proc = spawn("rqworker", "default", "mail", "--concurrency", "4", *how)
     waiting = sleepers(3, 1)
     # Readiness: the worker takes every normal lane in order, default before
-    # mail, so once it ran a mail job it has passed the paused jobs by.
-    probe = services.job_submit(task="demo.echo", payload={"text": "p"}, queue="mail")
-    wait_for(lambda: statuses([probe]) == [Status.SUCCEEDED], timeout=60)
+    # mail, so once it ran a mail job it has passed the paused jobs by; a
+    # job process that ended a job passes them by too as it takes the next.
+    probes = [
+        services.job_submit(task="demo.echo", payload={"text": str(n)}, queue="mail")
+        for n in range(3)
+    ]
+    wait_for(lambda: set(statuses(probes)) == {Status.SUCCEEDED}, timeout=60)
     assert set(statuses(waiting)) == {Status.QUEUED}
     services.queue_resume(name="default", actor=None)
     wait_for(lambda: set(statuses(waiting)) == {Status.SUCCEEDED}, timeout=60)
@@ -324,13 +330,14 @@ SLOT_CALLS = [
 #: (fingerprints as in tests/test_rq_contract.py): monitor_work_horse
 #: (SlotEndings._lost and _reap_fork), perform_job's tail (_succeed, _fail),
 #: prepare_execution (SlotWorker._begin), _shutdown and request_force_stop
-#: (theirs for N jobs).
+#: (theirs for N jobs), Execution.create (slotprocs.save_execution).
 SLOT_COPIES = {
     "Worker.monitor_work_horse": "0010f4850a81",
     "BaseWorker.perform_job": "74f3ca1a261d",
     "prepare_execution": "37eaa6d7c3e3",
     "BaseWorker._shutdown": "962404082028",
     "BaseWorker.request_force_stop": "89c1cbd6c36e",
+    "Execution.create": "116ce422f3f2",
 }
 
 
@@ -360,6 +367,7 @@ def test_rq_code_the_slot_worker_mirrors_is_unchanged():
         "prepare_execution": fingerprint(prepare_execution),
         "BaseWorker._shutdown": fingerprint(BaseWorker._shutdown),
         "BaseWorker.request_force_stop": fingerprint(BaseWorker.request_force_stop),
+        "Execution.create": fingerprint(Execution.create),
     }
     assert found == SLOT_COPIES, "port jobs/slots.py (docs/rq_internals.md)"
     assert shape(Execution.create) == "job, ttl, pipeline, worker_name=''"
@@ -460,6 +468,42 @@ def test_a_process_slot_reuses_its_job_process(spawn, monitor):
     } == {proc.pid}
 
 
+def test_a_job_process_takes_the_next_job_itself_and_rq_sees_it_run(spawn, monitor):
+    """A job process that ends a job while others wait takes the next itself
+    (slotprocs.take_next): RQ's started registry, the job's execution and the
+    worker's hash show it running as for a job the worker hands over; a job
+    that is not the job process's to run (a plain RQ producer's, refused)
+    goes to the worker, and the one behind it still runs there."""
+    from rq import Queue as RqQueue
+    from rq import Worker as RqWorker
+
+    client = connect.connection()
+    proc = slot_worker(spawn, 1, "process")
+    first = services.job_submit(task="demo.sleep", payload={"seconds": 1})
+    wait_for(lambda: statuses([first]) == [Status.STARTED], timeout=60)
+    second = services.job_submit(task="demo.sleep", payload={"seconds": 4})
+    foreign = RqQueue("default", connection=client).enqueue("some.module.func", 1)
+    third = services.job_submit(task="demo.echo", payload={"text": "third"})
+    wait_for(lambda: statuses([second]) == [Status.STARTED], timeout=60)
+    job = queueing.fetch(str(second.pk))
+    (execution,) = job.get_executions()
+    (worker,) = RqWorker.all(connection=client)  # as `rq info` reads them
+    assert worker_pid(worker.name) == proc.pid
+    assert execution.worker_name == worker.name
+    registry = job.started_job_registry
+    assert registry.get_job_and_execution_ids(cleanup=False) == [
+        (str(second.pk), execution.id)
+    ]
+    assert worker.get_current_job_id() == str(second.pk)
+    assert client.hget(worker.key, "slots_busy") == b"1"
+    wait_for(lambda: statuses([second, third]) == [Status.SUCCEEDED] * 2, timeout=60)
+    assert len(set(_pids([first, second, third]))) == 1
+    refused = JobRecord.objects.get(pk=foreign.id)
+    assert (refused.status, refused.attempts) == (Status.DEAD, 1)
+    assert worker_pid(refused.worker_name) == proc.pid
+    assert not job.get_executions()  # ended with its job
+
+
 @pytest.mark.parametrize(
     ("env", "per_process"),
     [({"JOB_PROCESS_MAX_JOBS": "3"}, 3), ({"JOB_PROCESS_MAX_MEMORY_MB": "1"}, 1)],
@@ -526,11 +570,14 @@ def test_a_failed_job_in_a_slot_is_retried_with_backoff(spawn, monitor, model):
     assert JobRecord.objects.get(pk=job.pk).result == {"succeeded_on_attempt": 2}
 
 
-def test_rq_suspend_starts_no_new_job_and_lets_running_ones_finish(spawn, monitor):
+@pytest.mark.parametrize("model", ["thread", "process"])
+def test_rq_suspend_starts_no_new_job_and_lets_running_ones_finish(
+    spawn, monitor, model
+):
     from rq.suspension import resume, suspend
 
     client = connect.connection()
-    proc = slot_worker(spawn, 3, "thread")
+    proc = slot_worker(spawn, 3, model)
     running = sleepers(2, 4)
     wait_for(lambda: set(statuses(running)) == {Status.STARTED}, timeout=60)
     suspend(client)

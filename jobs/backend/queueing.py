@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import chain
@@ -59,6 +59,9 @@ class ConsoleJob(Job):
     dequeued_hash: dict[bytes, bytes] | None = None
     #: The preparation's pipeline sent the PERSIST that RQ's perform sends.
     _persisted = False
+    #: More for the preparation's pipeline to carry (a process-model job
+    #: process writes there the execution of a job it took itself).
+    in_preparation: Callable[[Any], None] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["serializer"] = JSONSerializer
@@ -162,6 +165,8 @@ class ConsoleJob(Job):
         """Count the attempt and announce it, in the pipeline RQ sends anyway;
         also the PERSIST that RQ's perform would send alone (see perform)."""
         super().prepare_for_execution(worker_name, pipeline)
+        if self.in_preparation is not None:
+            self.in_preparation(pipeline)
         pipeline.persist(self.key)
         self._persisted = True
         attempt = int(self.meta.get("attempt", 0) or 0) + 1

@@ -25,6 +25,7 @@ from rq.timeouts import JobTimeoutException
 from rq.utils import now
 
 from jobs.backend import slotprocs
+from jobs.backend.queueing import rq_queue
 
 #: How often the main thread looks at its slots while jobs run (reaping forked
 #: job processes, finished threads, deadlines).
@@ -105,6 +106,7 @@ class SlotEndings(_WorkerBase):
     _slots: dict[str, Slot]
     _abandoned: list[tuple[threading.Thread, float]]
     _children: list[slotprocs.Child]
+    _gate: slotprocs.Gate
     _cold: bool
     restart_argv: list[str] | None
 
@@ -197,7 +199,7 @@ class SlotEndings(_WorkerBase):
         assert child is not None
         if child.conn.poll():
             try:
-                replace = bool(child.conn.recv())
+                replace, taken = child.conn.recv()
             except (EOFError, OSError):  # it died: its wait status says how
                 status, stopped = self._drop_child(child), slot.stopped
                 self._settle(
@@ -207,12 +209,45 @@ class SlotEndings(_WorkerBase):
             child.busy = False
             if replace:  # it exits at once: reaped here
                 self._drop_child(child)
-            self._free(slot)
+            if taken is None:
+                self._free(slot)
+            else:
+                self._slots.pop(slot.job.id, None)
+                self._took_next(child, taken)
             return
         limit = slot.timeout
         if limit is not None and slot.elapsed > limit + HARD_KILL_AFTER:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGKILL)
+
+    def _took_next(self, child: slotprocs.Child, taken: slotprocs.Next) -> None:
+        """The job process that ended a job took the next one (slotprocs):
+        its slot now runs it (the count of busy slots is unchanged; the job
+        process's preparation writes the execution and `current_job`), or,
+        with no execution id, the worker starts it as one it dequeued."""
+        job_id, lane, execution_id, raw = taken
+        job = self.job_class(
+            job_id, connection=self.connection, serializer=self.serializer
+        )
+        job.restore(raw)
+        queue = rq_queue(lane, self.connection)
+        if execution_id is None:
+            self._fields_later()
+            self.execute_job(job, queue)
+            return
+        execution = Execution(
+            execution_id, job_id, self.connection, worker_name=self.name
+        )
+        job.started_at = now()  # as _hand_over
+        child.busy = True
+        self._slots[job_id] = Slot(
+            job=job,
+            queue=queue,
+            execution=execution,
+            model="process",
+            child=child,
+            pid=child.pid,
+        )
 
     def _free(self, slot: Slot) -> None:
         """The slot's job process recorded the job's outcome itself: the slot
@@ -326,6 +361,7 @@ class SlotEndings(_WorkerBase):
             extra={"worker": self.name, "threads": len(self._abandoned)},
         )
         self._stop_requested = True
+        self._gate.set(False)
         if self.restart_argv is None:
             return
         self.teardown()
@@ -338,6 +374,7 @@ class SlotEndings(_WorkerBase):
         for them). Never raises from the signal handler: the loop, which looks
         at _stop_requested every few tens of ms, ends itself."""
         self._stop_requested = True
+        self._gate.set(False)
         with contextlib.suppress(redis.exceptions.RedisError):
             self.set_shutdown_requested_date()
         if self.scheduler:

@@ -12,6 +12,17 @@ state harms at most the jobs that follow it in the same child until then;
 a child that crashes loses only its own job (recovered as a fork-model job
 would be), and the worker starts another.
 
+A child that ends a job takes the next one itself when its worker lets it
+(the worker's gate: not stopping, not suspended): it pops the first waiting
+job of the unpaused lanes (the dequeue's one round trip), tells the worker
+in the same message that says its job ended, and runs it, the execution
+written with the job's preparation. A freed slot is refilled without the
+worker's two round trips and its two hops over the pipe; the count of busy
+slots does not change, so load still follows capacity. A job that is not
+for this child (refused, or its task's model is another) goes to the worker,
+which starts it as one it dequeued. Found nothing, or the gate shut: the
+child waits for the worker, as after its first job.
+
 What a child saves over a fork per job: the fork and exit (page tables,
 copy-on-write faults), a new Redis connection and its handshake, the
 imports. A task's `memory_limit_mb` is not applied in a reused child (an
@@ -20,15 +31,21 @@ address-space cap would outlive its job): such a task belongs to `fork`.
 
 from __future__ import annotations
 
+import functools
+import mmap
 import os
 import random
+import uuid
 from dataclasses import dataclass
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
+import redis
 from rq.exceptions import NoSuchJobError
-from rq.executions import Execution
+from rq.executions import Execution, ExecutionRegistry
+from rq.job import Job
+from rq.queue import Queue
 
 from jobs import conf
 from jobs.backend.forking import (
@@ -36,7 +53,7 @@ from jobs.backend.forking import (
     forget_inherited_db_connections,
     resident_kb,
 )
-from jobs.backend.queueing import rq_queue
+from jobs.backend.queueing import ConsoleJob, rq_queue
 
 if TYPE_CHECKING:
     from jobs.backend.slots import SlotWorker
@@ -78,6 +95,26 @@ def spawn(worker: SlotWorker, limits: Limits) -> Child:
     return Child(pid=pid, conn=ours)
 
 
+class Gate:
+    """One byte shared with the children forked after it: may a child that
+    ended a job take the next one itself? The worker opens and shuts it."""
+
+    def __init__(self) -> None:
+        self._byte = mmap.mmap(-1, 1)  # anonymous and shared across fork
+
+    def set(self, open_: bool) -> None:
+        self._byte[0] = 1 if open_ else 0
+
+    def is_open(self) -> bool:
+        return self._byte[0] == 1
+
+
+#: What a child tells its worker after each job: must it be replaced, and the
+#: job it took next, if any: (job id, lane, execution id or None when the
+#: worker is to start it, the job's hash as the dequeue read it).
+Next = tuple[str, str, str | None, dict[bytes, bytes] | None]
+
+
 def serve(worker: SlotWorker, conn: Connection, limits: Limits) -> None:
     """The child's loop: one job at a time, as long as the limits allow."""
     os.setpgrp()
@@ -93,12 +130,43 @@ def serve(worker: SlotWorker, conn: Connection, limits: Limits) -> None:
             job_id, lane, execution_id, raw = conn.recv()
         except EOFError:  # the worker closed its end: stop
             os._exit(0)
-        run_one(worker, job_id, lane, execution_id, raw)
-        done += 1
-        replace = done >= limits.max_jobs or resident_kb() > limits.max_memory_kb
-        conn.send(replace)
+        job: ConsoleJob | None = None
+        while True:
+            run_one(worker, job_id, lane, execution_id, raw, job)
+            done += 1
+            replace = done >= limits.max_jobs or resident_kb() > limits.max_memory_kb
+            taken = None if replace else take_next(worker)
+            if taken is None:
+                conn.send((replace, None))
+                break
+            taken_job, queue, execution_id = taken
+            job = taken_job if isinstance(taken_job, ConsoleJob) else None
+            job_id, lane = taken_job.id, queue.name
+            raw = getattr(taken_job, "dequeued_hash", None)
+            conn.send((False, (job_id, lane, execution_id, raw)))
+            if execution_id is None:
+                break  # the worker starts it
         if replace:
             os._exit(0)
+
+
+def take_next(worker: SlotWorker) -> tuple[Job, Queue, str | None] | None:
+    """The next waiting job, if the worker's gate is open: (job, its lane,
+    a new execution id if this child runs it, else None)."""
+    if not worker._gate.is_open():
+        return None
+    try:
+        lanes_now = worker.active_lanes()
+        found = worker._dequeue_now(lanes_now) if lanes_now else None
+    except redis.exceptions.RedisError:
+        return None  # the worker meets it in its own loop
+    if found is None:
+        return None
+    job, queue = found
+    mine = (
+        isinstance(job, ConsoleJob) and not job.refusal and worker.runs_in_process(job)
+    )
+    return job, queue, uuid.uuid4().hex if mine else None
 
 
 def run_one(
@@ -107,22 +175,43 @@ def run_one(
     lane: str,
     execution_id: str,
     raw: dict[bytes, bytes] | None = None,
+    job: ConsoleJob | None = None,
 ) -> None:
     """One job, from the hash the worker read at dequeue when it has it (a
-    forked job process runs the worker's copy too), else read here."""
-    try:
-        job = worker.job_class(
-            job_id, connection=worker.connection, serializer=worker.serializer
-        )
-        if raw is None:
-            job.refresh()
-        else:
-            job.restore(raw)
-    except NoSuchJobError:
-        return  # deleted meanwhile: nothing to run (RQ skips it too)
-    worker.execution = Execution(
+    forked job process runs the worker's copy too), else read here; `job`:
+    one this child took itself (its execution is written with its
+    preparation, as the worker writes it for a job it hands over)."""
+    execution = Execution(
         execution_id, job_id, worker.connection, worker_name=worker.name
     )
+    if job is not None:
+        job.in_preparation = functools.partial(
+            save_execution, job, execution, worker._ttl(job, 0.0)
+        )
+    else:
+        try:
+            job = worker.job_class(
+                job_id, connection=worker.connection, serializer=worker.serializer
+            )
+            if raw is None:
+                job.refresh()
+            else:
+                job.restore(raw)
+        except NoSuchJobError:
+            return  # deleted meanwhile: nothing to run (RQ skips it too)
+    worker.execution = execution
     worker.current_job_working_time = 0
     worker.perform_job(job, rq_queue(lane, worker.connection))
     worker.execution = None
+
+
+def save_execution(job: Job, execution: Execution, ttl: int, pipeline: Any) -> None:
+    """What RQ's Execution.create writes (fingerprinted in tests), for an
+    execution whose id is already chosen: its hash and its two registries."""
+    execution.save(ttl=ttl, pipeline=pipeline)
+    ExecutionRegistry(job_id=job.id, connection=pipeline).add(
+        execution=execution, ttl=ttl, pipeline=pipeline
+    )
+    job.started_job_registry.add_execution(
+        execution, pipeline=pipeline, ttl=ttl, xx=False
+    )

@@ -110,6 +110,8 @@ class SlotWorker(SlotEndings, ConsoleWorker):
         self._cold = False
         #: The process model's job processes, idle or busy.
         self._children: list[slotprocs.Child] = []
+        #: Open while a job process that ends a job may take the next itself.
+        self._gate = slotprocs.Gate()
         self._limits = slotprocs.Limits.from_settings()
         #: A slot freed since the worker's hash last said so: written with the
         #: next job's start (_begin) or, if none starts at once, before waiting.
@@ -200,6 +202,7 @@ class SlotWorker(SlotEndings, ConsoleWorker):
                 self._tend()
                 if self._stop_requested:
                     return None
+                self._gate.set(not self._abandoned_alive() and not self._is_suspended())
                 if self._abandoned_alive():
                     if not self._slots and self._abandoned_for_good():
                         self._start_afresh()
@@ -248,6 +251,10 @@ class SlotWorker(SlotEndings, ConsoleWorker):
             self._polled_empty_at = moment
         self._nap()
         return None
+
+    def runs_in_process(self, job: Job) -> bool:
+        """Does the job run in a long-lived job process (the process model)?"""
+        return model_for(job, self.execution_override) == "process"
 
     def check_for_suspension(self, burst: bool) -> None:
         """RQ's waits in the main thread while `rq suspend` lasts, and the
