@@ -26,6 +26,7 @@ NAMES = (
     "kills",
     "kills-slots",
     "kills-fork-slots",
+    "kills-process-slots",
     "redis-kill",
     "redis-outage",
     "sentinel-failover",
@@ -49,7 +50,7 @@ def scenarios(
     from bench.chaos.database_outage import database_outage
     from bench.chaos.flaky import random_failures
     from bench.chaos.host_cut import host_cut
-    from bench.chaos.kill_storm import FORK_SLOTS, SLOTS, kill_storm
+    from bench.chaos.kill_storm import FORK_SLOTS, PROCESS_SLOTS, SLOTS, kill_storm
     from bench.chaos.redis_faults import redis_kill, redis_outage
     from bench.chaos.sentinel_failover import CUT_BEFORE_KILL, sentinel_failover
 
@@ -58,6 +59,9 @@ def scenarios(
         "kills-slots": lambda: kill_storm(directory, sizes, random.Random(seed), SLOTS),
         "kills-fork-slots": lambda: kill_storm(
             directory, sizes, random.Random(seed), FORK_SLOTS
+        ),
+        "kills-process-slots": lambda: kill_storm(
+            directory, sizes, random.Random(seed), PROCESS_SLOTS
         ),
         "redis-kill": lambda: redis_kill(directory, redis, sizes),
         "redis-outage": lambda: redis_outage(directory, redis, sizes),

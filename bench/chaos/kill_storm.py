@@ -16,6 +16,8 @@ from bench.chaos.outcome import (
 )
 from bench.chaos.sizes import Sizes
 
+#: How long each job sleeps, on a one-job worker.
+JOB_SECONDS = 0.05
 #: Longest a round waits for a busy worker to kill (replacements are booting).
 ROUND_WAIT = 10.0
 
@@ -26,6 +28,9 @@ SLOTS = ("--concurrency", "4", "--execution", "thread")
 #: The same with a forked job process per slot: a kill of the worker takes
 #: its 4 job processes with it (they die with their parent).
 FORK_SLOTS = ("--concurrency", "4", "--execution", "fork")
+#: The same with 4 long-lived job processes, each taking the next job itself
+#: as it ends one: a kill can catch one between its take and its start.
+PROCESS_SLOTS = ("--concurrency", "4", "--execution", "process")
 
 
 def kill_storm(
@@ -34,11 +39,14 @@ def kill_storm(
     from bench.procs import Fleet, console_worker
 
     jobs, kills = sizes.kill_jobs, sizes.kills
+    # N slots a worker drain N times as fast: jobs N times as long keep the
+    # drain as long as the one-job workers' (else it ends before the kills).
+    slots = int(extra[extra.index("--concurrency") + 1]) if extra else 1
     how = f" ({' '.join(extra)})" if extra else ""
     outcome = Outcome(f"SIGKILL {kills} busy workers{how} while 3 drain {jobs} jobs")
     with Fleet(directory) as fleet:
         workers = start_processes(fleet, extra=extra)
-        ids = submit_many("demo.sleep", {"seconds": 0.05}, jobs, outcome)
+        ids = submit_many("demo.sleep", {"seconds": JOB_SECONDS * slots}, jobs, outcome)
         killed = 0
         while killed < kills:
             time.sleep(0.5)
