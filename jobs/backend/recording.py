@@ -207,23 +207,47 @@ class RecordingMixin(UpkeepMixin):
         its hash, in one round trip (RQ pops the lanes one by one: a round
         trip per empty lane in front, for every job, then one to fetch it)."""
         by_key = {lane.key: lane for lane in lanes_now}
-        prefix = self.job_class.redis_job_namespace_prefix
         while True:
-            found = self._pop_first(keys=list(by_key), args=[prefix])
+            found = self._pop_first(keys=list(by_key), args=[self._job_prefix])
             if found is None:
                 return None
-            key, job_id = found[0].decode(), found[1].decode()
-            flat = found[2]
-            if not flat:
-                continue  # gone meanwhile (deleted): RQ skips it too
-            raw = dict(zip(flat[::2], flat[1::2], strict=True))
-            job = self.job_class(
-                job_id, connection=self.connection, serializer=self.serializer
-            )
-            job.restore(raw)  # as Job.fetch does with its HGETALL
-            if isinstance(job, ConsoleJob):
-                job.dequeued_hash = raw
-            return job, by_key[key]
+            taken = self._popped(found, by_key)
+            if taken is not None:
+                return taken
+            # gone meanwhile (deleted): RQ skips it too
+
+    def _pop_in(self, pipeline: Any, lanes_now: list[Queue]) -> None:
+        """The same pop as one more command of a transaction (EVAL, not
+        EVALSHA: a script missing from the server's cache cannot fail it)."""
+        keys = [lane.key for lane in lanes_now]
+        pipeline.eval(POP_FIRST, len(keys), *keys, self._job_prefix)
+
+    @property
+    def _job_prefix(self) -> str:
+        return str(self.job_class.redis_job_namespace_prefix)
+
+    def _popped(self, found: Any, by_key: dict[str, Queue]) -> tuple[Job, Queue] | None:
+        """The job a pop returned, restored from its hash; None if its hash
+        was gone (deleted meanwhile)."""
+        key, job_id, flat = found[0].decode(), found[1].decode(), found[2]
+        if not flat:
+            return None
+        raw = dict(zip(flat[::2], flat[1::2], strict=True))
+        job = self.job_class(
+            job_id, connection=self.connection, serializer=self.serializer
+        )
+        job.restore(raw)  # as Job.fetch does with its HGETALL
+        if isinstance(job, ConsoleJob):
+            job.dequeued_hash = raw
+        return job, by_key[key]
+
+    def _lanes_to_take_from(self) -> list[Queue]:
+        """The lanes the success transaction of the job in hand also takes
+        the next job from (none: it takes none); see SlotWorker."""
+        return []
+
+    def _took_in_transaction(self, taken: tuple[Job, Queue] | None) -> None:
+        """What the success transaction's pop found (None: nothing waited)."""
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         """RQ's heartbeat plus, once a second, this process's resident memory,

@@ -14,9 +14,11 @@ would be), and the worker starts another.
 
 A child that ends a job takes the next one itself when its worker lets it
 (the worker's gate: not stopping, not suspended): it pops the first waiting
-job of the unpaused lanes (the dequeue's one round trip), tells the worker
-in the same message that says its job ended, and runs it, the execution
-written with the job's preparation. A freed slot is refilled without the
+job of the unpaused lanes, in the transaction that records its job's success
+(ConsoleWorker._record_success) or, after a failure, with the dequeue's one
+round trip of its own; it tells the worker in the same message that says
+its job ended, and runs it, the execution written with the job's
+preparation. A freed slot is refilled without the
 worker's two round trips and its two hops over the pipe; the count of busy
 slots does not change, so load still follows capacity. A job that is not
 for this child (refused, or its task's model is another) goes to the worker,
@@ -132,10 +134,13 @@ def serve(worker: SlotWorker, conn: Connection, limits: Limits) -> None:
             os._exit(0)
         job: ConsoleJob | None = None
         while True:
+            # Its success transaction may take the next job (SlotWorker).
+            worker._take_allowed = done + 1 < limits.max_jobs
+            worker._took_ahead = False
             run_one(worker, job_id, lane, execution_id, raw, job)
             done += 1
             replace = done >= limits.max_jobs or resident_kb() > limits.max_memory_kb
-            taken = None if replace else take_next(worker)
+            taken = take_next(worker, replace)
             if taken is None:
                 conn.send((replace, None))
                 break
@@ -143,28 +148,36 @@ def serve(worker: SlotWorker, conn: Connection, limits: Limits) -> None:
             job = taken_job if isinstance(taken_job, ConsoleJob) else None
             job_id, lane = taken_job.id, queue.name
             raw = getattr(taken_job, "dequeued_hash", None)
-            conn.send((False, (job_id, lane, execution_id, raw)))
+            conn.send((replace, (job_id, lane, execution_id, raw)))
             if execution_id is None:
                 break  # the worker starts it
         if replace:
             os._exit(0)
 
 
-def take_next(worker: SlotWorker) -> tuple[Job, Queue, str | None] | None:
-    """The next waiting job, if the worker's gate is open: (job, its lane,
-    a new execution id if this child runs it, else None)."""
-    if not worker._gate.is_open():
-        return None
-    try:
-        lanes_now = worker.active_lanes()
-        found = worker._dequeue_now(lanes_now) if lanes_now else None
-    except redis.exceptions.RedisError:
-        return None  # the worker meets it in its own loop
+def take_next(
+    worker: SlotWorker, replace: bool
+) -> tuple[Job, Queue, str | None] | None:
+    """The next waiting job: the one the success transaction took, else one
+    taken now if the worker's gate is open and this child is not to be
+    replaced: (job, its lane, a new execution id if this child runs it, else
+    None: the worker starts it)."""
+    took, found = worker._took_ahead, worker._taken_ahead
+    worker._took_ahead, worker._taken_ahead = False, None
+    if not took and not replace and worker._gate.is_open():
+        try:
+            lanes_now = worker.active_lanes()
+            found = worker._dequeue_now(lanes_now) if lanes_now else None
+        except redis.exceptions.RedisError:
+            return None  # the worker meets it in its own loop
     if found is None:
         return None
     job, queue = found
     mine = (
-        isinstance(job, ConsoleJob) and not job.refusal and worker.runs_in_process(job)
+        not replace
+        and isinstance(job, ConsoleJob)
+        and not job.refusal
+        and worker.runs_in_process(job)
     )
     return job, queue, uuid.uuid4().hex if mine else None
 

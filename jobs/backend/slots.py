@@ -252,6 +252,27 @@ class SlotWorker(SlotEndings, ConsoleWorker):
         self._nap()
         return None
 
+    # -- in a process-model job process: the next job taken (slotprocs) -----
+
+    #: May the success transaction of the job in hand take the next one too?
+    #: Set by slotprocs.serve before each job, spent by the first ask.
+    _take_allowed = False
+    #: Whether it did, and what it found (None: nothing waited).
+    _took_ahead = False
+    _taken_ahead: tuple[Job, Queue] | None = None
+
+    def _lanes_to_take_from(self) -> list[Queue]:
+        allowed, self._take_allowed = self._take_allowed, False
+        if not allowed or not self._gate.is_open():
+            return []
+        try:
+            return self.active_lanes()
+        except redis.exceptions.RedisError:
+            return []  # the success transaction meets it, and is retried
+
+    def _took_in_transaction(self, taken: tuple[Job, Queue] | None) -> None:
+        self._took_ahead, self._taken_ahead = True, taken
+
     def runs_in_process(self, job: Job) -> bool:
         """Does the job run in a long-lived job process (the process model)?"""
         return model_for(job, self.execution_override) == "process"

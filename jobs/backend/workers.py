@@ -171,7 +171,9 @@ class ConsoleWorker(RecordingMixin, Worker):
         enqueues them through RQ's enqueue_dependents (WATCH and all), as
         recovery and refusals do. A dependent added before the transaction
         is counted; one added after it finds its parent finished and is
-        enqueued by its producer (RQ's enqueue watches the parent)."""
+        enqueued by its producer (RQ's enqueue watches the parent). A
+        process-model job process also takes its next job in the transaction
+        (SlotWorker._lanes_to_take_from)."""
         assert job.started_at is not None and job.ended_at is not None
         with self.connection.pipeline() as pipeline:
             self.increment_successful_job_count(pipeline=pipeline)
@@ -188,7 +190,15 @@ class ConsoleWorker(RecordingMixin, Worker):
             job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
             self.cleanup_execution(job, pipeline=pipeline)
             pipeline.scard(job.dependents_key)
-            waiting = int(pipeline.execute()[-1] or 0)
+            lanes = self._lanes_to_take_from()
+            if lanes:
+                self._pop_in(pipeline, lanes)
+            replies = pipeline.execute()
+        if lanes:
+            found = replies.pop()
+            by_key = {lane.key: lane for lane in lanes}
+            self._took_in_transaction(found and self._popped(found, by_key))
+        waiting = int(replies[-1] or 0)
         self.log.info(
             "Successfully completed job %s in %ss on worker %s",
             job.id,
