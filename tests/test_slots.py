@@ -220,6 +220,9 @@ def test_warm_shutdown_finishes_every_running_job(spawn, monitor, model):
     proc = slot_worker(spawn, 4, model)
     jobs = sleepers(4, 3)
     wait_for(lambda: set(statuses(jobs)) == {Status.STARTED}, timeout=60)
+    # Waiting behind them as the signal comes: no slot (nor a job process
+    # that ends its job, in the process model) starts them.
+    behind = sleepers(2, 1)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     wait_for(lambda: set(statuses(jobs)) == {Status.SUCCEEDED}, timeout=30)
@@ -227,6 +230,8 @@ def test_warm_shutdown_finishes_every_running_job(spawn, monitor, model):
         assert list(
             Attempt.objects.filter(job=job).values_list("outcome", flat=True)
         ) == ["succeeded"]
+    assert statuses(behind) == [Status.QUEUED] * 2
+    assert not Attempt.objects.filter(job__in=behind).exists()
 
 
 def test_workers_screen_shows_slots_in_use_of_n(operator_client):
