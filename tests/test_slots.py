@@ -553,6 +553,36 @@ def test_rqs_stop_job_command_stops_only_that_job(spawn, monitor, model):
     assert proc.poll() is None  # RQ's own handler would have killed the worker
 
 
+def test_a_stop_for_a_job_that_ended_spares_the_next_its_job_process_took(
+    spawn, monitor
+):
+    """The worker's slots lag behind a job process that takes its next job
+    itself: a stop-job for the job it has ended must not kill the one it runs
+    now (slotprocs.Running). The worker is held (SIGSTOP) while its job
+    process ends a job and starts the next, and the stop comes meanwhile: on
+    SIGCONT the worker handles the stop and the job process's message in
+    either order."""
+    from rq.command import send_stop_job_command
+
+    proc = slot_worker(spawn, 1, "process")
+    first = services.job_submit(task="demo.sleep", payload={"seconds": 1})
+    wait_for(lambda: statuses([first]) == [Status.STARTED], timeout=60)
+    second = services.job_submit(task="demo.sleep", payload={"seconds": 3})
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        wait_for(
+            lambda: statuses([first, second]) == [Status.SUCCEEDED, Status.STARTED],
+            timeout=60,
+        )
+        send_stop_job_command(connect.connection(), str(first.pk))
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    wait_for(lambda: statuses([second]) == [Status.SUCCEEDED], timeout=60)
+    assert outcomes(first) == ["succeeded"]
+    assert outcomes(second) == ["succeeded"]
+    assert proc.poll() is None
+
+
 @pytest.mark.parametrize("model", ["thread", "process"])
 def test_a_failed_job_in_a_slot_is_retried_with_backoff(spawn, monitor, model):
     spawn(

@@ -93,6 +93,12 @@ def raise_in_thread(thread: threading.Thread, exc_type: type[BaseException]) -> 
     )
 
 
+def _kill_group(pid: int) -> None:
+    """SIGKILL a job process and its own children (its process group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
 if TYPE_CHECKING:
     from jobs.backend.workers import ConsoleWorker as _WorkerBase
 else:
@@ -217,8 +223,9 @@ class SlotEndings(_WorkerBase):
             return
         limit = slot.timeout
         if limit is not None and slot.elapsed > limit + HARD_KILL_AFTER:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)
+            with child.running.holding(slot.job.id) as running:
+                if running:
+                    _kill_group(child.pid)
 
     def _took_next(self, child: slotprocs.Child, taken: slotprocs.Next) -> None:
         """The job process that ended a job took the next one (slotprocs):
@@ -332,11 +339,18 @@ class SlotEndings(_WorkerBase):
         if slot is None:
             self.log.info("stop-job: not running here", extra={"job_id": job_id})
             return
+        if slot.child is not None:  # a long-lived job process: if still on it
+            with slot.child.running.holding(job_id) as running:
+                if running:
+                    slot.stopped = True
+                    _kill_group(slot.child.pid)
+            if not running:
+                self.log.info("stop-job: it had ended", extra={"job_id": job_id})
+            self._wake_up()
+            return
         slot.stopped = True
-        pid = slot.child.pid if slot.child is not None else slot.pid
-        if pid:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+        if slot.pid:
+            _kill_group(slot.pid)
         self._wake_up()
 
     def kill_horse(self, sig: Any = None) -> None:

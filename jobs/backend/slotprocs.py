@@ -33,13 +33,16 @@ address-space cap would outlive its job): such a task belongs to `fork`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import mmap
 import os
 import random
 import uuid
-from dataclasses import dataclass
-from multiprocessing import Pipe
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from multiprocessing import Lock, Pipe
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -64,11 +67,50 @@ DEFAULT_MAX_JOBS = 1000
 DEFAULT_MAX_MEMORY_MB = 256
 
 
+class Running:
+    """Which job a child's job code runs, shared with its worker: a job
+    process takes its next job itself, so the worker's slots may lag behind
+    it; the worker stops or hard-kills a child only while it still runs the
+    job meant (under the lock the child switches jobs with), never the one
+    it took after. None from the end of a job's code (its outcome is being
+    recorded) until the next job's code starts."""
+
+    SIZE = 16
+
+    def __init__(self) -> None:
+        self._bytes = mmap.mmap(-1, self.SIZE)  # anonymous and shared across fork
+        self._lock = Lock()
+
+    @classmethod
+    def _digest(cls, job_id: str | None) -> bytes:
+        if job_id is None:
+            return bytes(cls.SIZE)
+        return hashlib.blake2b(job_id.encode(), digest_size=cls.SIZE).digest()
+
+    def set(self, job_id: str | None) -> None:
+        """In the child: now running `job_id` (None: no job's code)."""
+        with self._lock:
+            self._bytes[:] = self._digest(job_id)
+
+    @contextlib.contextmanager
+    def holding(self, job_id: str) -> Iterator[bool]:
+        """In the worker: whether the child runs `job_id`, the child kept
+        from switching jobs meanwhile. A lock not had within a second (its
+        child died holding it) is taken as running: the child is stopped."""
+        held = self._lock.acquire(timeout=1.0)
+        try:
+            yield not held or self._bytes[:] == self._digest(job_id)
+        finally:
+            if held:
+                self._lock.release()
+
+
 @dataclass(eq=False)
 class Child:
     pid: int
     conn: Connection
     busy: bool = False
+    running: Running = field(default_factory=Running)
 
 
 @dataclass(frozen=True)
@@ -86,15 +128,16 @@ class Limits:
 def spawn(worker: SlotWorker, limits: Limits) -> Child:
     """Fork a child that serves jobs until told to stop or replaced."""
     ours, theirs = Pipe()
+    running = Running()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child (tests run it for real)
         try:
             ours.close()
-            serve(worker, theirs, limits)
+            serve(worker, theirs, limits, running)
         finally:
             os._exit(1)
     theirs.close()
-    return Child(pid=pid, conn=ours)
+    return Child(pid=pid, conn=ours, running=running)
 
 
 class Gate:
@@ -117,7 +160,9 @@ class Gate:
 Next = tuple[str, str, str | None, dict[bytes, bytes] | None]
 
 
-def serve(worker: SlotWorker, conn: Connection, limits: Limits) -> None:
+def serve(
+    worker: SlotWorker, conn: Connection, limits: Limits, running: Running
+) -> None:
     """The child's loop: one job at a time, as long as the limits allow."""
     os.setpgrp()
     die_with_parent()
@@ -126,6 +171,7 @@ def serve(worker: SlotWorker, conn: Connection, limits: Limits) -> None:
     worker.setup_work_horse_signals()
     worker._is_horse = True
     worker.forget_slots()
+    worker._running = running
     done = 0
     while True:
         try:
@@ -137,6 +183,7 @@ def serve(worker: SlotWorker, conn: Connection, limits: Limits) -> None:
             # Its success transaction may take the next job (SlotWorker).
             worker._take_allowed = done + 1 < limits.max_jobs
             worker._took_ahead = False
+            running.set(job_id)
             run_one(worker, job_id, lane, execution_id, raw, job)
             done += 1
             replace = done >= limits.max_jobs or resident_kb() > limits.max_memory_kb

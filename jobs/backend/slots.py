@@ -261,6 +261,17 @@ class SlotWorker(SlotEndings, ConsoleWorker):
     _took_ahead = False
     _taken_ahead: tuple[Job, Queue] | None = None
 
+    #: Which job this job process's code runs (slotprocs.Running); None in
+    #: the worker.
+    _running: slotprocs.Running | None = None
+
+    def handle_execution_ended(
+        self, job: Job, queue: Queue, heartbeat_ttl: int
+    ) -> None:
+        if self._running is not None:  # its code ended: stop-job may not kill
+            self._running.set(None)
+        super().handle_execution_ended(job, queue, heartbeat_ttl)
+
     def _lanes_to_take_from(self) -> list[Queue]:
         allowed, self._take_allowed = self._take_allowed, False
         if not allowed or not self._gate.is_open():
