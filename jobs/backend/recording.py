@@ -233,13 +233,18 @@ class RecordingMixin(UpkeepMixin):
         if not flat:
             return None
         raw = dict(zip(flat[::2], flat[1::2], strict=True))
+        return self._restored(job_id, raw), by_key[key]
+
+    def _restored(self, job_id: str, raw: dict[bytes, bytes]) -> Job:
+        """The job from the hash a dequeue read, as Job.fetch restores it
+        from its HGETALL; the hash kept for a job process to restore too."""
         job = self.job_class(
             job_id, connection=self.connection, serializer=self.serializer
         )
-        job.restore(raw)  # as Job.fetch does with its HGETALL
+        job.restore(raw)
         if isinstance(job, ConsoleJob):
             job.dequeued_hash = raw
-        return job, by_key[key]
+        return job
 
     def _lanes_to_take_from(self) -> list[Queue]:
         """The lanes the success transaction of the job in hand also takes

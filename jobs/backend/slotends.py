@@ -233,10 +233,7 @@ class SlotEndings(_WorkerBase):
         process's preparation writes the execution and `current_job`), or,
         with no execution id, the worker starts it as one it dequeued."""
         job_id, lane, execution_id, raw = taken
-        job = self.job_class(
-            job_id, connection=self.connection, serializer=self.serializer
-        )
-        job.restore(raw)
+        job = self._restored(job_id, raw)
         queue = rq_queue(lane, self.connection)
         if execution_id is None:
             self._fields_later()

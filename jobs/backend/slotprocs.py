@@ -157,7 +157,7 @@ class Gate:
 #: What a child tells its worker after each job: must it be replaced, and the
 #: job it took next, if any: (job id, lane, execution id or None when the
 #: worker is to start it, the job's hash as the dequeue read it).
-Next = tuple[str, str, str | None, dict[bytes, bytes] | None]
+Next = tuple[str, str, str | None, dict[bytes, bytes]]
 
 
 def serve(
@@ -182,7 +182,6 @@ def serve(
         while True:
             # Its success transaction may take the next job (SlotWorker).
             worker._take_allowed = done + 1 < limits.max_jobs
-            worker._took_ahead = False
             running.set(job_id)
             run_one(worker, job_id, lane, execution_id, raw, job)
             done += 1
@@ -211,10 +210,10 @@ def take_next(
     None: the worker starts it)."""
     took, found = worker._took_ahead, worker._taken_ahead
     worker._took_ahead, worker._taken_ahead = False, None
-    if not took and not replace and worker._gate.is_open():
+    lanes_now = [] if took or replace else worker.lanes_open_to_take()
+    if lanes_now:
         try:
-            lanes_now = worker.active_lanes()
-            found = worker._dequeue_now(lanes_now) if lanes_now else None
+            found = worker._dequeue_now(lanes_now)
         except redis.exceptions.RedisError:
             return None  # the worker meets it in its own loop
     if found is None:

@@ -202,8 +202,9 @@ class SlotWorker(SlotEndings, ConsoleWorker):
                 self._tend()
                 if self._stop_requested:
                     return None
-                self._gate.set(not self._abandoned_alive() and not self._is_suspended())
-                if self._abandoned_alive():
+                abandoned = self._abandoned_alive()
+                self._gate.set(not abandoned and not self._is_suspended())
+                if abandoned:
                     if not self._slots and self._abandoned_for_good():
                         self._start_afresh()
                         return None
@@ -274,12 +275,17 @@ class SlotWorker(SlotEndings, ConsoleWorker):
 
     def _lanes_to_take_from(self) -> list[Queue]:
         allowed, self._take_allowed = self._take_allowed, False
-        if not allowed or not self._gate.is_open():
+        return self.lanes_open_to_take() if allowed else []
+
+    def lanes_open_to_take(self) -> list[Queue]:
+        """In a job process: the unpaused lanes while the worker's gate is
+        open, else none (nor with Redis away: the worker meets that)."""
+        if not self._gate.is_open():
             return []
         try:
             return self.active_lanes()
         except redis.exceptions.RedisError:
-            return []  # the success transaction meets it, and is retried
+            return []
 
     def _took_in_transaction(self, taken: tuple[Job, Queue] | None) -> None:
         self._took_ahead, self._taken_ahead = True, taken
