@@ -115,6 +115,7 @@ class RecordingMixin(UpkeepMixin):
         super().__init__(lane_queues, *args, **kwargs)
         self._failures: dict[str, Failure] = {}
         self._all_lanes: list[Queue] = list(self._ordered_queues)
+        self._lanes_by_name = {lane.name: lane for lane in self._all_lanes}
         self._paused: set[str] = set()
         self._paused_read_at = 0.0
         self._pop_first = self.connection.register_script(POP_FIRST)
@@ -122,6 +123,12 @@ class RecordingMixin(UpkeepMixin):
         self._beat_at = -HEARTBEAT_FRESH
 
     # -- pause-aware dequeue --------------------------------------------------
+
+    def lane_queue(self, name: str) -> Queue:
+        """The queue of one of this worker's lanes (a job process names the
+        lane it took a job from): the worker's own object, not a new one."""
+        found = self._lanes_by_name.get(name)
+        return found if found is not None else rq_queue(name, self.connection)
 
     def active_lanes(self) -> list[Queue]:
         """The lanes of queues that are not paused (re-read at most every

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -22,10 +23,9 @@ from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.timeouts import JobTimeoutException
-from rq.utils import now
+from rq.utils import now, parse_timeout
 
 from jobs.backend import slotprocs
-from jobs.backend.queueing import rq_queue
 
 #: How often the main thread looks at its slots while jobs run (reaping forked
 #: job processes, finished threads, deadlines).
@@ -42,10 +42,15 @@ STOP_GRACE = 2.0
 
 @dataclass(eq=False)
 class Slot:
-    job: Job
+    job_id: str
     queue: Queue
     execution: Execution
     model: str
+    #: Its job's timeout as the job says it (Job.timeout: None, -1 or seconds).
+    job_timeout: float | None
+    #: The job, or how to restore it when first needed: the worker needs
+    #: only a job's id and timeout while a job process it took runs it.
+    source: Job | Callable[[], Job]
     started: float = field(default_factory=time.monotonic)
     pid: int = 0
     thread: threading.Thread | None = None
@@ -64,9 +69,19 @@ class Slot:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    @classmethod
+    def of(cls, job: Job, queue: Queue, execution: Execution, model: str) -> Slot:
+        return cls(job.id, queue, execution, model, job.timeout, job)
+
+    @property
+    def job(self) -> Job:
+        if not isinstance(self.source, Job):
+            self.source = self.source()
+        return self.source
+
     @property
     def timeout(self) -> int | None:
-        seconds = self.job.timeout or Queue.DEFAULT_TIMEOUT
+        seconds = self.job_timeout or Queue.DEFAULT_TIMEOUT
         return None if seconds == -1 else int(seconds)
 
 
@@ -218,12 +233,12 @@ class SlotEndings(_WorkerBase):
             if taken is None:
                 self._free(slot)
             else:
-                self._slots.pop(slot.job.id, None)
+                self._slots.pop(slot.job_id, None)
                 self._took_next(child, taken)
             return
         limit = slot.timeout
         if limit is not None and slot.elapsed > limit + HARD_KILL_AFTER:
-            with child.running.holding(slot.job.id) as running:
+            with child.running.holding(slot.job_id) as running:
                 if running:
                     _kill_group(child.pid)
 
@@ -233,22 +248,36 @@ class SlotEndings(_WorkerBase):
         process's preparation writes the execution and `current_job`), or,
         with no execution id, the worker starts it as one it dequeued."""
         job_id, lane, execution_id, raw = taken
-        job = self._restored(job_id, raw)
-        queue = rq_queue(lane, self.connection)
+        queue = self.lane_queue(lane)
         if execution_id is None:
             self._fields_later()
-            self.execute_job(job, queue)
+            self.execute_job(self._restored(job_id, raw), queue)
             return
         execution = Execution(
             execution_id, job_id, self.connection, worker_name=self.name
         )
-        job.started_at = now()  # as _hand_over
+        started_at = now()  # as _hand_over
+
+        def restore() -> Job:
+            job = self._restored(job_id, raw)
+            job.started_at = started_at
+            return job
+
+        source: Job | Callable[[], Job] = restore
+        value = raw.get(b"timeout")
+        try:  # as Job.restore reads it (its job process restored it already)
+            timeout: float | None = parse_timeout(value) if value else None  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - whatever RQ's restore makes of it
+            source = restore()
+            timeout = source.timeout
         child.busy = True
         self._slots[job_id] = Slot(
-            job=job,
-            queue=queue,
-            execution=execution,
-            model="process",
+            job_id,
+            queue,
+            execution,
+            "process",
+            timeout,
+            source,
             child=child,
             pid=child.pid,
         )
@@ -256,7 +285,7 @@ class SlotEndings(_WorkerBase):
     def _free(self, slot: Slot) -> None:
         """The slot's job process recorded the job's outcome itself: the slot
         is free (the worker's hash says so with its next write)."""
-        self._slots.pop(slot.job.id, None)
+        self._slots.pop(slot.job_id, None)
         self._fields_later()
 
     def _reap_idle_children(self) -> None:
@@ -298,7 +327,7 @@ class SlotEndings(_WorkerBase):
     def _settle(self, slot: Slot, record: Any) -> None:
         """Record a slot's outcome with RQ's handlers, which read the
         worker's one `execution`: it is the slot's for the while."""
-        self._slots.pop(slot.job.id, None)
+        self._slots.pop(slot.job_id, None)
         self.execution = slot.execution
         try:
             record(slot.job, slot.queue)
@@ -306,7 +335,7 @@ class SlotEndings(_WorkerBase):
             # Left in the started registry: recovered as a lost worker's job.
             self.log.warning(
                 "redis unavailable as a job ended; waiting for it",
-                extra={"worker": self.name, "job_id": slot.job.id, "error": str(exc)},
+                extra={"worker": self.name, "job_id": slot.job_id, "error": str(exc)},
             )
             self._wait_for_redis()
         finally:

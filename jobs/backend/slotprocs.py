@@ -58,7 +58,7 @@ from jobs.backend.forking import (
     forget_inherited_db_connections,
     resident_kb,
 )
-from jobs.backend.queueing import ConsoleJob, rq_queue
+from jobs.backend.queueing import ConsoleJob
 
 if TYPE_CHECKING:
     from jobs.backend.slots import SlotWorker
@@ -260,7 +260,7 @@ def run_one(
             return  # deleted meanwhile: nothing to run (RQ skips it too)
     worker.execution = execution
     worker.current_job_working_time = 0
-    worker.perform_job(job, rq_queue(lane, worker.connection))
+    worker.perform_job(job, worker.lane_queue(lane))
     worker.execution = None
 
 

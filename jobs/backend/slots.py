@@ -364,7 +364,7 @@ class SlotWorker(SlotEndings, ConsoleWorker):
         ttl = self._ttl(job, 0.0)
         with self.connection.pipeline() as pipe:
             execution = Execution.create(job, ttl, pipeline=pipe, worker_name=self.name)
-            slot = Slot(job=job, queue=queue, execution=execution, model=model)
+            slot = Slot.of(job, queue, execution, model)
             self._slots[job.id] = slot
             self.set_state(WorkerStatus.BUSY, pipeline=pipe)
             due, self._fields_due = self._fields_due, False
