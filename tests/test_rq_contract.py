@@ -117,6 +117,11 @@ OVERRIDDEN = [
     (Worker, "maintain_heartbeats", "self, job"),
     (Worker, "handle_execution_ended", "self, job, queue, heartbeat_ttl"),
     (Worker, "handle_job_success", "self, job, queue, started_job_registry"),
+    (
+        Worker,
+        "prepare_job_execution",
+        "self, job, remove_from_intermediate_queue=False",
+    ),
     (Job, "prepare_for_execution", "self, worker_name, pipeline"),
     (Job, "restore", "self, raw_data"),
     (Job, "save", "self, pipeline=None, include_meta=True, include_result=True"),
@@ -215,6 +220,16 @@ COPIED = {
     # jobs/backend/workers.py ConsoleWorker._record_success, its dependents
     # counted in the transaction rather than read under a WATCH before it
     "BaseWorker.handle_job_success": (BaseWorker.handle_job_success, "77c7c3f25535"),
+    # jobs/backend/recording.py RecordingMixin.prepare_job_execution, in
+    # fewer commands (one HSET of the worker's hash, no job.heartbeat, the
+    # worker's heartbeat only where beats_in_preparation)
+    "BaseWorker.prepare_job_execution": (
+        BaseWorker.prepare_job_execution,
+        "63a867970c7a",
+    ),
+    # jobs/backend/queueing.py ConsoleJob.prepare_for_execution, the attempt
+    # counted in its HSET
+    "Job.prepare_for_execution": (Job.prepare_for_execution, "68c838f0f868"),
     # jobs/backend/queueing.py ConsoleJob.perform, less its PERSIST
     "Job.perform": (Job.perform, "80df6cfc0713"),
     # jobs/backend/queueing.py ConsoleJob._restore_refused sets what restore sets

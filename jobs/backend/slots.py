@@ -77,6 +77,8 @@ class SlotWorker(SlotEndings, ConsoleWorker):
     """RQ worker with N slots; see the module's docstring."""
 
     concurrency = 1
+    #: The worker process beats for itself and every running job (_beat).
+    beats_in_preparation = False
     #: "fork" or "thread" for every job, whatever its task declares.
     execution_override: str | None = None
     #: The command line to exec when the process must start afresh (set by
