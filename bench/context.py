@@ -57,8 +57,10 @@ class Sizes:
     #: Figure 13: this many jobs sleeping this long, all at once.
     slot_jobs: int = 50
     slot_seconds: float = 10.0
-    #: Figure 14: this many CPU-bound jobs of each length.
+    #: Figure 14: this many CPU-bound jobs of each length, each side this
+    #: many rounds in turn (the median round shown).
     cpu_jobs: int = 200
+    cpu_rounds: int = 3
 
     @classmethod
     def of(cls, quick: bool) -> Sizes:
@@ -82,6 +84,7 @@ class Sizes:
                 slot_jobs=10,
                 slot_seconds=2.0,
                 cpu_jobs=40,
+                cpu_rounds=1,
                 live=150,
             )
         return cls(

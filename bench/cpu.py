@@ -51,7 +51,8 @@ NOTE = (
     "ours is one `rqworker default --concurrency 2 --execution process` "
     "worker with the monitor process (`jobs monitor`) recording the history, "
     "plain RQ is `rq worker-pool plain -n 2` (a job process forked per job), "
-    "Celery is `celery worker --pool=prefork --concurrency=2`. The workers "
+    "Celery is `celery worker --pool=prefork --concurrency=2`; every side's "
+    "processes log at WARNING (no line per job). The workers "
     "of one side start once for both lengths and first run 4 untimed 1 ms "
     "jobs. Wall = from the first job put into Redis (ours: the commit that "
     "enqueues them all) to the last job's end (RQ's ended_at, Celery's "
@@ -332,7 +333,7 @@ def measure(ctx: Context, side: Side, jobs: int) -> list[Run]:
     """Both job lengths on one start of the side's workers."""
     reset()
     redis_pid = int(plain.client().info("server")["process_id"])
-    with procs.Fleet(ctx.directory, graceful=side.graceful) as fleet:
+    with procs.Fleet(ctx.directory, graceful=side.graceful, quiet=True) as fleet:
         roots = side.start(fleet)
         _batch(side, fleet, Meter(roots, redis_pid), WARM_UP, 1)
         meters = [Meter(roots, redis_pid) for _ in LENGTHS]
@@ -346,15 +347,42 @@ SIDES = (Ours(), Plain(), Celery())
 
 
 def figure(ctx: Context) -> None:
-    jobs = ctx.sizes.cpu_jobs
-    found: dict[str, list[Run]] = {}
-    for side in SIDES:
-        progress(f"figure 14: {side.name}, {jobs} CPU-bound jobs of {LENGTHS} ms")
-        found[side.name] = measure(ctx, side, jobs)
+    """Each side `rounds` times, the sides taking turns (ours, plain RQ,
+    Celery, ours, ...): a burst of another program's CPU lands on one
+    round of one side, and the median round of each side is the one shown
+    (every round's useful CPU is in the details)."""
+    jobs, rounds = ctx.sizes.cpu_jobs, ctx.sizes.cpu_rounds
+    found: dict[str, list[list[Run]]] = {side.name: [] for side in SIDES}
+    for number in range(1, rounds + 1):
+        for side in SIDES:
+            progress(
+                f"figure 14: {side.name}, {jobs} CPU-bound jobs of {LENGTHS} ms "
+                f"(round {number} of {rounds})"
+            )
+            found[side.name].append(measure(ctx, side, jobs))
     for index in range(len(LENGTHS)):
-        ours, base, celery = (found[s.name][index] for s in SIDES)
+        runs = {name: [r[index] for r in each] for name, each in found.items()}
+        ours, base, celery = (median_run(runs[s.name]) for s in SIDES)
         ctx.results.rows += _rows(ours, base, celery)
         ctx.results.details.append(_detail(ours, base, celery))
+        if rounds > 1:
+            ctx.results.details.append(_spread(runs))
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The round whose useful CPU is the median (the lower middle of an
+    even number): one real round, all its figures consistent."""
+    ordered = sorted(runs, key=lambda run: run.useful)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _spread(runs: dict[str, list[Run]]) -> str:
+    ms = next(iter(runs.values()))[0].ms
+    sides = "; ".join(
+        f"{name} " + ", ".join(f"{run.useful:.1f}" for run in each)
+        for name, each in runs.items()
+    )
+    return f"14. {ms} ms, useful CPU of each round in turn (%): {sides}"
 
 
 def _rows(ours: Run, base: Run, celery: Run) -> list[Row]:

@@ -231,7 +231,7 @@ def measure(
     how = SIDES[side]
     env = how.env() | ({"DATABASE_URL": database_url} if database_url else {})
     names = [f"{side}-{workers}w-{n}" for n in range(workers)]
-    with procs.Fleet(ctx.directory, graceful=how.graceful) as fleet:
+    with procs.Fleet(ctx.directory, graceful=how.graceful, quiet=True) as fleet:
         pids = [fleet.start(name, how.argv(name), env) for name in names]
         startup = how.wait_ready(fleet, pids, names)
         idle = max(procs.status_kb(pid, "VmRSS") or 0 for pid in pids)

@@ -84,9 +84,15 @@ class ChildDied(RuntimeError):
 class Fleet:
     """The processes of one measurement; all ended on exit."""
 
-    def __init__(self, directory: Path, graceful: bool = True) -> None:
+    def __init__(
+        self, directory: Path, graceful: bool = True, quiet: bool = False
+    ) -> None:
         self.directory = directory
         self.graceful = graceful
+        #: Our processes log at WARNING, as the other sides' workers do
+        #: (Celery `--loglevel=WARNING`, RQ `--logging-level WARNING`): the
+        #: figures that compare the sides measure jobs, not log lines.
+        self.quiet = quiet
         self.children: dict[int, tuple[str, subprocess.Popen[bytes]]] = {}
 
     def __enter__(self) -> Fleet:
@@ -103,7 +109,10 @@ class Fleet:
     def start(
         self, name: str, argv: list[str], env: dict[str, str] | None = None
     ) -> int:
-        env = dict(os.environ, **(env or {}), PROCESS_NAME=name, PYTHONUNBUFFERED="1")
+        quiet = {"LOG_LEVEL": "WARNING"} if self.quiet else {}
+        env = dict(
+            os.environ, **quiet, **(env or {}), PROCESS_NAME=name, PYTHONUNBUFFERED="1"
+        )
         with (self.directory / f"{name}.log").open("ab") as log:
             child = subprocess.Popen(
                 argv,

@@ -16,7 +16,12 @@ def general_notes() -> tuple[str, ...]:
         "ours/RQ and ours/Celery = our figure divided by theirs: for latency "
         "lower is better, for throughput higher.",
         "Logs: the console's JSON lines go to files at the configured level; rq's "
-        f"loggers are at WARNING for both sides. DEBUG={int(settings.DEBUG)}.",
+        "loggers are at WARNING for both sides. The worker processes that the "
+        "drains and figures 13 and 14 start log at WARNING on every side (ours: "
+        "LOG_LEVEL=WARNING, no line per job; Celery --loglevel=WARNING; RQ "
+        "--logging-level WARNING); at the default INFO ours writes two JSON "
+        "lines a job (about "
+        f"25 us each on a warm cache). DEBUG={int(settings.DEBUG)}.",
         "The machine is shared (2 cores, other test suites running): figures are "
         "noisy and not tuned.",
     )

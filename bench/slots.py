@@ -100,7 +100,7 @@ def _measure(
     seconds: float,
 ) -> Run:
     reset()
-    with procs.Fleet(ctx.directory, graceful=False) as fleet:
+    with procs.Fleet(ctx.directory, graceful=False, quiet=True) as fleet:
         pid = fleet.start(name, argv, env)
         ready(fleet)
         with PeakPss(pid) as peak:
