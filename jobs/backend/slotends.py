@@ -23,7 +23,7 @@ from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.timeouts import JobTimeoutException
-from rq.utils import now, parse_timeout
+from rq.utils import now
 
 from jobs.backend import slotprocs
 
@@ -247,7 +247,7 @@ class SlotEndings(_WorkerBase):
         its slot now runs it (the count of busy slots is unchanged; the job
         process's preparation writes the execution and `current_job`), or,
         with no execution id, the worker starts it as one it dequeued."""
-        job_id, lane, execution_id, raw = taken
+        job_id, lane, execution_id, raw, timeout = taken
         queue = self.lane_queue(lane)
         if execution_id is None:
             self._fields_later()
@@ -263,13 +263,6 @@ class SlotEndings(_WorkerBase):
             job.started_at = started_at
             return job
 
-        source: Job | Callable[[], Job] = restore
-        value = raw.get(b"timeout")
-        try:  # as Job.restore reads it (its job process restored it already)
-            timeout: float | None = parse_timeout(value) if value else None  # type: ignore[arg-type]
-        except Exception:  # noqa: BLE001 - whatever RQ's restore makes of it
-            source = restore()
-            timeout = source.timeout
         child.busy = True
         self._slots[job_id] = Slot(
             job_id,
@@ -277,7 +270,7 @@ class SlotEndings(_WorkerBase):
             execution,
             "process",
             timeout,
-            source,
+            restore,
             child=child,
             pid=child.pid,
         )

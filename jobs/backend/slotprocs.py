@@ -156,8 +156,9 @@ class Gate:
 
 #: What a child tells its worker after each job: must it be replaced, and the
 #: job it took next, if any: (job id, lane, execution id or None when the
-#: worker is to start it, the job's hash as the dequeue read it).
-Next = tuple[str, str, str | None, dict[bytes, bytes]]
+#: worker is to start it, the job's hash as the dequeue read it, the job's
+#: timeout as its restore read it: the worker needs no more while it runs).
+Next = tuple[str, str, str | None, dict[bytes, bytes], float | None]
 
 
 def serve(
@@ -194,7 +195,8 @@ def serve(
             job = taken_job if isinstance(taken_job, ConsoleJob) else None
             job_id, lane = taken_job.id, queue.name
             raw = getattr(taken_job, "dequeued_hash", None)
-            conn.send((replace, (job_id, lane, execution_id, raw)))
+            next_ = (job_id, lane, execution_id, raw, taken_job.timeout)
+            conn.send((replace, next_))
             if execution_id is None:
                 break  # the worker starts it
         if replace:
