@@ -583,6 +583,39 @@ def test_a_stop_for_a_job_that_ended_spares_the_next_its_job_process_took(
     assert proc.poll() is None
 
 
+def test_a_stop_for_a_job_its_job_process_took_stops_it_before_the_worker_reads_it(
+    spawn, monitor
+):
+    """A job process says which job it took itself on a pipe the worker only
+    reads as it tends its slots (slotprocs.Child.took): a stop-job for that
+    job, arriving before the worker has read it, still stops it (the job
+    processes' Running is asked, SlotEndings._stop_taken) and it is recorded
+    as stopped, not lost; the slot's next job runs in a new job process."""
+    from rq.command import send_stop_job_command
+
+    proc = slot_worker(spawn, 1, "process")
+    first = services.job_submit(task="demo.sleep", payload={"seconds": 1})
+    wait_for(lambda: statuses([first]) == [Status.STARTED], timeout=60)
+    second = services.job_submit(task="demo.sleep", payload={"seconds": 30})
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        wait_for(
+            lambda: statuses([first, second]) == [Status.SUCCEEDED, Status.STARTED],
+            timeout=60,
+        )
+        send_stop_job_command(connect.connection(), str(second.pk))
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    wait_for(lambda: statuses([second]) == [Status.DEAD], timeout=60)
+    (stopped,) = Attempt.objects.filter(job=second)  # stopped: never retried
+    assert "stopped" in stopped.exc_message
+    assert outcomes(first) == ["succeeded"]
+    third = services.job_submit(task="demo.echo", payload={"text": "third"})
+    wait_for(lambda: statuses([third]) == [Status.SUCCEEDED], timeout=60)
+    assert _pids([third]) != _pids([first])  # the killed job process replaced
+    assert proc.poll() is None
+
+
 @pytest.mark.parametrize("model", ["thread", "process"])
 def test_a_failed_job_in_a_slot_is_retried_with_backoff(spawn, monitor, model):
     spawn(

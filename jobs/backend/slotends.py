@@ -128,6 +128,9 @@ class SlotEndings(_WorkerBase):
     _abandoned: list[tuple[threading.Thread, float]]
     _children: list[slotprocs.Child]
     _gate: slotprocs.Gate
+    #: Jobs stop-job killed before the worker read that a job process took
+    #: them (added by the command channel's thread, spent by _caught_up).
+    _stopping: set[str]
     _cold: bool
     restart_argv: list[str] | None
 
@@ -218,6 +221,7 @@ class SlotEndings(_WorkerBase):
     def _reap_process(self, slot: Slot) -> None:
         child = slot.child
         assert child is not None
+        slot = self._caught_up(slot, child)
         if child.conn.poll():
             try:
                 replace, taken = child.conn.recv()
@@ -242,7 +246,23 @@ class SlotEndings(_WorkerBase):
                 if running:
                     _kill_group(child.pid)
 
-    def _took_next(self, child: slotprocs.Child, taken: slotprocs.Next) -> None:
+    def _caught_up(self, slot: Slot, child: slotprocs.Child) -> Slot:
+        """The slot of the job the child runs now: each job it took and runs
+        itself since (said on its `took` pipe, read here, in order) replaces
+        the slot of the one before, which it recorded itself."""
+        while child.took is not None and child.took.poll():
+            try:
+                taken = child.took.recv()
+            except (EOFError, OSError):  # it died: its first pipe says so
+                break
+            self._slots.pop(slot.job_id, None)
+            slot = self._took_next(child, taken) or slot
+            if slot.job_id in self._stopping:  # stop-job came first (_stop_taken)
+                self._stopping.discard(slot.job_id)
+                slot.stopped = True
+        return slot
+
+    def _took_next(self, child: slotprocs.Child, taken: slotprocs.Next) -> Slot | None:
         """The job process that ended a job took the next one (slotprocs):
         its slot now runs it (the count of busy slots is unchanged; the job
         process's preparation writes the execution and `current_job`), or,
@@ -252,7 +272,7 @@ class SlotEndings(_WorkerBase):
         if execution_id is None:
             self._fields_later()
             self.execute_job(self._restored(job_id, raw), queue)
-            return
+            return None
         execution = Execution(
             execution_id, job_id, self.connection, worker_name=self.name
         )
@@ -264,7 +284,7 @@ class SlotEndings(_WorkerBase):
             return job
 
         child.busy = True
-        self._slots[job_id] = Slot(
+        slot = self._slots[job_id] = Slot(
             job_id,
             queue,
             execution,
@@ -274,6 +294,7 @@ class SlotEndings(_WorkerBase):
             child=child,
             pid=child.pid,
         )
+        return slot
 
     def _free(self, slot: Slot) -> None:
         """The slot's job process recorded the job's outcome itself: the slot
@@ -356,7 +377,7 @@ class SlotEndings(_WorkerBase):
     def _stop_job(self, job_id: str) -> None:
         slot = self._slots.get(job_id)
         if slot is None:
-            self.log.info("stop-job: not running here", extra={"job_id": job_id})
+            self._stop_taken(job_id)
             return
         if slot.child is not None:  # a long-lived job process: if still on it
             with slot.child.running.holding(job_id) as running:
@@ -371,6 +392,24 @@ class SlotEndings(_WorkerBase):
         if slot.pid:
             _kill_group(slot.pid)
         self._wake_up()
+
+    def _stop_taken(self, job_id: str) -> None:
+        """A job that a job process took itself and that the worker has not
+        read of yet (it reads that as it tends its slots): stopped if a job
+        process runs it, and recorded as stopped once the worker reads it."""
+        for child in [c for c in self._children if c.busy]:
+            with child.running.holding(job_id) as running:
+                if running:
+                    self._stopping.add(job_id)
+                    _kill_group(child.pid)
+            if running:
+                self.log.info(
+                    "stop-job: stopped a job its job process took",
+                    extra={"job_id": job_id, "pid": child.pid},
+                )
+                self._wake_up()
+                return
+        self.log.info("stop-job: not running here", extra={"job_id": job_id})
 
     def kill_horse(self, sig: Any = None) -> None:
         """There is no one horse: jobs are stopped by id (stop-job)."""

@@ -114,6 +114,7 @@ class SlotWorker(SlotEndings, ConsoleWorker):
         self._children: list[slotprocs.Child] = []
         #: Open while a job process that ends a job may take the next itself.
         self._gate = slotprocs.Gate()
+        self._stopping = set()
         self._limits = slotprocs.Limits.from_settings()
         #: A slot freed since the worker's hash last said so: written with the
         #: next job's start (_begin) or, if none starts at once, before waiting.
@@ -125,7 +126,7 @@ class SlotWorker(SlotEndings, ConsoleWorker):
         self._slots = {}
         self._spares.forget()
         for child in self._children:
-            child.conn.close()
+            child.close()
         self._children = []
 
     # -- start-up and the worker's hash -------------------------------------
@@ -443,7 +444,7 @@ class SlotWorker(SlotEndings, ConsoleWorker):
         """Forget a child; its wait status (0 if unknown)."""
         if child in self._children:
             self._children.remove(child)
-        child.conn.close()
+        child.close()
         try:
             _, status = os.waitpid(child.pid, 0 if wait else os.WNOHANG)
         except ChildProcessError:
