@@ -327,12 +327,6 @@ def test_a_performed_job_keeps_its_return_value_in_result(redis_server):
         ),
         (
             Queue,
-            "dequeue_any",
-            "queues, timeout, connection, job_class=None, "
-            "serializer=None, death_penalty_class=None",
-        ),
-        (
-            Queue,
             "enqueue_dependents",
             "self, job, pipeline=None, exclude_job_id=None, refresh_job_status=True",
         ),

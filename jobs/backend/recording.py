@@ -175,9 +175,10 @@ class RecordingMixin(UpkeepMixin):
         most DEQUEUE_BLOCK seconds (RQ's BLPOP); none to wait on: a nap.
 
         A job that waits already is taken with its hash in one round trip
-        (_dequeue_now): RQ's blocking pop and its fetch of the hash are two,
-        and a process-model job process would read the hash a third time.
-        Only an empty queue is waited on."""
+        (_dequeue_now). Only an empty queue is waited on: RQ's blocking pop
+        (BLPOP) and a read of the hash, which is kept, as _dequeue_now keeps
+        it (RQ's dequeue_any drops it: a process-model job process would read
+        it a third time)."""
         if not lanes_now:
             self._about_to_wait()
             time.sleep(DEQUEUE_BLOCK)
@@ -186,14 +187,16 @@ class RecordingMixin(UpkeepMixin):
         if found is not None:
             return found
         self._about_to_wait()
-        return self.queue_class.dequeue_any(
-            lanes_now,
-            DEQUEUE_BLOCK,  # type: ignore[arg-type]
-            connection=self.connection,
-            job_class=self.job_class,
-            serializer=self.serializer,
-            death_penalty_class=self.death_penalty_class,
-        )
+        by_key = {lane.key: lane for lane in lanes_now}
+        client: Any = self.connection
+        popped = client.blpop(list(by_key), DEQUEUE_BLOCK)
+        if popped is None:
+            return None
+        key, job_id = popped[0].decode(), popped[1].decode()
+        raw = client.hgetall(self._job_prefix + job_id)
+        if not raw:
+            return None  # deleted meanwhile: RQ skips it too
+        return self._restored(job_id, raw), by_key[key]
 
     def _about_to_wait(self) -> None:
         """Called before the dequeue blocks: what must be in Redis while the

@@ -260,18 +260,14 @@ def run_one(
     raw: dict[bytes, bytes] | None = None,
     job: ConsoleJob | None = None,
 ) -> None:
-    """One job, from the hash the worker read at dequeue when it has it (a
-    forked job process runs the worker's copy too), else read here; `job`:
-    one this child took itself (its execution is written with its
-    preparation, as the worker writes it for a job it hands over)."""
+    """One job, from the hash the worker read at dequeue when it has it,
+    else read here; `job`: one this child took itself. Its execution is
+    written with its preparation, whether the worker handed the job over
+    (its id chosen there, SlotWorker._begin) or this child took it."""
     execution = Execution(
         execution_id, job_id, worker.connection, worker_name=worker.name
     )
-    if job is not None:
-        job.in_preparation = functools.partial(
-            save_execution, job, execution, worker._ttl(job, 0.0)
-        )
-    else:
+    if job is None:
         try:
             job = worker.job_class(
                 job_id, connection=worker.connection, serializer=worker.serializer
@@ -282,6 +278,10 @@ def run_one(
                 job.restore(raw)
         except NoSuchJobError:
             return  # deleted meanwhile: nothing to run (RQ skips it too)
+    if isinstance(job, ConsoleJob):
+        job.in_preparation = functools.partial(
+            save_execution, job, execution, worker._ttl(job, 0.0)
+        )
     worker.execution = execution
     worker.current_job_working_time = 0
     worker.perform_job(job, worker.lane_queue(lane))

@@ -33,6 +33,7 @@ import os
 import sys
 import threading
 import time
+import uuid
 from multiprocessing.connection import wait as wait_for_any
 from typing import Any
 
@@ -154,6 +155,7 @@ class SlotWorker(SlotEndings, ConsoleWorker):
         pipe.hset(self.key, "slots_busy", str(len(self._slots)))
         if self._slots:
             pipe.hset(self.key, "current_job", next(iter(self._slots)))
+            self.set_state(WorkerStatus.BUSY, pipeline=pipe)
         else:
             pipe.hdel(self.key, "current_job")
             idle = WorkerStatus.SUSPENDED if self._suspended[0] else WorkerStatus.IDLE
@@ -363,7 +365,18 @@ class SlotWorker(SlotEndings, ConsoleWorker):
 
     def _begin(self, job: Job, queue: Queue, model: str) -> Slot:
         """The job's execution, in one round trip; for a thread also what the
-        job process does first in the fork model (status, attempt, event)."""
+        job process does first in the fork model (status, attempt, event).
+        In the process model no round trip: the job process writes the
+        execution with the job's preparation (slotprocs.run_one), as for a
+        job it takes itself, and the worker's hash says the slot is busy with
+        its next write (before it waits)."""
+        if model == "process":
+            execution = Execution(
+                uuid.uuid4().hex, job.id, self.connection, worker_name=self.name
+            )
+            slot = self._slots[job.id] = Slot.of(job, queue, execution, model)
+            self._fields_later()
+            return slot
         ttl = self._ttl(job, 0.0)
         with self.connection.pipeline() as pipe:
             execution = Execution.create(job, ttl, pipeline=pipe, worker_name=self.name)
