@@ -553,6 +553,32 @@ def test_rqs_stop_job_command_stops_only_that_job(spawn, monitor, model):
     assert proc.poll() is None  # RQ's own handler would have killed the worker
 
 
+def _stop_sent_while_the_worker_is_held(
+    spawn: Any, target: str, seconds: float
+) -> tuple[Any, JobRecord, JobRecord]:
+    """One process-model slot runs a first job; a second, submitted behind it,
+    is taken by the job process itself while the worker is held (SIGSTOP), and
+    a stop-job for `target` ("first" or "second") is sent meanwhile; then the
+    worker goes on. The worker and the two jobs (the second sleeps `seconds`)."""
+    from rq.command import send_stop_job_command
+
+    proc = slot_worker(spawn, 1, "process")
+    first = services.job_submit(task="demo.sleep", payload={"seconds": 1})
+    wait_for(lambda: statuses([first]) == [Status.STARTED], timeout=60)
+    second = services.job_submit(task="demo.sleep", payload={"seconds": seconds})
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        wait_for(
+            lambda: statuses([first, second]) == [Status.SUCCEEDED, Status.STARTED],
+            timeout=60,
+        )
+        stopped = first if target == "first" else second
+        send_stop_job_command(connect.connection(), str(stopped.pk))
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    return proc, first, second
+
+
 def test_a_stop_for_a_job_that_ended_spares_the_next_its_job_process_took(
     spawn, monitor
 ):
@@ -562,21 +588,7 @@ def test_a_stop_for_a_job_that_ended_spares_the_next_its_job_process_took(
     process ends a job and starts the next, and the stop comes meanwhile: on
     SIGCONT the worker handles the stop and the job process's message in
     either order."""
-    from rq.command import send_stop_job_command
-
-    proc = slot_worker(spawn, 1, "process")
-    first = services.job_submit(task="demo.sleep", payload={"seconds": 1})
-    wait_for(lambda: statuses([first]) == [Status.STARTED], timeout=60)
-    second = services.job_submit(task="demo.sleep", payload={"seconds": 3})
-    os.kill(proc.pid, signal.SIGSTOP)
-    try:
-        wait_for(
-            lambda: statuses([first, second]) == [Status.SUCCEEDED, Status.STARTED],
-            timeout=60,
-        )
-        send_stop_job_command(connect.connection(), str(first.pk))
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)
+    proc, first, second = _stop_sent_while_the_worker_is_held(spawn, "first", 3)
     wait_for(lambda: statuses([second]) == [Status.SUCCEEDED], timeout=60)
     assert outcomes(first) == ["succeeded"]
     assert outcomes(second) == ["succeeded"]
@@ -591,21 +603,7 @@ def test_a_stop_for_a_job_its_job_process_took_stops_it_before_the_worker_reads_
     job, arriving before the worker has read it, still stops it (the job
     processes' Running is asked, SlotEndings._stop_taken) and it is recorded
     as stopped, not lost; the slot's next job runs in a new job process."""
-    from rq.command import send_stop_job_command
-
-    proc = slot_worker(spawn, 1, "process")
-    first = services.job_submit(task="demo.sleep", payload={"seconds": 1})
-    wait_for(lambda: statuses([first]) == [Status.STARTED], timeout=60)
-    second = services.job_submit(task="demo.sleep", payload={"seconds": 30})
-    os.kill(proc.pid, signal.SIGSTOP)
-    try:
-        wait_for(
-            lambda: statuses([first, second]) == [Status.SUCCEEDED, Status.STARTED],
-            timeout=60,
-        )
-        send_stop_job_command(connect.connection(), str(second.pk))
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)
+    proc, first, second = _stop_sent_while_the_worker_is_held(spawn, "second", 30)
     wait_for(lambda: statuses([second]) == [Status.DEAD], timeout=60)
     (stopped,) = Attempt.objects.filter(job=second)  # stopped: never retried
     assert "stopped" in stopped.exc_message
