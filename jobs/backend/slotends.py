@@ -129,7 +129,8 @@ class SlotEndings(_WorkerBase):
     _children: list[slotprocs.Child]
     _gate: slotprocs.Gate
     #: Jobs stop-job killed before the worker read that a job process took
-    #: them (added by the command channel's thread, spent by _caught_up).
+    #: them (added by the command channel's thread, spent as the worker
+    #: records the job process's end: _reap_process).
     _stopping: set[str]
     _cold: bool
     restart_argv: list[str] | None
@@ -226,7 +227,11 @@ class SlotEndings(_WorkerBase):
             try:
                 replace, taken = child.conn.recv()
             except (EOFError, OSError):  # it died: its wait status says how
-                status, stopped = self._drop_child(child), slot.stopped
+                # Stopped by stop-job, perhaps before the worker read that it
+                # took the job (_stop_taken: the kill came after the flag).
+                stopped = slot.stopped or slot.job_id in self._stopping
+                self._stopping.discard(slot.job_id)
+                status = self._drop_child(child)
                 self._settle(
                     slot, lambda j, q: self._lost(j, q, child.pid, status, stopped)
                 )
@@ -257,9 +262,6 @@ class SlotEndings(_WorkerBase):
                 break
             self._slots.pop(slot.job_id, None)
             slot = self._took_next(child, taken) or slot
-            if slot.job_id in self._stopping:  # stop-job came first (_stop_taken)
-                self._stopping.discard(slot.job_id)
-                slot.stopped = True
         return slot
 
     def _took_next(self, child: slotprocs.Child, taken: slotprocs.Next) -> Slot | None:
@@ -396,7 +398,8 @@ class SlotEndings(_WorkerBase):
     def _stop_taken(self, job_id: str) -> None:
         """A job that a job process took itself and that the worker has not
         read of yet (it reads that as it tends its slots): stopped if a job
-        process runs it, and recorded as stopped once the worker reads it."""
+        process runs it, and recorded as stopped, not lost, when the worker
+        meets that job process's end."""
         for child in [c for c in self._children if c.busy]:
             with child.running.holding(job_id) as running:
                 if running:

@@ -29,7 +29,6 @@ replace, a job that is not for this child (refused, or its task's model is
 another: the worker starts it as one it dequeued), and, by its end of file,
 a child's death; the worker reads what the child took before any of these.
 
-
 What a child saves over a fork per job: the fork and exit (page tables,
 copy-on-write faults), a new Redis connection and its handshake, the
 imports. A task's `memory_limit_mb` is not applied in a reused child (an
