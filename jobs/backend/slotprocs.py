@@ -169,10 +169,11 @@ class Gate:
         return self._byte[0] == 1
 
 
-#: What a child tells its worker after each job: must it be replaced, and the
-#: job it took next, if any: (job id, lane, execution id or None when the
+#: The job a child took next: (job id, lane, execution id or None when the
 #: worker is to start it, the job's hash as the dequeue read it, the job's
 #: timeout as its restore read it: the worker needs no more while it runs).
+#: Alone on `took` when the child runs it; else on the first pipe after each
+#: job, as (must the child be replaced, the Next or None).
 Next = tuple[str, str, str | None, dict[bytes, bytes], float | None]
 
 
