@@ -85,8 +85,12 @@ def test_fifty_sleeping_jobs_run_at_once_in_one_thread_worker_and_a_crash_recove
     assert find_differences() == []
 
 
-def test_the_worker_hash_shows_slots_in_use_of_its_concurrency(spawn, monitor):
-    proc = slot_worker(spawn, 3, "thread")
+@pytest.mark.parametrize("model", ["thread", "process"])
+def test_the_worker_hash_shows_slots_in_use_of_its_concurrency(spawn, monitor, model):
+    """In the process model the worker writes no execution itself (its job
+    process does, with the job's preparation) and says busy with its next
+    write: the same fields, the same registry, a moment apart."""
+    proc = slot_worker(spawn, 3, model)
     client = connect.connection()
     # Idle once started, as RQ's own worker says (readiness probes read it).
     wait_for(lambda: _field(client, proc.pid, b"state") == b"idle")
@@ -109,8 +113,12 @@ def test_the_worker_hash_shows_slots_in_use_of_its_concurrency(spawn, monitor):
     # Each running job is in RQ's started registry, with an execution of
     # this worker, as `rq info` and RQ's clean-up read them.
     registry = queueing.rq_queue("default").started_job_registry
-    running = {job_id for job_id, _ in registry.get_job_and_execution_ids()}
-    assert running == {str(j.pk) for j in jobs}
+    wait_for(
+        lambda: (
+            {job_id for job_id, _ in registry.get_job_and_execution_ids()}
+            == {str(j.pk) for j in jobs}
+        )
+    )
     worker_name = next(
         k.decode().removeprefix("rq:worker:")
         for k in client.smembers("rq:workers")
