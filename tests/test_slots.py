@@ -609,7 +609,7 @@ def test_a_stop_for_a_job_its_job_process_took_stops_it_before_the_worker_reads_
     """A job process says which job it took itself on a pipe the worker only
     reads as it tends its slots (slotprocs.Child.took): a stop-job for that
     job, arriving before the worker has read it, still stops it (the job
-    processes' Running is asked, SlotEndings._stop_taken) and it is recorded
+    processes' Running is asked, SlotEndings._stop_in_job_process) and it is recorded
     as stopped, not lost; the slot's next job runs in a new job process."""
     proc, first, second = _stop_sent_while_the_worker_is_held(spawn, "second", 30)
     wait_for(lambda: statuses([second]) == [Status.DEAD], timeout=60)

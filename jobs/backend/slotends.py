@@ -227,9 +227,9 @@ class SlotEndings(_WorkerBase):
             try:
                 replace, taken = child.conn.recv()
             except (EOFError, OSError):  # it died: its wait status says how
-                # Stopped by stop-job, perhaps before the worker read that it
-                # took the job (_stop_taken: the kill came after the flag).
-                stopped = slot.stopped or slot.job_id in self._stopping
+                # Stopped by stop-job (_stop_in_job_process: the flag was set
+                # before the kill), perhaps before the worker read of the job.
+                stopped = slot.job_id in self._stopping
                 self._stopping.discard(slot.job_id)
                 status = self._drop_child(child)
                 self._settle(
@@ -378,28 +378,21 @@ class SlotEndings(_WorkerBase):
 
     def _stop_job(self, job_id: str) -> None:
         slot = self._slots.get(job_id)
-        if slot is None:
-            self._stop_taken(job_id)
-            return
-        if slot.child is not None:  # a long-lived job process: if still on it
-            with slot.child.running.holding(job_id) as running:
-                if running:
-                    slot.stopped = True
-                    _kill_group(slot.child.pid)
-            if not running:
-                self.log.info("stop-job: it had ended", extra={"job_id": job_id})
-            self._wake_up()
+        if slot is None or slot.child is not None:
+            self._stop_in_job_process(job_id)
             return
         slot.stopped = True
         if slot.pid:
             _kill_group(slot.pid)
         self._wake_up()
 
-    def _stop_taken(self, job_id: str) -> None:
-        """A job that a job process took itself and that the worker has not
-        read of yet (it reads that as it tends its slots): stopped if a job
-        process runs it, and recorded as stopped, not lost, when the worker
-        meets that job process's end."""
+    def _stop_in_job_process(self, job_id: str) -> None:
+        """The process model: the worker's slots lag behind its job processes
+        (one that ends a job takes the next itself and says so on a pipe read
+        as the worker tends its slots), so the job processes' own Running is
+        asked which one runs the job now; that one is killed, under its lock,
+        and the job recorded as stopped, not lost, when the worker meets that
+        job process's end (_reap_process)."""
         for child in [c for c in self._children if c.busy]:
             with child.running.holding(job_id) as running:
                 if running:
@@ -407,7 +400,7 @@ class SlotEndings(_WorkerBase):
                     _kill_group(child.pid)
             if running:
                 self.log.info(
-                    "stop-job: stopped a job its job process took",
+                    "stop-job: stopped in its job process",
                     extra={"job_id": job_id, "pid": child.pid},
                 )
                 self._wake_up()
