@@ -255,7 +255,7 @@ class SlotEndings(_WorkerBase):
         """The slot of the job the child runs now: each job it took and runs
         itself since (said on its `took` pipe, read here, in order) replaces
         the slot of the one before, which it recorded itself."""
-        while child.took is not None and child.took.poll():
+        while child.took.poll():
             try:
                 taken = child.took.recv()
             except (EOFError, OSError):  # it died: its first pipe says so

@@ -115,14 +115,13 @@ class Child:
     conn: Connection
     #: The worker's end of the pipe the child says on which job it took
     #: itself and runs (a `Next`); read while tending, never waited on.
-    took: Connection | None = None
+    took: Connection
     busy: bool = False
     running: Running = field(default_factory=Running)
 
     def close(self) -> None:
         self.conn.close()
-        if self.took is not None:
-            self.took.close()
+        self.took.close()
 
 
 @dataclass(frozen=True)
