@@ -140,6 +140,10 @@ def _filters() -> list[dict[str, Any]]:
             "description": "Jobs that finished (succeeded, went dead, were "
             "canceled) since then: the jobs behind a figure over a window.",
         },
+        "worker": text(
+            description="Jobs whose latest attempt ran on this worker: its "
+            "full name, a job's `worker_name`, as `rq info` shows it."
+        ),
         "failed_since": {
             "anyOf": [WHEN, {"const": ""}],
             "description": "Jobs with an attempt that failed since then.",

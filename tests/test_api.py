@@ -50,6 +50,12 @@ def test_submit_read_and_list(operator, run_until):
     assert detail["status"] == "succeeded" and detail["result"] == {"text": "api"}
     listing = Client().get("/api/jobs/?task=demo.echo", **operator).json()
     assert [r["id"] for r in listing["results"]] == [job["id"]]
+    worker = detail["worker_name"]
+    assert worker
+    ran = Client().get("/api/jobs/", {"worker": worker}, **operator).json()
+    assert [r["id"] for r in ran["results"]] == [job["id"]]
+    other = Client().get("/api/jobs/", {"worker": f"{worker}x"}, **operator).json()
+    assert other["results"] == []
 
 
 def test_tokens_are_required_and_checked(operator):

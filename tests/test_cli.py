@@ -138,6 +138,12 @@ def test_list_filters_and_json():
     rows = json.loads(jobs("list", "--payload", "findme", "--json"))
     assert [r["task"] for r in rows] == ["demo.echo"]
     assert "demo.sleep" in jobs("list", "--task", "demo.sleep")
+    JobRecord.objects.filter(task="demo.sleep").update(worker_name="host.7.aa")
+    rows = json.loads(jobs("list", "--worker", "host.7.aa", "--json"))
+    assert [(r["task"], r["worker_name"]) for r in rows] == [
+        ("demo.sleep", "host.7.aa")
+    ]
+    assert jobs("list", "--worker", "host.7") == ""
 
 
 def test_retry_dead_jobs_and_cancel_waiting_ones(run_until):

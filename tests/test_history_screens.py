@@ -76,6 +76,8 @@ def test_each_filter_field_narrows_the_list(viewer_client, operator_user):
     dead = make_dead(task="demo.fail", message="database exploded")
     old = make(submitted_at=now - timedelta(days=10))
     mine = make(submitted_by=operator_user)
+    ran = make(worker_name="host.42.ab12", status=Status.STARTED)
+    make(worker_name="host.42.ab1", status=Status.STARTED)  # a prefix is not it
 
     assert listed(viewer_client, status="dead") == {dead.pk}
     assert listed(viewer_client, queue="mail") == {sleep.pk}
@@ -87,7 +89,10 @@ def test_each_filter_field_narrows_the_list(viewer_client, operator_user):
     day = (now - timedelta(days=5)).strftime("%Y-%m-%d")
     assert listed(viewer_client, until=day) == {old.pk}
     assert old.pk not in listed(viewer_client, since=day)
-    assert len(listed(viewer_client, since=day)) == 4
+    assert len(listed(viewer_client, since=day)) == 6
+    assert listed(viewer_client, worker="host.42.ab12") == {ran.pk}
+    page = viewer_client.get("/jobs/?worker=host.42.ab12").content.decode()
+    assert 'id="f-worker" name="worker" value="host.42.ab12"' in page
     # Fields combine.
     assert listed(viewer_client, task="demo.echo", payload="needle") == {echo.pk}
     assert listed(viewer_client, task="demo.echo", status="dead") == set()

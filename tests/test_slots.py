@@ -8,9 +8,12 @@ leaves all its running jobs to be recovered.
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import signal
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pytest
 
@@ -258,6 +261,15 @@ def test_workers_screen_shows_slots_in_use_of_n(operator_client):
     plain.set_state("busy")
     # Written by anyone: not believed, read as one slot.
     client.hset(odd.key, mapping={"concurrency": "lots", "slots_busy": "-5"})
+    # Its running jobs, as the monitor records them; one it ran before.
+    running = sleepers(3, 1)
+    JobRecord.objects.filter(pk__in=[j.pk for j in running]).update(
+        status=Status.STARTED, worker_name=slotted.name
+    )
+    done = sleepers(1, 1)[0]
+    JobRecord.objects.filter(pk=done.pk).update(
+        status=Status.SUCCEEDED, worker_name=slotted.name
+    )
     try:
         rows = {w.name: w for w in worker_selectors.worker_board().alive}
         page = operator_client.get("/workers/").content.decode()
@@ -269,6 +281,15 @@ def test_workers_screen_shows_slots_in_use_of_n(operator_client):
     assert rows[odd.name].slots_text == "0 / 1"
     assert '<td class="num slots">3 / 8</td>' in page
     assert '<td class="num slots">1 / 1</td>' in page
+    # A worker with slots links to the jobs it runs (one job id would hide
+    # the others); its name to every job it ran.
+    running_link = re.search(r'"running-jobs" href="([^"]+)"[^>]*>3 running<', page)
+    assert running_link is not None
+    listed = operator_client.get(html.unescape(running_link.group(1)))
+    assert {j.pk for j in listed.context["page"]} == {j.pk for j in running}
+    every = operator_client.get(f"/jobs/?{urlencode({'worker': slotted.name})}")
+    assert {j.pk for j in every.context["page"]} == {j.pk for j in [*running, done]}
+    assert f'href="/jobs/?worker={quote(slotted.name)}"' in page
 
 
 def test_async_tasks_run_at_once_on_the_workers_event_loop(spawn, monitor, tmp_path):

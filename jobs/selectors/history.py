@@ -40,6 +40,9 @@ class JobFilter:
     finished_since: datetime | None = None
     #: Jobs with an attempt that failed (or lost its worker) since then.
     failed_since: datetime | None = None
+    #: Jobs whose latest attempt ran on this worker (its full name, as RQ
+    #: registers it): the Workers screen's links to what a worker runs.
+    worker: str = ""
     problems: list[str] = field(default_factory=list)
     #: The fields of `problems`, in the same order.
     invalid: list[str] = field(default_factory=list)
@@ -57,6 +60,7 @@ class JobFilter:
         "fingerprint",
         "finished_since",
         "failed_since",
+        "worker",
     )
     #: Filters on a time, parsed with parse_when.
     TIMES = ("since", "until", "finished_since", "failed_since")
@@ -134,6 +138,8 @@ class JobFilter:
                 outcome__in=FAILED_OUTCOMES, finished_at__gte=self.failed_since
             )
             rows = rows.filter(pk__in=failed.values("job_id"))
+        if self.worker:
+            rows = rows.filter(worker_name=self.worker)
         return rows
 
     def is_one_common_text_term(self, limit: int) -> bool:

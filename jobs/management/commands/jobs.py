@@ -92,6 +92,9 @@ class Command(BaseCommand):
         listing = sub.add_parser("list", help="search job history")
         for name in ("status", "queue", "task", "payload", "error", "since", "until"):
             listing.add_argument(f"--{name}")
+        listing.add_argument(
+            "--worker", help="jobs whose latest attempt ran on this worker (its name)"
+        )
         listing.add_argument("--limit", type=int, default=50)
         listing.add_argument("--json", action="store_true")
 
