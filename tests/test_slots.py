@@ -111,6 +111,13 @@ def test_the_worker_hash_shows_slots_in_use_of_its_concurrency(spawn, monitor, m
 
     data = wait_for(busy_fields)
     assert data[b"concurrency"] == b"3"
+    # Its job processes' memory (PSS), for the Workers screen: the process
+    # model's long-lived ones; a thread-model worker has none.
+    sizes = wait_for(lambda: _job_processes(client, proc.pid, model))
+    if model == "process":
+        assert 2 <= sizes[0] <= 3 and sizes[1] > 1024  # a Python process: MBs
+    else:
+        assert sizes == (0, 0)
     assert data[b"state"] == b"busy"
     assert data[b"current_job"].decode() in {str(j.pk) for j in jobs}
     # Each running job is in RQ's started registry, with an execution of
@@ -134,6 +141,17 @@ def test_the_worker_hash_shows_slots_in_use_of_its_concurrency(spawn, monitor, m
         assert client.hget(key, "worker_name").decode() == worker_name
     wait_for(lambda: set(statuses(jobs)) == {Status.SUCCEEDED}, timeout=60)
     wait_for(lambda: busy_fields() is None and _slots_busy(client, proc.pid) == b"0")
+
+
+def _job_processes(client: Any, pid: int, model: str) -> tuple[int, int] | None:
+    """The worker's hash's (job_processes, job_processes_kb) once written
+    (in the process model: once it counts the two busy job processes)."""
+    count = _field(client, pid, b"job_processes")
+    kb = _field(client, pid, b"job_processes_kb")
+    if count is None or kb is None:
+        return None
+    sizes = int(count), int(kb)
+    return sizes if model != "process" or sizes[0] >= 2 else None
 
 
 def _slots_busy(client: Any, pid: int) -> bytes | None:
@@ -245,7 +263,7 @@ def test_warm_shutdown_finishes_every_running_job(spawn, monitor, model):
     assert not Attempt.objects.filter(job__in=behind).exists()
 
 
-def test_workers_screen_shows_slots_in_use_of_n(operator_client):
+def test_workers_screen_shows_slots_in_use_of_n(operator_client, settings):
     from jobs.backend.slots import SlotWorker
     from jobs.backend.workers import ConsoleWorker
     from jobs.selectors import workers as worker_selectors
@@ -257,10 +275,26 @@ def test_workers_screen_shows_slots_in_use_of_n(operator_client):
     for worker in (slotted, plain, odd):
         worker.register_birth()
         worker.heartbeat()
-    client.hset(slotted.key, mapping={"concurrency": "8", "slots_busy": "3"})
+    client.hset(
+        slotted.key,
+        mapping={
+            "concurrency": "8",
+            "slots_busy": "3",
+            "job_processes": "3",
+            "job_processes_kb": str(30 * 1024),
+        },
+    )
     plain.set_state("busy")
     # Written by anyone: not believed, read as one slot.
-    client.hset(odd.key, mapping={"concurrency": "lots", "slots_busy": "-5"})
+    client.hset(
+        odd.key,
+        mapping={
+            "concurrency": "lots",
+            "slots_busy": "-5",
+            "job_processes": "-2",
+            "job_processes_kb": "9" * 30,
+        },
+    )
     # Its running jobs, as the monitor records them; one it ran before.
     running = sleepers(3, 1)
     JobRecord.objects.filter(pk__in=[j.pk for j in running]).update(
@@ -273,12 +307,24 @@ def test_workers_screen_shows_slots_in_use_of_n(operator_client):
     try:
         rows = {w.name: w for w in worker_selectors.worker_board().alive}
         page = operator_client.get("/workers/").content.decode()
+        settings.METRICS_TOKEN = "t"
+        metrics = operator_client.get("/metrics", HTTP_AUTHORIZATION="Bearer t")
     finally:
         for worker in (slotted, plain, odd):
             worker.register_death()
     assert rows[slotted.name].slots_text == "3 / 8"
     assert rows[plain.name].slots_text == "1 / 1"
     assert rows[odd.name].slots_text == "0 / 1"
+    assert (rows[odd.name].job_processes, rows[odd.name].job_processes_kb) == (0, 0)
+    assert ">+ 30.0 MB in 3 job processes</span>" in page
+    assert page.count("job-memory") == 1
+    memory = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.content.decode().splitlines()
+        if line.startswith("jobs_worker_job_processes_memory_bytes{")
+    }
+    series = f'jobs_worker_job_processes_memory_bytes{{worker="{slotted.name}"}}'
+    assert memory == {series: 30 * 1024 * 1024}
     assert '<td class="num slots">3 / 8</td>' in page
     assert '<td class="num slots">1 / 1</td>' in page
     # A worker with slots links to the jobs it runs (one job id would hide

@@ -37,6 +37,40 @@ def resident_kb() -> int:
     return int(_rss[1])
 
 
+#: The job processes' proportional memory is read at most this often: each
+#: read walks their page tables (/proc/PID/smaps_rollup).
+JOB_PROCESSES_EVERY = 10.0
+
+_job_processes: list[float] = [-JOB_PROCESSES_EVERY, 0.0, 0.0]  # [at, count, kB]
+
+
+def job_processes_kb(pids: set[int]) -> tuple[int, int]:
+    """(how many, their proportional set size in kB, PSS) of these job
+    processes, at most JOB_PROCESSES_EVERY seconds old. PSS, not RSS: the
+    pages a job process shares with its worker since the fork count once,
+    split between them, where RSS would count them in every process."""
+    if not pids:
+        return 0, 0
+    moment = time.monotonic()
+    if moment - _job_processes[0] >= JOB_PROCESSES_EVERY:
+        sizes = [kb for kb in map(_pss_kb, pids) if kb]
+        _job_processes[:] = [moment, len(sizes), sum(sizes)]
+    return int(_job_processes[1]), int(_job_processes[2])
+
+
+def _pss_kb(pid: int) -> int:
+    """A process's proportional set size in kB; 0 once it is gone (or
+    /proc does not say: not Linux, or a kernel older than 4.14)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 @cache
 def _libc() -> Any:
     """glibc, loaded once in the worker (job processes inherit it); None

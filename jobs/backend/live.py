@@ -125,6 +125,10 @@ class WorkerInfo:
     #: and how many run now.
     concurrency: int = 1
     slots_busy: int = 0
+    #: A slot worker's live job processes (process and fork models) and
+    #: their proportional memory (PSS, kB); 0 for any other worker.
+    job_processes: int = 0
+    job_processes_kb: int = 0
 
     @property
     def heartbeat_age(self) -> float | None:
@@ -170,6 +174,7 @@ def live_workers() -> list[WorkerInfo]:
                 failed=_int(raw, "failed_job_count") or 0,
                 rss_kb=_int(raw, "rss_kb") or 0,
                 **_slots(raw),
+                **_job_processes(raw),
             )
         )
     return found
@@ -194,6 +199,23 @@ def forget_workers_seen(names: list[str]) -> None:
 
 #: More slots than this in a worker's hash is not believed (untrusted input).
 MAX_SLOTS = 100_000
+
+
+#: More memory than this (kB, 1 PiB) in a worker's hash is not believed.
+MAX_KB = 2**40
+
+
+def _job_processes(raw: dict[bytes, bytes]) -> dict[str, int]:
+    """A slot worker's `job_processes` and their `job_processes_kb`; none
+    when either is missing or not believable (written by anyone)."""
+    count, kb = _int(raw, "job_processes"), _int(raw, "job_processes_kb")
+    if (
+        count is None
+        or kb is None
+        or not (0 <= count <= MAX_SLOTS and 0 <= kb <= MAX_KB)
+    ):
+        return {"job_processes": 0, "job_processes_kb": 0}
+    return {"job_processes": count, "job_processes_kb": kb}
 
 
 def _slots(raw: dict[bytes, bytes]) -> dict[str, int]:

@@ -306,11 +306,15 @@ class RecordingMixin(UpkeepMixin):
         super().heartbeat(timeout, pipeline=pipe)
         self._beat_at = moment
         if moment - self._rss_sent_at >= RSS_EVERY:
-            pipe.hset(self.key, "rss_kb", str(resident_kb()))
+            pipe.hset(self.key, mapping=self._memory_fields())
             self._rss_sent_at = moment
         if own:
             with self._tolerating_redis_loss("heartbeat"):
                 pipe.execute()
+
+    def _memory_fields(self) -> dict[str, str]:
+        """What the heartbeat says of memory: this process's resident size."""
+        return {"rss_kb": str(resident_kb())}
 
     def subscribe(self) -> None:
         """RQ's subscription to its command channel, but with a thread that

@@ -459,11 +459,15 @@ class SlotEndings(_WorkerBase):
             return  # RQ: the pool and the terminal both signal once
         self.log.warning("cold shut down", extra={"worker": self.name})
         self._cold = True
-        pids = {slot.pid for slot in self._slots.values() if slot.pid}
-        for pid in pids | {child.pid for child in self._children}:
+        for pid in self._job_process_pids():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
         raise SystemExit()
+
+    def _job_process_pids(self) -> set[int]:
+        """Its job processes: the forked ones running jobs, the long-lived ones."""
+        pids = {slot.pid for slot in self._slots.values() if slot.pid}
+        return pids | {child.pid for child in self._children}
 
     def teardown(self) -> None:
         """Warm shutdown finishes every running job first."""

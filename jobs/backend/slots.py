@@ -48,6 +48,7 @@ from rq.worker import WorkerStatus
 
 from jobs import eventloop, registry
 from jobs.backend import slotprocs
+from jobs.backend.forking import job_processes_kb
 from jobs.backend.lease import HEARTBEAT_GRACE
 from jobs.backend.queueing import ConsoleJob
 from jobs.backend.recording import PAUSE_REFRESH
@@ -499,6 +500,16 @@ class SlotWorker(SlotEndings, ConsoleWorker):
                 slot.execution.heartbeat(slot.job.started_job_registry, ttl, pipe)
                 slot.job.heartbeat(now(), ttl, pipeline=pipe, xx=True)
             pipe.execute()
+
+    def _memory_fields(self) -> dict[str, str]:
+        """Also its job processes' memory (the process and fork models): how
+        many live now and their PSS, for the Workers screen."""
+        count, kb = job_processes_kb(self._job_process_pids())
+        return {
+            **super()._memory_fields(),
+            "job_processes": str(count),
+            "job_processes_kb": str(kb),
+        }
 
     def _ttl(self, job: Job, elapsed: float) -> int:
         interval = self.job_monitoring_interval

@@ -109,11 +109,19 @@ def _worker_metrics(client: Any) -> Iterator[Metric]:
         "Resident memory of a worker process",
         labels=["worker"],
     )
+    job_memory = GaugeMetricFamily(
+        "jobs_worker_job_processes_memory_bytes",
+        "Proportional memory (PSS) of a slot worker's job processes",
+        labels=["worker"],
+    )
     for w in workers:
         heartbeat.add_metric([w.name], w.heartbeat_age or 0.0)
         memory.add_metric([w.name], w.rss_kb * 1024)
+        if w.job_processes:
+            job_memory.add_metric([w.name], w.job_processes_kb * 1024)
     yield heartbeat
     yield memory
+    yield job_memory
     seen = client.get("console:scheduler:seen")
     scheduler = GaugeMetricFamily(
         "jobs_scheduler_last_seen_seconds",

@@ -57,6 +57,10 @@ class WorkerRow(live.WorkerInfo):
     def memory_mb(self) -> float:
         return self.rss_kb / 1024
 
+    @property
+    def job_processes_mb(self) -> float:
+        return self.job_processes_kb / 1024
+
 
 @dataclass(frozen=True)
 class DeadWorker:
