@@ -306,7 +306,8 @@ class RecordingMixin(UpkeepMixin):
         super().heartbeat(timeout, pipeline=pipe)
         self._beat_at = moment
         if moment - self._rss_sent_at >= RSS_EVERY:
-            pipe.hset(self.key, mapping=self._memory_fields())
+            fields = self._memory_fields().items()
+            pipe.hset(self.key, items=[part for field in fields for part in field])
             self._rss_sent_at = moment
         if own:
             with self._tolerating_redis_loss("heartbeat"):
