@@ -17,6 +17,7 @@ from pytest_django.live_server_helper import LiveServer
 from jobs import services, stats
 from jobs.backend import connect, live
 from jobs.backend.queues import paused_queues
+from jobs.backend.slots import SlotWorker
 from jobs.backend.workers import ConsoleWorker
 from jobs.models import Attempt, JobRecord, OperatorAction
 from tests.e2e.conftest import login, shot
@@ -93,12 +94,35 @@ def _finished_work() -> None:
 @pytest.fixture
 def worker() -> Iterator[ConsoleWorker]:
     """A registered worker (not working: the browser test only looks at it),
-    and one that died a few minutes ago, as the monitor remembers it."""
+    a worker with 8 slots running 3 jobs in its job processes, and one that
+    died a few minutes ago, as the monitor remembers it."""
     client = connect.connection()
     alive = ConsoleWorker(["default", "mail"], connection=client)
     alive.register_birth()
     alive.set_state("idle")
     alive.heartbeat()
+    slotted = SlotWorker(["default"], connection=client, concurrency=8)
+    slotted.register_birth()
+    slotted.heartbeat()
+    client.hset(
+        slotted.key,
+        mapping={
+            "state": "busy",
+            "concurrency": "8",
+            "slots_busy": "3",
+            "job_processes": "8",
+            "job_processes_kb": str(76 * 1024),
+        },
+    )
+    for number in range(3):
+        JobRecord.objects.create(
+            id=f"slot-job-{number}",
+            task="demo.sleep",
+            queue="default",
+            status=JobRecord.Status.STARTED,
+            submitted_at=timezone.now(),
+            worker_name=slotted.name,
+        )
     client.hset(
         live.WORKERS_SEEN,
         "worker-2.4242.dead",
@@ -113,6 +137,7 @@ def worker() -> Iterator[ConsoleWorker]:
     )
     yield alive
     alive.register_death()
+    slotted.register_death()
 
 
 def test_operator_pauses_a_queue_sees_a_job_wait_then_resumes(
@@ -178,7 +203,7 @@ def test_operator_pauses_a_queue_sees_a_job_wait_then_resumes(
 
     page.get_by_role("link", name="Workers").click()
     table = page.locator("table.workers")
-    expect(table.locator("tbody tr")).to_have_count(2)
+    expect(table.locator("tbody tr")).to_have_count(3)
     expect(table.locator("tr", has_text=worker.name).locator(".state")).to_have_text(
         "idle"
     )
@@ -186,7 +211,15 @@ def test_operator_pauses_a_queue_sees_a_job_wait_then_resumes(
     expect(dead).to_contain_text("worker-2.4242.dead")
     expect(dead.locator(".state-dead")).to_have_text("dead")
     expect(dead).to_contain_text("last seen")
+    slotted = table.locator("tr", has=page.locator("a.running-jobs"))
+    expect(slotted.locator(".slots")).to_have_text("3 / 8")
+    expect(slotted.locator(".job-memory")).to_have_text("+ 76.0 MB in 8 job processes")
     shot(page, "workers")
+    slotted.get_by_role("link", name="3 running").click()
+    expect(page.locator("#f-worker")).to_have_value(re.compile(r"\.\d+\."))
+    rows = page.locator("table.job-table tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text("slot-job-")
 
 
 def test_viewer_sees_the_queue_page_without_buttons(
