@@ -314,6 +314,16 @@ def queue_switch(request: HttpRequest, name: str, switch: str) -> JsonResponse:
     return JsonResponse({"name": state.name, "paused": state.paused, "reason": reason})
 
 
+@endpoint("POST", operate=True)
+def worker_stop(request: HttpRequest, name: str) -> JsonResponse:
+    """POST workers/<name>/stop/: ask a live worker to stop (its running jobs
+    finish); asked false when it was asked already or is stopping."""
+    asked = services.worker_stop(
+        name=name, actor=request.user, reason=_reason(request), origin=Origin.API
+    )
+    return JsonResponse({"name": name, "asked": asked}, status=202)
+
+
 def schema(request: HttpRequest) -> JsonResponse:
     """The OpenAPI document: public, like any API's published contract."""
     from jobs.openapi import document

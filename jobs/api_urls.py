@@ -22,5 +22,6 @@ urlpatterns = [
         api.queue_switch,
         name="queue-switch",
     ),
+    re_path(r"^workers/(?P<name>[^/]+)/stop/$", api.worker_stop, name="worker-stop"),
     path("schema/", api.schema, name="schema"),
 ]

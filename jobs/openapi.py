@@ -115,6 +115,15 @@ QUEUE_PARAM = [
         "schema": IDENTIFIER,
     }
 ]
+WORKER_PARAM = [
+    {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "description": "The worker's full name, a job's `worker_name`.",
+        "schema": {**IDENTIFIER, "maxLength": MAX_TERM_LENGTH},
+    }
+]
 WHEN = {
     "type": "string",
     "anyOf": [{"format": "date"}, {"format": "date-time"}],
@@ -388,6 +397,23 @@ def _paths() -> dict[str, Any]:
         },
         "queues/{name}/pause/": {"post": _queue_action("Pause a queue", "Paused")},
         "queues/{name}/resume/": {"post": _queue_action("Resume a queue", "Resumed")},
+        "workers/{name}/stop/": {
+            "post": _op(
+                "Ask a live worker to stop: it takes no new job, finishes the "
+                "ones it runs, then exits (RQ's shutdown command, as SIGTERM); "
+                "asked once: `asked` is false when it was asked already",
+                {
+                    "202": _reply(
+                        "Asked",
+                        _object(name={"type": "string"}, asked={"type": "boolean"}),
+                    ),
+                    "404": _reply("No live worker has that name", ERROR),
+                    **TOO_LARGE,
+                },
+                parameters=WORKER_PARAM,
+                **_body(REASON),
+            )
+        },
     }
 
 

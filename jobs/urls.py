@@ -52,6 +52,7 @@ urlpatterns = [
         name="failures-discard",
     ),
     path("workers/", workers.worker_list, name="workers"),
+    path("workers/<jobs_text:name>/stop/", workers.worker_stop, name="worker-stop"),
     path("scheduled/", scheduled.scheduled_list, name="scheduled"),
     path(
         "schedules/<int:pk>/enable/", scheduled.schedule_enable, name="schedule-enable"

@@ -30,7 +30,7 @@ from rq.queue import Queue
 from rq.results import Result
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
-from rq.utils import utcformat
+from rq.utils import now, utcformat
 from rq.worker import BaseWorker, SimpleWorker, Worker, WorkerStatus
 from rq_scheduler import Scheduler
 
@@ -475,6 +475,11 @@ def test_worker_keys_and_fields(ran_a_job):
     assert int(after[b"successful_job_count"]) == 1
     worker.increment_failed_job_count()
     assert b"failed_job_count" in connect.connection().hgetall(worker.key)
+    # A worker asked to stop says so (live.ask_worker_to_stop asks only once:
+    # RQ's second shutdown command is its cold shutdown).
+    worker._shutdown_requested_date = now()  # as RQ's request_stop sets it
+    worker.set_shutdown_requested_date()
+    assert connect.connection().hget(worker.key, "shutdown_requested_date")
 
 
 def test_started_registry_entry_is_job_id_colon_execution(ran_a_job):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from rq.command import send_shutdown_command
 from rq.job import Job, JobStatus
 
 from jobs import events
@@ -129,6 +130,8 @@ class WorkerInfo:
     #: their proportional memory (PSS, kB); 0 for any other worker.
     job_processes: int = 0
     job_processes_kb: int = 0
+    #: Asked to stop (SIGTERM, RQ's shutdown command): finishing its jobs.
+    stopping: bool = False
 
     @property
     def heartbeat_age(self) -> float | None:
@@ -175,6 +178,7 @@ def live_workers() -> list[WorkerInfo]:
                 rss_kb=_int(raw, "rss_kb") or 0,
                 **_slots(raw),
                 **_job_processes(raw),
+                stopping=bool(raw.get(b"shutdown_requested_date")),
             )
         )
     return found
@@ -422,3 +426,26 @@ def _seen(job_id: str, raw: dict[bytes, bytes], results: list[Any]) -> SeenJob:
         created=moment(raw.get(b"created_at")),
         error=_failure_text(raw, results),
     )
+
+
+#: Set once a worker has been asked to stop, so it is asked once: RQ's
+#: shutdown command sends the worker SIGINT, and a second one is its cold
+#: shutdown (its running jobs killed).
+STOP_ASKED = "console:worker-stop:{}"
+
+
+def ask_worker_to_stop(name: str) -> str:
+    """Ask a live worker to stop as SIGTERM would (RQ's shutdown command): it
+    takes no new job, finishes the ones it runs, then exits. "asked"; or
+    "stopping" (asked before, or stopping already: not asked again); or
+    "gone" (no live worker of that name)."""
+    client = connection()
+    key = f"rq:worker:{name}"
+    if not client.sismember("rq:workers", key) or not client.exists(key):
+        return "gone"
+    if client.hget(key, "shutdown_requested_date"):
+        return "stopping"
+    if not client.set(STOP_ASKED.format(name), 1, nx=True, ex=24 * 3600):
+        return "stopping"
+    send_shutdown_command(client, name)
+    return "asked"

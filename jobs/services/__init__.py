@@ -24,6 +24,7 @@ from jobs.services.queues import (
 )
 from jobs.services.submit import job_submit, job_submit_many, outbox_relay
 from jobs.services.validation import InvalidInput, InvalidSubmission, SubmitRequest
+from jobs.services.workers import worker_stop
 
 __all__ = [
     "BULK_CAP",
@@ -50,4 +51,5 @@ __all__ = [
     "queue_resume",
     "queue_set_paused",
     "queue_sync_paused",
+    "worker_stop",
 ]

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
 
+from jobs import services
+from jobs.backend.errors import BackendError
+from jobs.models import Origin
 from jobs.selectors.workers import worker_board
+from jobs.services.validation import MAX_REASON_LENGTH, UnknownReference, text_problem
 from jobs.views.overview import HtmxHttpRequest
 
 
@@ -29,3 +35,43 @@ def only_queue(request: HttpRequest) -> str:
     name that is not configured."""
     name = request.GET.get("queue", "")
     return name if name in settings.JOB_QUEUES else ""
+
+
+@login_required
+@permission_required("jobs.operate", raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def worker_stop(request: HttpRequest, name: str) -> HttpResponse:
+    """GET: what stopping this worker means, and the button; POST: ask it."""
+    board = worker_board()
+    if not board.redis_ok:
+        messages.error(request, "Nothing done: Redis is unavailable.")
+        return redirect("jobs:workers")
+    found = {w.name: w for w in board.alive}.get(name)
+    if found is None:
+        context = {"name": name}
+        return render(request, "jobs/worker_stop.html", context, status=404)
+    if request.method == "GET":
+        return render(request, "jobs/worker_stop.html", {"worker": found})
+    reason = request.POST.get("reason", "").strip()
+    problem = text_problem(reason, max_length=MAX_REASON_LENGTH) if reason else None
+    if problem:
+        messages.warning(request, f"Nothing done: the reason {problem}.")
+        return render(request, "jobs/worker_stop.html", {"worker": found}, status=400)
+    try:
+        asked = services.worker_stop(
+            name=name, actor=request.user, origin=Origin.WEB, reason=reason
+        )
+    except UnknownReference:
+        messages.info(request, f"Nothing done: {name} is no longer running.")
+    except BackendError as exc:
+        messages.error(request, f"Nothing done: {exc}")
+    else:
+        if asked:
+            messages.success(
+                request,
+                f"Asked {name} to stop: it takes no new job, finishes the "
+                f"{found.slots_busy} it runs, then exits.",
+            )
+        else:
+            messages.info(request, f"Nothing done: {name} is stopping already.")
+    return redirect("jobs:workers")

@@ -118,6 +118,15 @@ class Command(BaseCommand):
             queue.add_argument("queue")
             queue.add_argument("--reason", default="", required=verb == "pause")
 
+        stop = sub.add_parser(
+            "stop-worker",
+            help="ask a worker to stop: no new job, its running jobs finish, it exits",
+        )
+        stop.add_argument(
+            "name", help="the worker's name (the Workers screen, rq info)"
+        )
+        stop.add_argument("--reason", default="")
+
         rec = sub.add_parser("reconcile", help="compare the database with Redis")
         rec.add_argument(
             "--dry-run", action="store_true", help="report, repair nothing"
@@ -218,7 +227,7 @@ class Command(BaseCommand):
         action = options["action"]
         try:
             _check_text_arguments(options)
-            getattr(self, f"do_{action}")(options)
+            getattr(self, f"do_{action.replace('-', '_')}")(options)
         except services.InvalidInput as exc:
             raise CommandError(str(exc)) from None
         except BackendUnavailable as exc:
@@ -353,6 +362,21 @@ class Command(BaseCommand):
             origin=Origin.CLI,
         )
         self.stdout.write(f"Resumed queue {options['queue']}.")
+
+    def do_stop_worker(self, options: dict[str, Any]) -> None:
+        asked = services.worker_stop(
+            name=options["name"],
+            actor=None,
+            reason=options["reason"],
+            origin=Origin.CLI,
+        )
+        if asked:
+            self.stdout.write(
+                f"Asked {options['name']} to stop: it takes no new job, finishes "
+                "the ones it runs, then exits."
+            )
+        else:
+            self.stdout.write(f"Nothing done: {options['name']} is stopping already.")
 
     def do_reconcile(self, options: dict[str, Any]) -> None:
         differences = reconcile(repair=not options["dry_run"])
