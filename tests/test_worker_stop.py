@@ -118,6 +118,8 @@ def test_only_operators_may_stop_a_worker(registered):
     operator = Client()
     operator.force_login(user_in("Operators", "console-operator"))
     assert f'href="{url}">Stop…</a>' in operator.get("/workers/").content.decode()
+    # An idle worker's page says it exits at once.
+    assert "runs none now: it exits" in operator.get(url).content.decode()
     assert not OperatorAction.objects.exists()
 
 

@@ -67,10 +67,13 @@ def worker_stop(request: HttpRequest, name: str) -> HttpResponse:
         messages.error(request, f"Nothing done: {exc}")
     else:
         if asked:
+            finishing = (
+                f"finishes the {found.slots_busy} it runs, then exits"
+                if found.slots_busy
+                else "runs none now: it exits"
+            )
             messages.success(
-                request,
-                f"Asked {name} to stop: it takes no new job, finishes the "
-                f"{found.slots_busy} it runs, then exits.",
+                request, f"Asked {name} to stop: it takes no new job, {finishing}."
             )
         else:
             messages.info(request, f"Nothing done: {name} is stopping already.")
