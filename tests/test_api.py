@@ -173,6 +173,7 @@ def test_openapi_schema_describes_every_endpoint():
         "/api/stats/",
         "/api/queues/{name}/pause/",
         "/api/queues/{name}/resume/",
+        "/api/workers/{name}/stop/",
     }
 
 
