@@ -175,3 +175,29 @@ def test_a_stopped_one_job_worker_finishes_its_job_then_exits(workers, monitor):
     assert proc.wait(timeout=60) == 0
     wait_for(lambda: statuses([job]) == [Status.SUCCEEDED], timeout=30)
     assert Attempt.objects.filter(job=job).count() == 1
+
+
+def test_the_workers_screen_shows_names_no_route_takes_unlinked(redis_server):
+    """A worker's hash is anyone's to write: a name, a queue or a current job
+    with a "/" in it is shown, not linked, rather than failing the page."""
+    client = connect.connection()
+    key = "rq:worker:other/tool.1.aa"
+    client.sadd("rq:workers", key)
+    client.hset(
+        key,
+        mapping={
+            "pid": "1",
+            "queues": "default,x/y",
+            "state": "busy",
+            "current_job": "a/b",
+        },
+    )
+    operator = Client()
+    operator.force_login(user_in("Operators", "console-operator"))
+    page = operator.get("/workers/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert '<span class="mono">x/y</span>' in body
+    assert '<span title="a/b">a/b</span>' in body
+    assert "other/tool.1.aa/stop/" not in body
+    assert 'href="/queues/default/"' in body

@@ -441,9 +441,14 @@ def ask_worker_to_stop(name: str) -> str:
     "gone" (no live worker of that name)."""
     client = connection()
     key = f"rq:worker:{name}"
-    if not client.sismember("rq:workers", key) or not client.exists(key):
+    with client.pipeline(transaction=False) as pipe:
+        pipe.sismember("rq:workers", key)
+        pipe.exists(key)
+        pipe.hget(key, "shutdown_requested_date")
+        registered, alive, stopping = pipe.execute()
+    if not (registered and alive):
         return "gone"
-    if client.hget(key, "shutdown_requested_date"):
+    if stopping:
         return "stopping"
     if not client.set(STOP_ASKED.format(name), 1, nx=True, ex=24 * 3600):
         return "stopping"

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from jobs.backend import connect, live, queues
@@ -60,6 +61,28 @@ class WorkerRow(live.WorkerInfo):
     @property
     def job_processes_mb(self) -> float:
         return self.job_processes_kb / 1024
+
+    @property
+    def queue_links(self) -> list[tuple[str, str | None]]:
+        return [(name, _link("jobs:queue", name)) for name in self.queues]
+
+    @property
+    def job_url(self) -> str | None:
+        return _link("jobs:job", self.current_job) if self.current_job else None
+
+    @property
+    def stop_url(self) -> str | None:
+        return _link("jobs:worker-stop", self.name)
+
+
+def _link(view: str, value: str) -> str | None:
+    """The console URL of a name read from a worker's hash (anyone may write
+    there), or None where no route takes it (a "/" in it): shown unlinked
+    rather than failing the page."""
+    try:
+        return reverse(view, args=[value])
+    except NoReverseMatch:
+        return None
 
 
 @dataclass(frozen=True)

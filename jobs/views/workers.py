@@ -63,6 +63,8 @@ def worker_stop(request: HttpRequest, name: str) -> HttpResponse:
         )
     except UnknownReference:
         messages.info(request, f"Nothing done: {name} is no longer running.")
+    except services.InvalidInput as exc:  # a name a foreign worker wrote
+        messages.warning(request, f"Nothing done: {exc}")
     except BackendError as exc:
         messages.error(request, f"Nothing done: {exc}")
     else:
